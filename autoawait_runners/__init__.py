@@ -1,0 +1,89 @@
+"""Persistent, interruptible ``%autoawait`` loop runners for IPython and Jupyter.
+
+Load the extension with ``%load_ext autoawait_runners`` (or list it in
+``c.InteractiveShellApp.extensions``) and pick a runner with ``%autoawait NAME``;
+``%autoawait --list`` shows the catalogue.
+
+Each built-in runner is also importable by dotted path, ``autoawait_runners.NAME_runner``,
+without importing its library until it is first used, so it can be named in
+``c.InteractiveShell.loop_runner`` without the extension. Importing this package is cheap:
+every name below is loaded on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ._asyncio import AsyncioRunner
+    from ._cell import CellInterrupted
+    from ._config import AutoawaitRunners
+    from ._planned import PlannedCurioRunner, PlannedEmbedRunner, PlannedTrioRunner
+    from ._runner import Runner, RunnerUnavailable
+    from ._thread import ThreadRunner
+
+    asyncio_runner: AsyncioRunner
+    thread_runner: ThreadRunner
+    trio_runner: PlannedTrioRunner
+    curio_runner: PlannedCurioRunner
+    embed_runner: PlannedEmbedRunner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoawaitRunners",
+    "CellInterrupted",
+    "Runner",
+    "RunnerUnavailable",
+    "asyncio_runner",
+    "curio_runner",
+    "embed_runner",
+    "load_ipython_extension",
+    "thread_runner",
+    "trio_runner",
+    "unload_ipython_extension",
+]
+
+# name -> (module, attribute): what `from autoawait_runners import X` loads on first use.
+_LAZY = {
+    "asyncio_runner": ("._asyncio", "_runner"),
+    "thread_runner": ("._thread", "_runner"),
+    "trio_runner": ("._planned", "trio_runner"),
+    "curio_runner": ("._planned", "curio_runner"),
+    "embed_runner": ("._planned", "embed_runner"),
+    "AutoawaitRunners": ("._config", "AutoawaitRunners"),
+    "CellInterrupted": ("._cell", "CellInterrupted"),
+    "Runner": ("._runner", "Runner"),
+    "RunnerUnavailable": ("._runner", "RunnerUnavailable"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Called by ``%load_ext autoawait_runners``: register the catalogue in this shell."""
+    from ._ipython import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Called by ``%unload_ext autoawait_runners``: put back everything loading changed."""
+    from ._ipython import unload
+
+    unload(ipython)

@@ -1,0 +1,173 @@
+"""The ``asyncio`` runner: one asyncio loop for the whole session, in the main thread.
+
+IPython's own asyncio runner calls ``run_until_complete`` per await cell on a loop that
+stands still between cells, and Ctrl-C leaves the cell's task pending (it resumes during the
+next await cell). This runner:
+
+- runs every cell, plain ones too, as a task on the session loop, so
+  ``asyncio.get_running_loop()`` and ``asyncio.create_task()`` work in any cell (R3);
+- keeps the loop running while the terminal prompt waits for input, through a
+  prompt_toolkit input hook, so background tasks make progress between cells (R2);
+- routes Ctrl-C to the cell (see :mod:`autoawait_runners._cell`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._asyncio_session import SHUTDOWN_TIMEOUT, AsyncioSession, translate_cancellation
+from ._cell import CellCoroutine, sigint_interrupts
+from ._runner import Runner, say
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+T = TypeVar("T")
+
+#: The name the input hook is registered under with IPython's ``%gui`` machinery.
+INPUTHOOK_NAME = "autoawait_runners"
+
+
+@contextmanager
+def outer_loop_hidden() -> Iterator[None]:
+    """Hide the loop running in this thread (prompt_toolkit's, a kernel's) for a moment.
+
+    asyncio refuses to run a loop while another one runs in the same thread. While the
+    prompt waits for input, prompt_toolkit's loop is blocked in its selector and calls our
+    input hook from there: nothing of it runs until we return, so running the session loop
+    in between is safe.
+    """
+    outer = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(outer)
+
+
+class AsyncioRunner(Runner):
+    """One asyncio loop for the session, in the main thread."""
+
+    name = "asyncio"
+    library = "asyncio"
+    description = "one asyncio loop for the session; runs while the prompt is idle"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._session: AsyncioSession | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The session loop, or None when the runner is closed."""
+        return self._session.loop if self._session is not None else None
+
+    def _startup(self) -> None:
+        session = AsyncioSession(self.name)
+        # The loop wakes up when the waker does, so the SIGINT handler runs promptly.
+        session.loop.add_reader(session.waker.fileno(), session.waker.drain)
+        self._session = session
+
+    def _inside_cell(self) -> bool:
+        return self._session is not None and (
+            asyncio.events._get_running_loop() is self._session.loop
+        )
+
+    def _run_until_complete(self, awaitable: Coroutine[Any, Any, T] | asyncio.Future[T]) -> T:
+        assert self._session is not None
+        with outer_loop_hidden():
+            return self._session.loop.run_until_complete(awaitable)
+
+    def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        assert self._session is not None
+        loop = self._session.loop
+        cell = CellCoroutine(coro, translate_cancellation)
+        task = self._session.create_cell_task(cell)
+
+        def cancel() -> None:
+            loop.call_soon_threadsafe(task.cancel)
+
+        with sigint_interrupts(
+            cell, cancel=cancel, cell_thread=threading.get_ident(), waker=self._session.waker
+        ):
+            try:
+                return self._run_until_complete(task)
+            finally:
+                if not task.done():
+                    # Left waiting by a KeyboardInterrupt: never leave the cell's task
+                    # behind to resume in a later cell if cancelling can end it.
+                    cell.pending_interrupt = True
+                    task.cancel()
+                    self._run_until_complete(asyncio.wait([task], timeout=SHUTDOWN_TIMEOUT))
+                    if not task.done():
+                        say("the cell ignored cancellation; its task was left pending")
+
+    def _after_cell(self) -> None:
+        if self._session is not None:
+            self._session.report_failures()
+
+    def _shutdown(self) -> int:
+        session, self._session = self._session, None
+        assert session is not None
+        try:
+            with outer_loop_hidden():
+                return session.loop.run_until_complete(session.cancel_background())
+        finally:
+            session.close()
+
+    # -- idle progress in the terminal -----------------------------------------------------
+
+    def attach(self, shell: InteractiveShell) -> None:
+        if not _has_prompt_toolkit_prompt(shell):
+            return
+        from IPython.terminal.pt_inputhooks import register
+
+        register(INPUTHOOK_NAME, self._inputhook)
+        active = getattr(shell, "active_eventloop", None)
+        if active not in (None, INPUTHOOK_NAME):
+            say(
+                f"%gui {active} is active: asyncio background tasks run only while cells run "
+                "(turn it off with %gui to let them run while the prompt is idle)"
+            )
+            return
+        if active is None:
+            shell.enable_gui(INPUTHOOK_NAME)
+
+    def detach(self, shell: InteractiveShell) -> None:
+        if getattr(shell, "active_eventloop", None) == INPUTHOOK_NAME:
+            shell.enable_gui(None)
+
+    def _inputhook(self, context: Any) -> None:
+        """prompt_toolkit input hook: run the session loop until input is ready."""
+        session = self._session
+        if session is None or session.loop.is_closed() or self._inside_cell():
+            return
+        loop = session.loop
+        input_ready = loop.create_future()
+
+        def on_readable() -> None:
+            if not input_ready.done():
+                input_ready.set_result(None)
+
+        fd = context.fileno()
+        loop.add_reader(fd, on_readable)
+        try:
+            self._run_until_complete(input_ready)
+        finally:
+            loop.remove_reader(fd)
+
+
+def _has_prompt_toolkit_prompt(shell: InteractiveShell) -> bool:
+    """Whether the shell reads input through prompt_toolkit (terminal IPython)."""
+    return hasattr(shell, "pt_app") and not getattr(shell, "simple_prompt", True)
+
+
+_runner = AsyncioRunner()
+
+
+def get_runner() -> AsyncioRunner:
+    """Entry point: the session's asyncio runner (one object per process)."""
+    return _runner

@@ -1,0 +1,124 @@
+"""An asyncio loop that lives for a whole IPython session: what the asyncio-family runners
+(``asyncio`` in the main thread, ``thread`` in a thread of its own) have in common.
+
+- Every cell runs as a task in one :class:`contextvars.Context`, so context variables set in
+  one cell are seen by the next (R4); tasks a cell starts copy it, as usual in asyncio.
+- A background task that fails is reported once, with its traceback, by the next prompt at
+  the latest (R6): unless something retrieved its exception first (an ``await``, a
+  ``gather``), which is how asyncio itself decides whether to log it.
+- Shutting down cancels the background tasks, waits briefly for their ``finally`` blocks,
+  closes async generators and the default executor, then the loop (R8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+import traceback
+from typing import Any
+
+from ._cell import CellCoroutine, CellInterrupted, Waker
+from ._runner import say
+
+#: How long a failed task's exception may wait to be retrieved by the code that owns it
+#: before it is reported while the prompt is idle.
+REPORT_DELAY = 0.1
+#: How long shutting down waits for cancelled tasks and executor threads to finish.
+SHUTDOWN_TIMEOUT = 1.0
+
+
+def translate_cancellation(exc: BaseException) -> BaseException | None:
+    """The asyncio cancellation the runner caused, as the cell should see it."""
+    if isinstance(exc, asyncio.CancelledError) and not isinstance(exc, KeyboardInterrupt):
+        return CellInterrupted()
+    return None
+
+
+class AsyncioSession:
+    """One asyncio loop and what lives on it between cells."""
+
+    def __init__(self, runner_name: str) -> None:
+        self.runner_name = runner_name
+        self.loop = asyncio.new_event_loop()
+        self.context = contextvars.copy_context()
+        self._failed: list[asyncio.Task[Any]] = []
+        self._failed_lock = threading.Lock()
+        self._cell_tasks: set[asyncio.Task[Any]] = set()
+        self.loop.set_task_factory(self._task_factory)
+        #: Wakes the thread waiting for a cell, on a signal or when the cell ends.
+        self.waker = Waker()
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _task_factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        task.add_done_callback(self._on_task_done)
+        return task
+
+    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
+        # `_log_traceback` is asyncio's own "exception not retrieved yet" flag (on both the C
+        # and Python tasks); reading it does not retrieve the exception.
+        if task in self._cell_tasks or not getattr(task, "_log_traceback", False):
+            return
+        with self._failed_lock:
+            self._failed.append(task)
+        self.loop.call_later(REPORT_DELAY, self.report_failures)
+
+    def report_failures(self) -> None:
+        """Print the traceback of each background task that failed unnoticed."""
+        with self._failed_lock:
+            failed, self._failed = self._failed, []
+        for task in failed:
+            if not getattr(task, "_log_traceback", False):
+                continue  # someone awaited it in the meantime
+            exc = task.exception()  # marks it retrieved: asyncio will not log it again
+            assert exc is not None
+            lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            say(f"background task {task.get_name()!r} failed:")
+            print("".join(lines), end="", file=sys.stderr, flush=True)
+
+    def create_cell_task(self, cell: CellCoroutine[Any]) -> asyncio.Task[Any]:
+        """Start a cell as a task on the loop, in the session's context. Loop thread only."""
+        task = self.loop.create_task(cell, context=self.context)
+        self._cell_tasks.add(task)
+        task.add_done_callback(self._cell_tasks.discard)
+        return task
+
+    def background_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks alive on the loop other than cells. Loop thread only."""
+        return [t for t in asyncio.all_tasks(self.loop) if t not in self._cell_tasks]
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def cancel_background(self) -> int:
+        """Cancel every background task and let its clean-up run. Runs on the loop."""
+        tasks = [t for t in self.background_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
+            if pending:
+                say(
+                    f"{len(pending)} task(s) of the {self.runner_name} runner ignored "
+                    "cancellation and were abandoned"
+                )
+                for task in pending:
+                    # Nobody will ever run them again: say so now, not at garbage collection.
+                    task.remove_done_callback(self._on_task_done)
+                    task._log_destroy_pending = False  # type: ignore[attr-defined]
+        await self.loop.shutdown_asyncgens()
+        try:
+            await asyncio.wait_for(self.loop.shutdown_default_executor(), SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            say(f"the {self.runner_name} runner's executor threads did not finish in time")
+        return len(tasks)
+
+    def close(self) -> None:
+        """Close the loop, once :meth:`cancel_background` has run and the loop stopped."""
+        self.report_failures()
+        self.loop.close()
+        self.waker.close()

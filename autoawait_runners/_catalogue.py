@@ -1,0 +1,169 @@
+"""The catalogue of runners: built-ins and plugins, found through one entry-point group.
+
+A plugin declares, in its own ``pyproject.toml``::
+
+    [project.entry-points.autoawait_runners]
+    myloop = "my_package.runner:get_runner"
+
+The name is the runner's name; the value is a zero-argument callable returning the runner (a
+callable taking the cell's coroutine, with an optional ``close()``, and a ``__str__`` giving
+its name). Optional attributes feed ``%autoawait --list``: ``library`` (the import name it
+needs), ``extra`` or ``install`` (how to install it), ``description`` (else the first line of
+its docstring).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+GROUP = "autoawait_runners"
+
+#: The built-in entries, as pyproject.toml declares them (a test keeps the two equal).
+#: Used as they are when the distribution's metadata cannot be found (a source checkout).
+BUILTIN_ENTRY_POINTS = {
+    "asyncio": "autoawait_runners._asyncio:get_runner",
+    "thread": "autoawait_runners._thread:get_runner",
+    "trio": "autoawait_runners._planned:get_trio_runner",
+    "curio": "autoawait_runners._planned:get_curio_runner",
+    "embed": "autoawait_runners._planned:get_embed_runner",
+}
+
+DISTRIBUTION = "autoawait-runners"
+
+
+def _loader(value: str) -> Callable[[], Any]:
+    """Like EntryPoint.load for an entry-point value, when there is no metadata."""
+
+    def load() -> Any:
+        module_name, _, attr = value.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    return load
+
+
+def _factory(load: Callable[[], Any]) -> Callable[[], Any]:
+    """The runner factory of an entry point: load the callable, call it."""
+    return lambda: load()()
+
+
+@dataclass
+class Entry:
+    """One runner in the catalogue; the runner object itself is made on first use."""
+
+    name: str
+    factory: Callable[[], Any]
+    origin: str  # "autoawait-runners", "IPython" or the plugin's distribution
+    _runner: Any = field(default=None, repr=False)
+    error: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.origin in (DISTRIBUTION, "IPython")
+
+    def runner(self) -> Any:
+        """The runner object (loaded once: one object is one session)."""
+        if self._runner is None:
+            self._runner = self.factory()
+        return self._runner
+
+    def _attr(self, name: str, default: Any = None) -> Any:
+        try:
+            return getattr(self.runner(), name, default)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return default
+
+    @property
+    def library(self) -> str:
+        return str(self._attr("library") or "?")
+
+    @property
+    def description(self) -> str:
+        if self.error:
+            return f"cannot be loaded ({self.error})"
+        described = self._attr("description")
+        if described:
+            return str(described)
+        doc = (type(self.runner()).__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    @property
+    def installed(self) -> bool:
+        library = self.library
+        if library in ("?", "-"):
+            return self.error is None
+        try:
+            return importlib.util.find_spec(library) is not None
+        except (ImportError, ValueError):
+            return False
+
+    @property
+    def install_command(self) -> str:
+        install = self._attr("install")
+        if install:
+            return str(install)
+        extra = self._attr("extra")
+        if extra and self.builtin:
+            return f'pip install "{DISTRIBUTION}[{extra}]"'
+        return f"pip install {self.library}"
+
+
+def _ipython_sync_entry() -> Entry:
+    def factory() -> Any:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        runner: Callable[[Any], Any] = InteractiveShell.loop_runner_map["sync"][0]  # type: ignore[assignment]
+        return _DescribedRunner(
+            runner, "-", "IPython's pseudo-sync runner: no event loop, await unsupported"
+        )
+
+    return Entry("sync", factory, "IPython")
+
+
+class _DescribedRunner:
+    """IPython's own sync runner, with the attributes the catalogue lists."""
+
+    def __init__(self, runner: Callable[[Any], Any], library: str, description: str) -> None:
+        self.wrapped = runner
+        self.library = library
+        self.description = description
+
+    def __call__(self, coro: Any) -> Any:
+        return self.wrapped(coro)
+
+    def __str__(self) -> str:
+        return "sync"
+
+
+def discover() -> dict[str, Entry]:
+    """Every runner in the catalogue, built-ins first, keyed by name.
+
+    Built-ins come through the entry-point group like plugins do; the table above stands
+    in for them only where the distribution's metadata is missing (running from a source
+    checkout). A plugin that declares a built-in name, or IPython's ``sync``, is left out:
+    those names keep their meaning whatever is installed.
+    """
+    declared: dict[str, Entry] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name in BUILTIN_ENTRY_POINTS:
+            if ep.value != BUILTIN_ENTRY_POINTS[ep.name]:
+                continue
+            origin = DISTRIBUTION
+        else:
+            origin = ep.dist.name if ep.dist is not None else "plugin"
+        declared[ep.name] = Entry(ep.name, _factory(ep.load), origin)
+    catalogue = {
+        name: declared.get(name) or Entry(name, _factory(_loader(value)), DISTRIBUTION)
+        for name, value in BUILTIN_ENTRY_POINTS.items()
+    }
+    catalogue["sync"] = _ipython_sync_entry()
+    for name in sorted(declared.keys() - catalogue.keys()):
+        catalogue[name] = declared[name]
+    return catalogue

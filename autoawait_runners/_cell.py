@@ -1,0 +1,236 @@
+"""How a cell's coroutine is driven and interrupted: the plumbing every runner shares.
+
+IPython hands a runner the coroutine of ``run_cell_async``. Inside it, ``run_code`` catches
+*every* exception the user's code raises and shows it, so whatever Ctrl-C raises in the
+cell is what the user sees. :class:`CellCoroutine` wraps that coroutine so a runner can tell
+where the cell is when Ctrl-C arrives:
+
+- running Python code (a busy loop, ``time.sleep``): :class:`KeyboardInterrupt` is raised
+  right there, as it would be in a plain Python program;
+- suspended at an ``await``: the runner cancels the cell's task, and the cancellation is
+  delivered to the cell's code as :class:`CellInterrupted`, which is both a
+  :class:`KeyboardInterrupt` (so IPython shows ``KeyboardInterrupt``) and the library's
+  cancellation exception (so ``except asyncio.CancelledError`` clean-up and ``finally``
+  blocks run, and TaskGroups cancel their children).
+
+Either way the cell's coroutine finishes before the next prompt: nothing of it resumes
+later, unlike IPython's own asyncio runner whose interrupted task stays pending.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import select
+import signal
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType, TracebackType
+from typing import Any, TypeVar, overload
+
+T = TypeVar("T")
+
+#: The Ctrl-C that stops waiting for a cell which ignored all the ones before it.
+ABANDON_AFTER = 3
+
+
+def interruption_type(cancelled: type[BaseException]) -> type[KeyboardInterrupt]:
+    """A KeyboardInterrupt that is also the library's cancellation exception.
+
+    IPython names the exception by its class name, so the class is called
+    ``KeyboardInterrupt`` in tracebacks; ``isinstance(exc, CellInterrupted)`` tells it apart.
+    """
+    return type(
+        "KeyboardInterrupt",
+        (KeyboardInterrupt, cancelled),
+        {
+            "__module__": __name__,
+            "__doc__": "Ctrl-C delivered to a cell waiting at an await (see CellInterrupted).",
+        },
+    )
+
+
+def _asyncio_interruption() -> type[KeyboardInterrupt]:
+    import asyncio
+
+    return interruption_type(asyncio.CancelledError)
+
+
+#: Raised in a cell's code at the ``await`` where Ctrl-C found it, under the asyncio-family
+#: runners. A subclass of both :class:`KeyboardInterrupt` and :class:`asyncio.CancelledError`.
+CellInterrupted: type[KeyboardInterrupt] = _asyncio_interruption()
+
+
+class CellCoroutine(Coroutine[Any, Any, T]):
+    """The cell's coroutine, wrapped so a runner knows whether the cell's code is running.
+
+    ``executing`` is true exactly while the wrapped coroutine runs Python code (between a
+    resume and its next suspension). A SIGINT handler reads it to choose between raising in
+    place and cancelling at the await. The cost is one Python-level call per step of the
+    cell's own task; background tasks are not wrapped.
+    """
+
+    __slots__ = ("_coro", "_translate", "executing", "interrupts", "pending_interrupt")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, T],
+        translate: Callable[[BaseException], BaseException | None],
+    ) -> None:
+        self._coro = coro
+        # Maps the cancellation the runner caused to the exception the cell should see;
+        # None means "not ours, pass it through".
+        self._translate = translate
+        self.executing = False
+        self.interrupts = 0
+        self.pending_interrupt = False
+
+    def send(self, value: Any) -> Any:
+        self.executing = True
+        try:
+            return self._coro.send(value)
+        finally:
+            self.executing = False
+
+    @overload
+    def throw(
+        self, typ: type[BaseException], val: object = ..., tb: TracebackType | None = ...
+    ) -> Any: ...
+    @overload
+    def throw(self, typ: BaseException, val: None = ..., tb: TracebackType | None = ...) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None) -> Any:
+        exc = typ if isinstance(typ, BaseException) else typ(*(() if val is None else (val,)))
+        if tb is not None:
+            exc = exc.with_traceback(tb)
+        if self.pending_interrupt:
+            translated = self._translate(exc)
+            if translated is not None:
+                self.pending_interrupt = False
+                exc = translated
+        self.executing = True
+        try:
+            return self._coro.throw(exc)
+        finally:
+            self.executing = False
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        # Lets a runner `await` the wrapper from a coroutine of its own (trio, curio).
+        return self._await_impl()
+
+    def _await_impl(self) -> Generator[Any, None, T]:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                yielded = self.send(value) if error is None else self.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                value = yield yielded
+            except BaseException as exc:  # delivered by the library: pass it on
+                error = exc
+
+
+def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
+    """Raise ``exc_type`` in another thread at its next Python bytecode.
+
+    Used when a cell busy in Python code runs in a runner's own thread: signals only reach
+    the main thread, and this is how CPython lets one thread interrupt another.
+    """
+    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    count = set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+    if count > 1:  # pragma: no cover - cannot happen with a valid id; undo as CPython advises
+        set_async_exc(ctypes.c_ulong(thread_id), None)
+    return bool(count == 1)
+
+
+class Waker:
+    """A socket pair that wakes whoever waits on it: another thread, or a signal.
+
+    A process-directed SIGINT may be delivered to any thread. CPython then runs the Python
+    handler in the main thread only once that thread wakes up, so a main thread asleep in a
+    selector or a lock would not notice Ctrl-C until the cell ended. With the write end as
+    ``signal.set_wakeup_fd``, the signal itself wakes the waiting main thread.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+
+    def fileno(self) -> int:
+        """The end to wait on (readable once woken)."""
+        return self._read.fileno()
+
+    @property
+    def write_fd(self) -> int:
+        return self._write.fileno()
+
+    def wake(self) -> None:
+        with suppress(OSError):  # full: it is awake already
+            self._write.send(b"\0")
+
+    def drain(self) -> None:
+        with suppress(OSError):  # empty
+            while self._read.recv(4096):
+                pass
+
+    def wait(self) -> None:
+        """Sleep until woken (by :meth:`wake` or a signal)."""
+        select.select([self._read], [], [])
+        self.drain()
+
+    def close(self) -> None:
+        self._read.close()
+        self._write.close()
+
+
+@contextmanager
+def sigint_interrupts(
+    cell: CellCoroutine[Any],
+    *,
+    cancel: Callable[[], None],
+    cell_thread: int,
+    waker: Waker,
+) -> Iterator[None]:
+    """While a cell runs, route Ctrl-C (SIGINT) to it.
+
+    ``cancel`` must cancel the cell's task from the main thread (thread-safely: it runs in a
+    signal handler). ``waker`` must wake the thread that waits for the cell. ``cell_thread``
+    is the thread whose stack holds the cell's code while it is executing. Outside the main
+    thread no handler can be installed and the previous behaviour is kept.
+
+    Each Ctrl-C interrupts the cell where it is, so a cell that swallowed one is
+    interrupted again by the next. The :data:`ABANDON_AFTER`-th raises KeyboardInterrupt
+    in the waiting thread itself: the runner stops waiting and reports what it left behind.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        cell.interrupts += 1
+        if cell.interrupts >= ABANDON_AFTER:
+            # The cell ignored every interrupt: stop waiting for it (the runner says so).
+            raise KeyboardInterrupt
+        if cell.executing:
+            if cell_thread == threading.get_ident():
+                raise KeyboardInterrupt
+            if raise_in_thread(cell_thread, KeyboardInterrupt):
+                return
+        cell.pending_interrupt = True
+        cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,28 @@
+"""The extension's configuration: the ``AutoawaitRunners`` traitlets Configurable.
+
+In ``ipython_config.py``::
+
+    c.InteractiveShellApp.extensions = ["autoawait_runners"]
+    c.AutoawaitRunners.default = "thread"
+
+IPython applies configuration before extensions load, so a runner name cannot go in
+``c.InteractiveShell.loop_runner``; a dotted path (``"autoawait_runners.thread_runner"``)
+can, and works without the extension.
+"""
+
+from __future__ import annotations
+
+from traitlets import Unicode
+from traitlets.config import Configurable
+
+
+class AutoawaitRunners(Configurable):
+    """Options of the autoawait_runners IPython extension."""
+
+    default = Unicode(
+        "asyncio",
+        help="""The runner %load_ext autoawait_runners selects, by catalogue name
+        (`%autoawait --list` shows them). An empty string keeps the runner the shell
+        already has. A name that is unknown or whose library is missing gives a warning
+        at start-up and changes nothing.""",
+    ).tag(config=True)

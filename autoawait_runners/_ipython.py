@@ -1,0 +1,309 @@
+"""The IPython side: loading and unloading the extension, ``%autoawait``, completion, config.
+
+Everything the extension changes in a shell is recorded in an :class:`Extension` object so
+that ``%unload_ext`` puts back exactly what was there: the shell's ``loop_runner``,
+``autoawait``, ``trio_runner`` (IPython's hook that receives *every* cell, which persistent
+runners use so plain cells run in their loop too), the ``%autoawait`` magic, the completer
+and the per-shell ``loop_runner_map``. IPython's class-level ``loop_runner_map`` is shared by
+every shell and is never modified.
+"""
+
+from __future__ import annotations
+
+import atexit
+import difflib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._catalogue import Entry, discover
+from ._config import AutoawaitRunners
+from ._runner import Runner, RunnerUnavailable, say
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+_extensions: dict[int, Extension] = {}
+_MISSING = object()
+
+
+class RunnerMap(Mapping[str, tuple[Any, bool]]):
+    """The shell's ``loop_runner_map``: IPython's entries plus the catalogue's.
+
+    Plugin runners are loaded only when looked up, so ``%load_ext`` stays fast.
+    """
+
+    def __init__(self, ipython_map: Mapping[str, tuple[Any, bool]], catalogue: dict[str, Entry]):
+        self._ipython = ipython_map
+        self._catalogue = catalogue
+
+    def __getitem__(self, name: str) -> tuple[Any, bool]:
+        entry = self._catalogue.get(name)
+        if entry is None or name == "sync":
+            return self._ipython[name]
+        return entry.runner(), True
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._catalogue
+        yield from (name for name in self._ipython if name not in self._catalogue)
+
+    def __len__(self) -> int:
+        return len(set(self._catalogue) | set(self._ipython))
+
+
+class Extension:
+    """The extension's state in one shell."""
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        self.shell = shell
+        self.config = AutoawaitRunners(parent=shell)
+        self.catalogue = discover()
+        self.active: Any = None  # the loop runner the extension last saw selected
+        self._saved: dict[str, Any] = {}
+
+    # -- install / uninstall ---------------------------------------------------------------
+
+    def install(self) -> None:
+        shell = self.shell
+        self._saved = {
+            "loop_runner": shell.loop_runner,
+            "autoawait": shell.autoawait,
+            "trio_runner": shell.trio_runner,
+            "loop_runner_map": vars(shell).get("loop_runner_map", _MISSING),
+            "magic": shell.magics_manager.magics["line"].get("autoawait"),
+        }
+        shell.loop_runner_map = RunnerMap(  # type: ignore[assignment]
+            shell.loop_runner_map, self.catalogue
+        )
+        register_magic = shell.register_magic_function
+        register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
+        for key in ("%autoawait", "autoawait"):
+            shell.set_hook("complete_command", _complete_autoawait, str_key=key)
+        shell.observe(self._on_loop_runner_change, names="loop_runner")
+        atexit.register(self.close_active)
+        self._select_at_start()
+
+    def uninstall(self) -> None:
+        shell = self.shell
+        atexit.unregister(self.close_active)
+        shell.unobserve(self._on_loop_runner_change, names="loop_runner")
+        self._deactivate()
+        saved = self._saved
+        shell.loop_runner = saved["loop_runner"]
+        shell.autoawait = saved["autoawait"]
+        shell.trio_runner = saved["trio_runner"]
+        if saved["loop_runner_map"] is _MISSING:
+            del shell.loop_runner_map
+        else:
+            shell.loop_runner_map = saved["loop_runner_map"]
+        magics = shell.magics_manager.magics["line"]
+        if saved["magic"] is None:
+            magics.pop("autoawait", None)
+        else:
+            magics["autoawait"] = saved["magic"]
+        _remove_completer(shell)
+
+    def _select_at_start(self) -> None:
+        """Apply ``c.AutoawaitRunners.default``, or adopt a runner set by dotted path."""
+        from IPython.core.async_helpers import _asyncio_runner
+
+        explicit = "default" in self.config.config.get("AutoawaitRunners", {})
+        current = self.shell.loop_runner
+        name = self.config.default
+        if not explicit and current is not _asyncio_runner:
+            self._on_loop_runner_change({"old": None, "new": current})  # adopt it
+            return
+        if not name:
+            return
+        entry = self.catalogue.get(name)
+        if entry is None:
+            say(f"c.AutoawaitRunners.default: {_unknown(name, self.catalogue)}")
+            return
+        if not self.select(entry):
+            say(f"c.AutoawaitRunners.default = {name!r} was not applied")
+
+    # -- selecting runners -----------------------------------------------------------------
+
+    def select(self, entry: Entry) -> bool:
+        """Make an entry the active runner; False (after saying why) if it cannot be."""
+        if not entry.installed:
+            if entry.error:
+                say(f"the {entry.name} runner cannot be loaded: {entry.error}")
+            else:
+                say(
+                    f"the {entry.name} runner needs {entry.library}, which is not installed: "
+                    f"{entry.install_command}"
+                )
+            return False
+        try:
+            runner = entry.runner()
+        except Exception as exc:
+            say(f"the {entry.name} runner cannot be loaded: {type(exc).__name__}: {exc}")
+            return False
+        if not _start(runner, entry.name):
+            return False
+        autoawait = self.shell.loop_runner_map[entry.name][1]
+        self.shell.loop_runner = runner
+        self.shell.autoawait = autoawait
+        return True
+
+    def _on_loop_runner_change(self, change: Mapping[str, Any]) -> None:
+        """Whatever set ``loop_runner`` (our magic, IPython's forms, code): follow it."""
+        new = change["new"]
+        if new is self.active:
+            return
+        if isinstance(new, Runner) and not new.started and not _start(new, str(new)):
+            self.shell.loop_runner = change["old"]  # refuse, keep the runner we had
+            return
+        self._deactivate()
+        self.active = new
+        if getattr(new, "every_cell", False):
+            self.shell.trio_runner = new
+        if isinstance(new, Runner):
+            new.attach(self.shell)
+
+    def _deactivate(self) -> None:
+        """Detach and close the runner that was active (any runner with ``close()``)."""
+        old, self.active = self.active, None
+        if old is None:
+            return
+        if isinstance(old, Runner):
+            old.detach(self.shell)
+        if getattr(old, "every_cell", False):
+            self.shell.trio_runner = self._saved["trio_runner"]
+        close = getattr(old, "close", None)
+        if callable(close):
+            close()
+
+    def close_active(self) -> None:
+        """At exit: end the active runner's session (its background tasks are cancelled)."""
+        close = getattr(self.active, "close", None)
+        if callable(close):
+            close()
+
+    # -- %autoawait ------------------------------------------------------------------------
+
+    def autoawait_magic(self, line: str) -> None:
+        """Select the runner for top-level ``await`` (extended by autoawait_runners).
+
+        %autoawait            show the active runner and whether autoawait is on
+        %autoawait --list     the catalogue of runners
+        %autoawait NAME       select a runner of the catalogue (asyncio, thread, trio...)
+        %autoawait on|off     turn autoawait on or off, keeping the runner
+        %autoawait OBJ        a runner from the user namespace or a dotted import path
+        """
+        arg = line.strip()
+        shell = self.shell
+        if not arg:
+            state = "on" if shell.autoawait else "off"
+            print(f"autoawait is {state}; runner: {self.describe(shell.loop_runner)}")
+        elif arg in ("--list", "-l"):
+            print(self.listing())
+        elif arg.lower() in ("on", "true", "off", "false"):
+            shell.autoawait = arg.lower() in ("on", "true")
+        elif arg in self.catalogue:
+            self.select(self.catalogue[arg])
+        elif arg in shell.user_ns or "." in arg:
+            self._select_object(arg)
+        else:
+            say(_unknown(arg, self.catalogue))
+
+    def _select_object(self, arg: str) -> None:
+        """IPython's own forms: a name in the user namespace, or a dotted import path."""
+        from IPython.utils.importstring import import_item
+
+        try:
+            runner = self.shell.user_ns[arg] if arg in self.shell.user_ns else import_item(arg)
+        except Exception as exc:
+            say(f"cannot import {arg!r}: {type(exc).__name__}: {exc}")
+            return
+        if not callable(runner):
+            say(f"{arg!r} is not a loop runner (it is not callable)")
+            return
+        self.shell.loop_runner = runner
+        self.shell.autoawait = True
+
+    def describe(self, runner: Any) -> str:
+        for entry in self.catalogue.values():
+            if entry._runner is runner or getattr(entry._runner, "wrapped", None) is runner:
+                return f"{entry.name} ({entry.description})"
+        module = getattr(runner, "__module__", None) or type(runner).__module__
+        if module.startswith("IPython."):
+            return f"IPython's own {runner} runner (load a catalogue runner: %autoawait --list)"
+        return repr(runner)
+
+    def listing(self) -> str:
+        rows = [("name", "library", "installed", "active", "description")]
+        for name, entry in self.catalogue.items():
+            active = entry._runner is not None and (
+                self.shell.loop_runner in (entry._runner, getattr(entry._runner, "wrapped", 0))
+            )
+            installed = "yes" if entry.installed else f"no: {entry.install_command}"
+            rows.append((name, entry.library, installed, "*" if active else "", entry.description))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[4]
+            for row in rows
+        )
+
+
+def _start(runner: Any, name: str) -> bool:
+    """Start a runner's session; on failure say why in one line and return False."""
+    if not isinstance(runner, Runner):
+        return True
+    try:
+        runner.start()
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, RunnerUnavailable) else f"{type(exc).__name__}: {exc}"
+        say(f"the {name} runner could not start: {reason}")
+        return False
+    return True
+
+
+def _unknown(name: str, catalogue: Mapping[str, Entry]) -> str:
+    close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown runner {name!r}{hint} (%autoawait --list shows them all)"
+
+
+def _complete_autoawait(shell: InteractiveShell, event: Any) -> list[str]:
+    extension = _extensions.get(id(shell))
+    names = list(extension.catalogue) if extension else []
+    return [*names, "--list", "on", "off"]
+
+
+def _remove_completer(shell: InteractiveShell) -> None:
+    dispatcher = shell.strdispatchers.get("complete_command")
+    if dispatcher is None:
+        return
+    for key in ("%autoawait", "autoawait"):
+        chain = dispatcher.strs.get(key)
+        if chain is None:
+            continue
+        chain.chain = [
+            (priority, hook)
+            for priority, hook in chain.chain
+            if getattr(hook, "__func__", hook) is not _complete_autoawait
+        ]
+        if not chain.chain:
+            del dispatcher.strs[key]
+
+
+def load(shell: InteractiveShell) -> None:
+    if id(shell) in _extensions:
+        return
+    extension = Extension(shell)
+    _extensions[id(shell)] = extension
+    extension.install()
+
+
+def unload(shell: InteractiveShell) -> None:
+    extension = _extensions.pop(id(shell), None)
+    if extension is not None:
+        extension.uninstall()
+
+
+def extension_for(shell: InteractiveShell) -> Extension | None:
+    """The extension's state in a shell, if it is loaded there."""
+    return _extensions.get(id(shell))

@@ -1,0 +1,75 @@
+"""Catalogue places for the runners that are designed but not built yet.
+
+The names ``trio``, ``curio`` and ``embed`` are reserved so that configuration written for
+them today keeps its meaning when they land. Until then, selecting one says so in one line
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from ._runner import Runner, RunnerUnavailable
+
+
+class PlannedRunner(Runner):
+    """A reserved name: selecting it explains that the runner is not available yet."""
+
+    every_cell = False
+    #: What to use in the meantime, for the message.
+    meanwhile = ""
+
+    def _startup(self) -> None:
+        raise RunnerUnavailable(
+            f"the {self.name} runner is not implemented yet; meanwhile: {self.meanwhile}"
+        )
+
+    def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:  # pragma: no cover
+        raise AssertionError("never started")
+
+    def _shutdown(self) -> int:  # pragma: no cover
+        return 0
+
+    def _inside_cell(self) -> bool:
+        return False
+
+
+class PlannedTrioRunner(PlannedRunner):
+    name = "trio"
+    library = "trio"
+    extra = "trio"
+    description = "one trio.run for the session with a session nursery (planned)"
+    meanwhile = "%autoawait IPython.core.interactiveshell._trio_runner (a trio.run per cell)"
+
+
+class PlannedCurioRunner(PlannedRunner):
+    name = "curio"
+    library = "curio"
+    extra = "curio"
+    description = "one curio Kernel for the session (planned)"
+    meanwhile = "%autoawait IPython.core.interactiveshell._curio_runner (a curio.run per cell)"
+
+
+class PlannedEmbedRunner(PlannedRunner):
+    name = "embed"
+    library = "asyncio"
+    description = "runs cells on the loop of the program IPython is embedded in (planned)"
+    meanwhile = "the thread runner, which works inside a running program"
+
+
+trio_runner = PlannedTrioRunner()
+curio_runner = PlannedCurioRunner()
+embed_runner = PlannedEmbedRunner()
+
+
+def get_trio_runner() -> PlannedTrioRunner:
+    return trio_runner
+
+
+def get_curio_runner() -> PlannedCurioRunner:
+    return curio_runner
+
+
+def get_embed_runner() -> PlannedEmbedRunner:
+    return embed_runner

@@ -1,0 +1,150 @@
+"""The runner interface every built-in runner implements.
+
+IPython's contract for a loop runner is small: a synchronous callable that takes the
+coroutine of a cell and returns its result. A runner here adds a session to that: it starts
+on first use, lives across cells, and :meth:`Runner.close` ends it (cancelling background
+work, joining threads, closing loops). Selecting a closed runner again starts a fresh session.
+
+Third-party runners only need the IPython contract (a callable, optionally ``close()`` and a
+``__str__`` giving the name); subclassing :class:`Runner` is a convenience, not a requirement.
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+
+def say(message: str) -> None:
+    """Print one line from the extension, marked as such."""
+    print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+class RunnerUnavailable(RuntimeError):
+    """A runner cannot be used here; the message says why, in one line."""
+
+
+class Runner(ABC):
+    """A persistent loop runner: one object is one session.
+
+    Subclasses set the class attributes and implement :meth:`_startup`, :meth:`_run_cell`,
+    :meth:`_shutdown` and :meth:`_inside_cell`.
+    """
+
+    #: The name ``%autoawait NAME`` selects.
+    name: ClassVar[str]
+    #: The import name of the library the runner needs.
+    library: ClassVar[str]
+    #: The extra of ``autoawait-runners`` that installs the library, if any.
+    extra: ClassVar[str | None] = None
+    #: One line for ``%autoawait --list``.
+    description: ClassVar[str]
+    #: Whether the runner wants every cell, not only cells that contain ``await``: a
+    #: persistent runner runs plain cells inside its loop too, so they can see it (R3).
+    every_cell: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._started = False
+        self._depth = 0
+        self._close_requested = False
+
+    # -- IPython's loop-runner contract ----------------------------------------------------
+
+    def __call__(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        self.start()
+        if self._inside_cell():
+            # A cell called run_cell (or a magic that does): the loop is busy with the
+            # outer cell, so run the inner one the way IPython runs plain cells.
+            from IPython.core.async_helpers import _pseudo_sync_runner
+
+            try:
+                return _pseudo_sync_runner(coro)
+            except RuntimeError:
+                raise RuntimeError(
+                    f"a cell run from inside a {self.name} cell cannot await "
+                    "(the session loop is busy running the outer cell)"
+                ) from None
+        self._depth += 1
+        try:
+            return self._run_cell(coro)
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._after_cell()
+                if self._close_requested:
+                    self.close()
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        state = "running" if self._started else "closed"
+        return f"<autoawait_runners {self.name} runner ({state})>"
+
+    # -- session life cycle ----------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether a session is live (started and not closed)."""
+        return self._started
+
+    def start(self) -> None:
+        """Start a session if none is live. Raises :class:`RunnerUnavailable` on failure."""
+        if not self._started:
+            self._startup()
+            self._started = True
+
+    def close(self) -> None:
+        """End the session: cancel background work, join threads, close the loop.
+
+        Called from inside one of the runner's own cells (``%autoawait other`` or
+        ``%unload_ext`` run as a cell), the session ends right after that cell.
+        """
+        if not self._started:
+            return
+        if self._depth > 0 or self._inside_cell():
+            self._close_requested = True
+            return
+        self._close_requested = False
+        self._started = False
+        cancelled = self._shutdown()
+        if cancelled:
+            say(f"{self.name} runner closed: cancelled {plural(cancelled, 'background task')}")
+
+    # -- prompt integration ----------------------------------------------------------------
+
+    def attach(self, shell: InteractiveShell) -> None:  # noqa: B027 - optional hook
+        """Called when the runner becomes the shell's active runner."""
+
+    def detach(self, shell: InteractiveShell) -> None:  # noqa: B027 - optional hook
+        """Called when the runner stops being the shell's active runner."""
+
+    # -- for subclasses --------------------------------------------------------------------
+
+    @abstractmethod
+    def _startup(self) -> None:
+        """Create the session (loop, thread...)."""
+
+    @abstractmethod
+    def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run one cell to completion in the session and return its result."""
+
+    @abstractmethod
+    def _shutdown(self) -> int:
+        """End the session; return how many background tasks were cancelled."""
+
+    @abstractmethod
+    def _inside_cell(self) -> bool:
+        """Whether the caller is running inside this runner's loop right now."""
+
+    def _after_cell(self) -> None:  # noqa: B027 - optional hook
+        """Called after each top-level cell, before the next prompt."""

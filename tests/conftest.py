@@ -1,0 +1,161 @@
+"""Fixtures that drive real IPython: a programmatic shell, and `ipython` in a pty."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+SUPPORT = Path(__file__).parent / "support"
+#: Generous: the machines are shared and noisy.
+TIMEOUT = 30.0
+
+
+class Shell:
+    """A real InteractiveShell with the extension loaded, and helpers to run cells."""
+
+    def __init__(self, shell: InteractiveShell, capfd: pytest.CaptureFixture[str]) -> None:
+        self.ip = shell
+        self.capfd = capfd
+
+    def run(self, cell: str) -> Any:
+        """Run a cell like the terminal does; return its ExecutionResult."""
+        return self.ip.run_cell(cell, store_history=True)
+
+    def ok(self, cell: str) -> Any:
+        """Run a cell that must succeed; return its value."""
+        result = self.run(cell)
+        if result.error_before_exec or result.error_in_exec:
+            out, err = self.capfd.readouterr()
+            raise AssertionError(f"cell failed: {cell!r}\n{out}\n{err}")
+        return result.result
+
+    def output(self) -> str:
+        """Everything printed (stdout and stderr, by any thread) since the last call."""
+        out, err = self.capfd.readouterr()
+        return out + err
+
+    @property
+    def ns(self) -> dict[str, Any]:
+        return self.ip.user_ns  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
+    """A fresh InteractiveShell with autoawait_runners loaded (asyncio runner active)."""
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance(colors="nocolor")
+    ip.run_line_magic("load_ext", "autoawait_runners")
+    shell = Shell(ip, capfd)
+    try:
+        yield shell
+    finally:
+        if "autoawait_runners" in ip.extension_manager.loaded:
+            ip.run_line_magic("unload_ext", "autoawait_runners")
+        ip.history_manager.end_session()
+        InteractiveShell.clear_instance()
+
+
+@pytest.fixture(params=["asyncio", "thread"])
+def runner_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
+    """The shell with each persistent asyncio-family runner selected in turn."""
+    ipshell.ok(f"%autoawait {request.param}")
+    ipshell.name = request.param  # type: ignore[attr-defined]
+    return ipshell
+
+
+def wait_for(event: threading.Event, what: str) -> None:
+    assert event.wait(TIMEOUT), f"timed out waiting for {what}"
+
+
+# -- a real ipython in a pseudo-terminal ----------------------------------------------------
+
+
+class IPythonPty:
+    """`ipython` in a pty, typed at like a person would."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        import pexpect
+
+        full_env = dict(os.environ)
+        full_env.update(
+            PROMPT_TOOLKIT_NO_CPR="1",
+            PYTHONPATH=os.pathsep.join([str(SUPPORT), full_env.get("PYTHONPATH", "")]),
+            TERM="xterm",
+        )
+        full_env.update(env or {})
+        self.count = 1
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "IPython", "--no-banner", "--colors=nocolor", "--no-confirm-exit",
+             "--HistoryManager.hist_file=:memory:", *args],
+            encoding="utf-8",
+            timeout=TIMEOUT,
+            dimensions=(50, 250),
+            env=full_env,
+        )
+        self.transcript: list[str] = []
+        self.child.logfile_read = _Recorder(self.transcript)
+        self.prompt()
+
+    def prompt(self) -> None:
+        """Wait for the next input prompt."""
+        self.child.expect(rf"In \[{self.count}\]:")
+        self.count += 1
+
+    def cell(self, line: str, *expect: str) -> None:
+        """Type a one-line cell, wait for each expected pattern, then the next prompt."""
+        self.child.sendline(line)
+        for pattern in expect:
+            self.expect(pattern)
+        self.prompt()
+
+    def expect(self, pattern: str) -> None:
+        self.child.expect(pattern)
+
+    def text(self) -> str:
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(self.transcript))
+
+    def exit(self) -> None:
+        import pexpect
+
+        self.child.sendline("exit")
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+class _Recorder:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def write(self, data: str) -> None:
+        self.into.append(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def ipython_pty() -> Iterator[type[IPythonPty]]:
+    """A factory of `ipython` processes in pseudo-terminals, all killed at the end."""
+    started: list[IPythonPty] = []
+
+    class Tracked(IPythonPty):
+        def __init__(self, *args: str, **kwargs: Any) -> None:
+            started.append(self)
+            super().__init__(*args, **kwargs)
+
+    yield Tracked
+    for pty in started:
+        pty.close()

@@ -1,0 +1,316 @@
+"""Loading, unloading and selecting runners: the S-behaviours of DESIGN.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SUPPORT, Shell
+from IPython.core.async_helpers import _asyncio_runner
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+import autoawait_runners
+from autoawait_runners._catalogue import BUILTIN_ENTRY_POINTS, GROUP, discover
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def demo_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Install the demo plugin distribution: a real .dist-info on sys.path."""
+    dist = tmp_path / "autoawait_demo_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: autoawait-demo-plugin\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent(
+            f"""\
+            [{GROUP}]
+            fresh = demo_runner_plugin:FreshLoopRunner
+            missing = demo_runner_plugin:NeedsMissingLibrary
+            failing = demo_runner_plugin:FailsToStart
+            broken = demo_plugin_broken:anything
+            asyncio = demo_runner_plugin:FreshLoopRunner
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+
+
+def test_builtins_are_registered_through_the_entry_point_group() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert declared[GROUP] == BUILTIN_ENTRY_POINTS
+    from importlib.metadata import entry_points
+
+    installed = {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    assert installed.items() >= BUILTIN_ENTRY_POINTS.items()
+
+
+def test_dotted_paths_are_the_catalogue_objects() -> None:
+    catalogue = discover()
+    for name in ("asyncio", "thread", "trio", "curio", "embed"):
+        assert getattr(autoawait_runners, f"{name}_runner") is catalogue[name].runner()
+
+
+def test_importing_runners_does_not_import_their_libraries() -> None:  # P3
+    code = (
+        "import sys, autoawait_runners as a\n"
+        "a.trio_runner, a.curio_runner, a.asyncio_runner, a.thread_runner\n"
+        "print(sorted(m for m in ('trio', 'curio', 'greenback', 'ipykernel') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_loading_selects_the_asyncio_runner_and_unloading_restores_everything() -> None:
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance()
+    try:
+        before = {
+            "loop_runner": ip.loop_runner,
+            "trio_runner": ip.trio_runner,
+            "autoawait": ip.autoawait,
+            "magic": ip.magics_manager.magics["line"]["autoawait"],
+        }
+        class_map = dict(InteractiveShell.loop_runner_map)
+        assert before["loop_runner"] is _asyncio_runner
+        ip.run_line_magic("load_ext", "autoawait_runners")
+        assert ip.loop_runner is autoawait_runners.asyncio_runner
+        assert ip.trio_runner is autoawait_runners.asyncio_runner  # every cell goes through it
+        assert ip.loop_runner_map["thread"][0] is autoawait_runners.thread_runner
+        assert InteractiveShell.loop_runner_map == class_map  # the shared map is untouched
+        ip.run_cell("%autoawait thread")
+        ip.run_line_magic("unload_ext", "autoawait_runners")
+        after = {
+            "loop_runner": ip.loop_runner,
+            "trio_runner": ip.trio_runner,
+            "autoawait": ip.autoawait,
+            "magic": ip.magics_manager.magics["line"]["autoawait"],
+        }
+        assert after == before
+        assert all(after[k] is before[k] for k in ("loop_runner", "trio_runner", "magic"))
+        assert "loop_runner_map" not in vars(ip)
+        assert InteractiveShell.loop_runner_map == class_map
+        assert not autoawait_runners.thread_runner.started
+        assert not autoawait_runners.asyncio_runner.started
+        assert "%autoawait" not in ip.strdispatchers["complete_command"].strs
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_unload_from_a_cell_closes_the_runner_after_that_cell(ipshell: Shell) -> None:  # R8
+    ipshell.ok("import asyncio; t = asyncio.create_task(asyncio.sleep(100))")
+    runner = ipshell.ip.loop_runner
+    ipshell.output()
+    ipshell.ok("%unload_ext autoawait_runners")
+    assert "cancelled 1 background task" in ipshell.output()
+    assert not runner.started
+    assert ipshell.ok("t.cancelled()") is True
+
+
+def test_bare_autoawait_names_the_active_runner(ipshell: Shell) -> None:  # S1
+    ipshell.ok("%autoawait")
+    assert ipshell.output().startswith("autoawait is on; runner: asyncio (")
+    ipshell.ok("%autoawait thread")
+    ipshell.ok("%autoawait off")
+    ipshell.ok("%autoawait")
+    assert ipshell.output().startswith("autoawait is off; runner: thread (")
+    ipshell.ok("%autoawait on")
+    assert ipshell.ip.autoawait is True
+    assert ipshell.ip.loop_runner is autoawait_runners.thread_runner
+
+
+def test_list_shows_the_catalogue(ipshell: Shell) -> None:  # S2
+    ipshell.ok("%autoawait --list")
+    lines = ipshell.output().splitlines()
+    assert lines[0].split() == ["name", "library", "installed", "active", "description"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert list(rows) == ["asyncio", "thread", "trio", "curio", "embed", "sync"]
+    assert rows["asyncio"].split()[:4] == ["asyncio", "asyncio", "yes", "*"]
+    assert "one asyncio loop for the session" in rows["asyncio"]
+    assert "*" not in rows["thread"]
+    ipshell.ok("%autoawait thread")
+    ipshell.ok("%autoawait -l")
+    rows = {line.split()[0]: line for line in ipshell.output().splitlines()[1:]}
+    assert rows["thread"].split()[3] == "*"
+
+
+def test_tab_completion_offers_runner_names(ipshell: Shell) -> None:  # S3
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(line: str) -> set[str]:
+        with provisionalcompleter():
+            return {c.text for c in ipshell.ip.Completer.completions(line, len(line))}
+
+    assert "thread" in complete("%autoawait th")
+    assert "thread" in complete("autoawait th")  # automagic form
+    assert {"asyncio", "thread", "trio", "curio", "sync", "--list"} <= complete("%autoawait ")
+
+
+def test_unknown_name_suggests_close_matches_and_changes_nothing(ipshell: Shell) -> None:  # S4
+    ipshell.ok("%autoawait thraed")
+    out = ipshell.output()
+    assert out.count("\n") == 1
+    assert "unknown runner 'thraed'; did you mean thread?" in out
+    assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+
+
+def test_planned_runner_says_so_and_changes_nothing(ipshell: Shell) -> None:
+    ipshell.ok("%autoawait embed")
+    out = ipshell.output()
+    assert "the embed runner is not implemented yet" in out and out.count("\n") == 1
+    assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+
+
+def test_ipython_forms_keep_working(ipshell: Shell) -> None:
+    ipshell.ok("%autoawait sync")
+    assert ipshell.ip.autoawait is False
+    assert ipshell.ip.trio_runner is None  # plain cells are IPython's again
+    assert not autoawait_runners.asyncio_runner.started
+    ipshell.ok("%autoawait autoawait_runners.thread_runner")
+    assert ipshell.ip.loop_runner is autoawait_runners.thread_runner
+    assert ipshell.ip.trio_runner is autoawait_runners.thread_runner
+    assert ipshell.ok("import asyncio; await asyncio.sleep(0, 'dotted')") == "dotted"
+    ipshell.ok("import asyncio\ndef my_runner(coro):\n    return asyncio.run(coro)")
+    ipshell.ok("%autoawait my_runner")
+    assert ipshell.ip.loop_runner is ipshell.ns["my_runner"]
+    assert not autoawait_runners.thread_runner.started
+    assert ipshell.ok("await asyncio.sleep(0, 'user runner')") == "user runner"
+    ipshell.ok("%autoawait no.such.module_runner")
+    assert "cannot import 'no.such.module_runner'" in ipshell.output()
+    assert ipshell.ip.loop_runner is ipshell.ns["my_runner"]
+
+
+def test_plugins_appear_and_behave_like_builtins(ipshell: Shell, demo_plugin: None) -> None:
+    ipshell.ok("%unload_ext autoawait_runners")  # S6: reload to discover the new plugin
+    ipshell.ok("%load_ext autoawait_runners")
+    ipshell.output()
+    ipshell.ok("%autoawait --list")
+    rows = {line.split()[0]: line for line in ipshell.output().splitlines()[1:]}
+    assert "demo plugin: a fresh asyncio loop per cell" in rows["fresh"]
+    assert "cannot be loaded (ImportError: demo plugin is broken on purpose)" in rows["broken"]
+    assert "no: pip install autoawait-no-such-library" in rows["missing"]
+    assert "demo plugin" not in rows["asyncio"]  # a plugin cannot take a built-in name
+    ipshell.ok("%autoawait fresh")
+    assert str(ipshell.ip.loop_runner) == "fresh"
+    assert ipshell.ok("import asyncio; await asyncio.sleep(0, 'plugin')") == "plugin"
+    ipshell.ok("%autoawait")
+    assert "runner: fresh (demo plugin" in ipshell.output()
+    import demo_runner_plugin
+
+    ipshell.ok("%autoawait asyncio")
+    assert demo_runner_plugin.closed == ["fresh"]  # switching away closes it
+
+
+def test_missing_library_prints_the_install_command(ipshell: Shell, demo_plugin: None) -> None:
+    ipshell.ok("%unload_ext autoawait_runners")
+    ipshell.ok("%load_ext autoawait_runners")
+    ipshell.output()
+    for name, message in [
+        ("missing", "pip install autoawait-no-such-library"),
+        ("broken", "the broken runner cannot be loaded: ImportError"),
+        ("failing", "the failing runner could not start: port 1 is not available"),
+    ]:
+        ipshell.ok(f"%autoawait {name}")
+        out = ipshell.output()
+        assert message in out and out.count("\n") == 1, out
+        assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("curio") is not None, reason="curio is installed"
+)
+def test_missing_builtin_library_names_the_extra(ipshell: Shell) -> None:  # S4
+    ipshell.ok("%autoawait curio")
+    out = ipshell.output()
+    assert 'pip install "autoawait-runners[curio]"' in out and out.count("\n") == 1
+
+
+def test_config_default_selects_a_runner_at_start(capfd: pytest.CaptureFixture[str]) -> None:
+    config = Config()  # S5, programmatically
+    config.AutoawaitRunners.default = "thread"
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance(config=config)
+    try:
+        ip.run_line_magic("load_ext", "autoawait_runners")
+        assert ip.loop_runner is autoawait_runners.thread_runner
+        ip.run_line_magic("unload_ext", "autoawait_runners")
+        config.AutoawaitRunners.default = "thred"
+        ip.update_config(config)
+        ip.run_line_magic("load_ext", "autoawait_runners")
+        out = capfd.readouterr()
+        assert "c.AutoawaitRunners.default: unknown runner 'thred'; did you mean thread?" in (
+            out.err
+        )
+        assert ip.loop_runner is _asyncio_runner  # nothing changed
+    finally:
+        if "autoawait_runners" in ip.extension_manager.loaded:
+            ip.run_line_magic("unload_ext", "autoawait_runners")
+        InteractiveShell.clear_instance()
+
+
+def run_ipython_with_config(tmp_path: Path, config: str, code: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "ipython_config.py").write_text(config)
+    return subprocess.run(
+        [sys.executable, "-m", "IPython", f"--profile-dir={profile}", "--colors=nocolor",
+         "--HistoryManager.hist_file=:memory:", "-c", code],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_config_file_selects_a_runner_at_start_up(tmp_path: Path) -> None:  # S5, for real
+    out = run_ipython_with_config(
+        tmp_path,
+        'c.InteractiveShellApp.extensions = ["autoawait_runners"]\n'
+        'c.AutoawaitRunners.default = "thread"\n',
+        "%autoawait",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "autoawait is on; runner: thread (" in out.stdout
+
+
+def test_bad_config_value_is_a_warning_not_a_crash(tmp_path: Path) -> None:  # S5
+    out = run_ipython_with_config(
+        tmp_path,
+        'c.InteractiveShellApp.extensions = ["autoawait_runners"]\n'
+        'c.AutoawaitRunners.default = "tiro"\n',
+        "%autoawait",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "c.AutoawaitRunners.default: unknown runner 'tiro'; did you mean trio?" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "autoawait is on; runner: IPython's own asyncio runner" in out.stdout
+
+
+def test_dotted_path_in_config_works_without_the_extension(tmp_path: Path) -> None:
+    out = run_ipython_with_config(
+        tmp_path,
+        'c.InteractiveShell.loop_runner = "autoawait_runners.thread_runner"\n',
+        "import asyncio, threading, sys\n"
+        "name = await asyncio.sleep(0, threading.current_thread().name)\n"
+        "print(name, 'autoawait_runners._ipython' in sys.modules)",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "autoawait_runners-thread False" in out.stdout
+
+
+def test_extension_adopts_a_runner_set_by_dotted_path(tmp_path: Path) -> None:
+    out = run_ipython_with_config(
+        tmp_path,
+        'c.InteractiveShell.loop_runner = "autoawait_runners.thread_runner"\n'
+        'c.InteractiveShellApp.extensions = ["autoawait_runners"]\n',
+        "import threading; print(threading.current_thread().name)",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "autoawait_runners-thread" in out.stdout  # plain cells run in its thread too

@@ -1,0 +1,47 @@
+"""R8: switching runners over and over leaves no threads, file descriptors or tasks behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+
+from conftest import Shell
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_100_switches_with_background_work_leak_nothing(ipshell: Shell) -> None:
+    shell = ipshell
+    shell.ok("import asyncio, time")
+    work = (
+        "bg = [asyncio.create_task(asyncio.sleep(100)) for _ in range(3)]\n"
+        "await asyncio.get_running_loop().run_in_executor(None, time.sleep, 0)"
+    )
+    # Warm up once: imports and IPython's own lazily created objects are not leaks.
+    for name in ("thread", "asyncio"):
+        shell.ok(f"%autoawait {name}")
+        shell.ok(work)
+    gc.collect()
+    fds, threads, py_threads = open_fds(), os_threads(), threading.active_count()
+    shell.output()
+
+    for i in range(100):
+        shell.ok("%autoawait thread" if i % 2 == 0 else "%autoawait asyncio")
+        shell.ok(work)
+
+    shell.ok("%autoawait sync")  # closes the last one too
+    gc.collect()
+    out = shell.output()
+    assert out.count("cancelled 3 background tasks") == 101
+    assert "Task was destroyed" not in out and "never retrieved" not in out
+    # The warm-up's asyncio session was open at the baseline and is closed now.
+    assert open_fds() <= fds
+    assert os_threads() <= threads
+    assert threading.active_count() <= py_threads

@@ -1,0 +1,254 @@
+"""The R-behaviours of DESIGN.md, checked for every persistent asyncio-family runner.
+
+Each test runs against a real InteractiveShell with the extension loaded, once with the
+``asyncio`` runner and once with the ``thread`` runner (the ``runner_shell`` fixture).
+Ctrl-C is a real SIGINT sent to this process once the cell has reached the point under test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+from conftest import TIMEOUT, Shell, wait_for
+
+
+def send_sigint_when(event: threading.Event) -> threading.Thread:
+    """Send a real SIGINT to this process once `event` is set (from a helper thread)."""
+
+    def run() -> None:
+        if event.wait(TIMEOUT):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_objects_from_one_cell_are_usable_in_the_next(runner_shell: Shell) -> None:  # R1
+    runner_shell.ok("import asyncio")
+    runner_shell.ok(
+        "lock = asyncio.Lock(); queue = asyncio.Queue(); done = asyncio.Event()\n"
+        "async def worker():\n"
+        "    item = await queue.get()\n"
+        "    async with lock:\n"
+        "        done.set()\n"
+        "    return item * 2\n"
+        "task = asyncio.create_task(worker())"
+    )
+    runner_shell.ok("await queue.put(21)")
+    runner_shell.ok("await asyncio.wait_for(done.wait(), 10)")
+    assert runner_shell.ok("await task") == 42
+
+
+def test_plain_cells_see_the_session_loop(runner_shell: Shell) -> None:  # R3
+    runner = runner_shell.ip.loop_runner
+    runner_shell.ok("import asyncio, threading")
+    assert runner_shell.ok("asyncio.get_running_loop()") is runner.loop
+    runner_shell.ok("async def f(): return 'scheduled'\nt = asyncio.create_task(f())")
+    assert runner_shell.ok("await t") == "scheduled"
+    expected = runner.thread if runner_shell.name == "thread" else threading.main_thread()
+    assert runner_shell.ok("threading.current_thread()") is expected
+
+
+def test_await_cells_run_in_the_runner_thread(runner_shell: Shell) -> None:
+    runner = runner_shell.ip.loop_runner
+    runner_shell.ok("import asyncio, threading")
+    thread = runner_shell.ok("await asyncio.sleep(0); threading.current_thread()")
+    expected = runner.thread if runner_shell.name == "thread" else threading.main_thread()
+    assert thread is expected
+
+
+def test_context_variables_set_in_a_cell_are_seen_by_the_next(runner_shell: Shell) -> None:  # R4
+    runner_shell.ok("import contextvars, asyncio; var = contextvars.ContextVar('var')")
+    runner_shell.ok("_ = var.set('plain')")
+    assert runner_shell.ok("var.get()") == "plain"
+    runner_shell.ok("await asyncio.sleep(0); _ = var.set('awaited')")
+    assert runner_shell.ok("await asyncio.sleep(0); var.get()") == "awaited"
+
+
+def test_ctrl_c_cancels_the_cell_at_its_await(runner_shell: Shell) -> None:  # R5
+    shell = runner_shell
+    shell.ns["at_await"] = at_await = threading.Event()
+    shell.ok("import asyncio; log = []")
+    shell.ok(
+        "async def ticker():\n"
+        "    while True:\n"
+        "        await asyncio.sleep(0.01)\n"
+        "        log.append('tick')\n"
+        "bg = asyncio.create_task(ticker())"
+    )
+    sender = send_sigint_when(at_await)
+    result = shell.run(
+        "cell_task = asyncio.current_task()\n"
+        "asyncio.get_running_loop().call_soon(at_await.set)\n"
+        "try:\n"
+        "    await asyncio.sleep(60)\n"
+        "    log.append('resumed')\n"
+        "except asyncio.CancelledError:\n"
+        "    log.append('saw cancellation')\n"
+        "    raise\n"
+        "finally:\n"
+        "    log.append('finally ran')\n"
+    )
+    sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert isinstance(result.error_in_exec, __import__("asyncio").CancelledError)
+    out = shell.output()
+    assert "KeyboardInterrupt" in out
+    assert "autoawait_runners" not in out  # R9: no plumbing in the traceback
+    assert shell.ns["log"].count("saw cancellation") == 1
+    assert "finally ran" in shell.ns["log"]
+    # Nothing of the cell resumes later; background work is untouched; the runner works.
+    assert shell.ok("cell_task.done()") is True
+    shell.ok("n = len(log); await asyncio.sleep(0.1)")
+    assert "resumed" not in shell.ns["log"]
+    assert shell.ok("bg.done()") is False
+    assert shell.ok("log.count('tick') > n - 3") is True
+    assert shell.ok("await asyncio.sleep(0, 'still usable')") == "still usable"
+
+
+def test_ctrl_c_interrupts_a_cell_busy_in_python_code(runner_shell: Shell) -> None:  # R5
+    shell = runner_shell
+    shell.ns["busy"] = busy = threading.Event()
+    shell.ok("log = []")
+    sender = send_sigint_when(busy)
+    result = shell.run(
+        "try:\n    busy.set()\n    while True:\n        pass\nfinally:\n    log.append('finally ran')"
+    )
+    sender.join(TIMEOUT)
+    assert type(result.error_in_exec) is KeyboardInterrupt
+    assert shell.ns["log"] == ["finally ran"]
+    assert shell.ok("1 + 1") == 2
+
+
+def test_second_ctrl_c_interrupts_a_cell_that_swallowed_the_first(runner_shell: Shell) -> None:
+    shell = runner_shell  # R5: a cell that ignores cancellation
+    first, second = threading.Event(), threading.Event()
+    shell.ns.update(first=first, second=second)
+    shell.ok("import asyncio; log = []")
+    senders = [send_sigint_when(first), send_sigint_when(second)]
+    result = shell.run(
+        "loop = asyncio.get_running_loop()\n"
+        "loop.call_soon(first.set)\n"
+        "try:\n"
+        "    await asyncio.sleep(60)\n"
+        "except asyncio.CancelledError:\n"
+        "    log.append('swallowed')\n"
+        "loop.call_soon(second.set)\n"
+        "await asyncio.sleep(60)\n"
+        "log.append('resumed')\n"
+    )
+    for sender in senders:
+        sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert shell.ns["log"] == ["swallowed"]
+
+
+def test_background_failure_is_reported_by_the_next_prompt(runner_shell: Shell) -> None:  # R6
+    shell = runner_shell
+    shell.ok("import asyncio; go = asyncio.Event(); alive = []")
+    shell.ok(
+        "async def doomed():\n"
+        "    await go.wait()\n"
+        "    raise ValueError('doomed task failed')\n"
+        "async def survivor():\n"
+        "    while True:\n"
+        "        alive.append(1)\n"
+        "        await asyncio.sleep(0.01)\n"
+        "t1 = asyncio.create_task(doomed(), name='doomed')\n"
+        "t2 = asyncio.create_task(survivor())"
+    )
+    shell.output()
+    shell.ok("go.set(); await asyncio.sleep(0.05)")
+    out = shell.output()
+    assert "background task 'doomed' failed" in out
+    assert "ValueError: doomed task failed" in out
+    assert out.count("ValueError: doomed task failed") == 1
+    # Reported once only, and the loop and the other tasks live on.
+    shell.ok("await asyncio.sleep(0.05)")
+    assert "doomed" not in shell.output()
+    assert shell.ok("t2.done()") is False
+
+
+def test_failure_of_an_awaited_task_is_not_reported_twice(runner_shell: Shell) -> None:  # R6
+    shell = runner_shell
+    shell.ok("import asyncio")
+    shell.ok("async def fails(): raise KeyError('handled')")
+    shell.output()
+    value = shell.ok(
+        "results = await asyncio.gather(*(fails() for _ in range(3)), return_exceptions=True)\n"
+        "len(results)"
+    )
+    assert value == 3
+    assert "background task" not in shell.output()
+
+
+def test_sniffio_and_anyio_see_asyncio_in_every_cell(runner_shell: Shell) -> None:  # R7
+    shell = runner_shell
+    shell.ok("import sniffio, anyio")
+    assert shell.ok("sniffio.current_async_library()") == "asyncio"
+    assert shell.ok("await anyio.sleep(0); sniffio.current_async_library()") == "asyncio"
+    shell.ok("async def child(): return anyio.get_current_task().name")
+    value = shell.ok(
+        "async with anyio.create_task_group() as tg:\n    tg.start_soon(child)\n'anyio ok'"
+    )
+    assert value == "anyio ok"
+
+
+def test_values_and_tracebacks_look_like_plain_cells(runner_shell: Shell) -> None:  # R9
+    shell = runner_shell
+    shell.ok("import asyncio")
+    shell.output()
+    assert shell.ok("await asyncio.sleep(0, result=42)") == 42
+    assert "Out[" in shell.output() and "42" in shell.ns["_"].__repr__()
+    shell.ok("async def inner():\n    await asyncio.sleep(0)\n    raise RuntimeError('user error')")
+    result = shell.run("await inner()")
+    assert isinstance(result.error_in_exec, RuntimeError)
+    out = shell.output()
+    assert "raise RuntimeError('user error')" in out
+    assert "await inner()" in out
+    assert "autoawait_runners" not in out and "_cell.py" not in out
+
+
+def test_nested_run_cell_from_a_cell_runs_synchronously(runner_shell: Shell) -> None:
+    shell = runner_shell
+    shell.ok("ok = get_ipython().run_cell('inner = 1 + 1').success")
+    assert shell.ns["ok"] is True
+    assert shell.ns["inner"] == 2
+    shell.ok("failed = get_ipython().run_cell('import asyncio; await asyncio.sleep(0)')")
+    assert "cannot await" in str(shell.ns["failed"].error_in_exec)
+
+
+@pytest.mark.parametrize("target", ["asyncio", "thread"])
+def test_switching_cancels_background_tasks_with_one_line(
+    runner_shell: Shell, target: str
+) -> None:  # R8
+    shell = runner_shell
+    shell.ok("import asyncio; cleaned = []")
+    shell.ok(
+        "async def forever():\n"
+        "    try:\n"
+        "        await asyncio.sleep(1000)\n"
+        "    finally:\n"
+        "        cleaned.append(1)\n"
+        "tasks = [asyncio.create_task(forever()) for _ in range(3)]"
+    )
+    old = shell.ip.loop_runner
+    shell.output()
+    shell.ok(f"%autoawait {target}")
+    out = shell.output()
+    if target == shell.name:
+        assert "cancelled" not in out  # selecting the active runner changes nothing
+        assert shell.ns["cleaned"] == []
+        return
+    assert out.count("cancelled 3 background tasks") == 1
+    assert shell.ns["cleaned"] == [1, 1, 1]
+    assert not old.started
+    assert old.loop is None
+    # Selecting the closed runner again starts a fresh session.
+    shell.ok(f"%autoawait {shell.name}")
+    assert old.started and old.loop is not None
+    assert shell.ok("await asyncio.sleep(0, 'fresh')") == "fresh"
