@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._asyncio_session import SHUTDOWN_TIMEOUT, AsyncioSession, translate_cancellation
-from ._cell import CellCoroutine, sigint_interrupts
+from ._cell import CellCoroutine, Waker, sigint_interrupts
 from ._runner import Runner, say
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class AsyncioRunner(Runner):
     def __init__(self) -> None:
         super().__init__()
         self._session: AsyncioSession | None = None
+        self._waker: Waker | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -67,8 +68,10 @@ class AsyncioRunner(Runner):
 
     def _startup(self) -> None:
         session = AsyncioSession(self.name)
-        # The loop wakes up when the waker does, so the SIGINT handler runs promptly.
-        session.loop.add_reader(session.waker.fileno(), session.waker.drain)
+        # A SIGINT that lands on another thread writes to the waker: the loop wakes up and
+        # the main thread runs the handler at once.
+        self._waker = Waker()
+        session.loop.add_reader(self._waker.fileno(), self._waker.drain)
         self._session = session
 
     def _inside_cell(self) -> bool:
@@ -91,7 +94,7 @@ class AsyncioRunner(Runner):
             loop.call_soon_threadsafe(task.cancel)
 
         with sigint_interrupts(
-            cell, cancel=cancel, cell_thread=threading.get_ident(), waker=self._session.waker
+            cell, cancel=cancel, cell_thread=threading.get_ident(), waker=self._waker
         ):
             try:
                 return self._run_until_complete(task)
@@ -117,6 +120,9 @@ class AsyncioRunner(Runner):
                 return session.loop.run_until_complete(session.cancel_background())
         finally:
             session.close()
+            if self._waker is not None:
+                self._waker.close()
+                self._waker = None
 
     # -- idle progress in the terminal -----------------------------------------------------
 

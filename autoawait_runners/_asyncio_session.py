@@ -19,7 +19,7 @@ import threading
 import traceback
 from typing import Any
 
-from ._cell import CellCoroutine, CellInterrupted, Waker
+from ._cell import CellCoroutine, CellInterrupted
 from ._runner import say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
@@ -36,6 +36,14 @@ def translate_cancellation(exc: BaseException) -> BaseException | None:
     return None
 
 
+def describe_task(task: asyncio.Task[Any]) -> str:
+    """``'name' running coro()``; Python 3.13.0 names factory-made tasks 'None'."""
+    coro = task.get_coro()
+    running = f"running {getattr(coro, '__qualname__', type(coro).__name__)}()"
+    name = task.get_name()
+    return running if name == "None" else f"{name!r} {running}"
+
+
 class AsyncioSession:
     """One asyncio loop and what lives on it between cells."""
 
@@ -47,22 +55,22 @@ class AsyncioSession:
         self._failed_lock = threading.Lock()
         self._cell_tasks: set[asyncio.Task[Any]] = set()
         self.loop.set_task_factory(self._task_factory)
-        #: Wakes the thread waiting for a cell, on a signal or when the cell ends.
-        self.waker = Waker()
 
     # -- tasks -----------------------------------------------------------------------------
 
     def _task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
+        # Python 3.13.0 names a task 'None' when given name=None explicitly.
+        options = {key: value for key, value in kwargs.items() if value is not None}
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **options)
         task.add_done_callback(self._on_task_done)
         return task
 
     def _on_task_done(self, task: asyncio.Task[Any]) -> None:
         # `_log_traceback` is asyncio's own "exception not retrieved yet" flag (on both the C
         # and Python tasks); reading it does not retrieve the exception.
-        if task in self._cell_tasks or not getattr(task, "_log_traceback", False):
+        if not getattr(task, "_log_traceback", False):
             return
         with self._failed_lock:
             self._failed.append(task)
@@ -78,12 +86,15 @@ class AsyncioSession:
             exc = task.exception()  # marks it retrieved: asyncio will not log it again
             assert exc is not None
             lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-            say(f"background task {task.get_name()!r} failed:")
+            say(f"background task {describe_task(task)} failed:")
             print("".join(lines), end="", file=sys.stderr, flush=True)
 
     def create_cell_task(self, cell: CellCoroutine[Any]) -> asyncio.Task[Any]:
-        """Start a cell as a task on the loop, in the session's context. Loop thread only."""
-        task = self.loop.create_task(cell, context=self.context)
+        """Start a cell as a task on the loop, in the session's context. Loop thread only.
+
+        Made directly rather than through the task factory: a cell is not background work.
+        """
+        task: asyncio.Task[Any] = asyncio.Task(cell, loop=self.loop, context=self.context)
         self._cell_tasks.add(task)
         task.add_done_callback(self._cell_tasks.discard)
         return task
@@ -121,4 +132,3 @@ class AsyncioSession:
         """Close the loop, once :meth:`cancel_background` has run and the loop stopped."""
         self.report_failures()
         self.loop.close()
-        self.waker.close()

@@ -20,7 +20,6 @@ later, unlike IPython's own asyncio runner whose interrupted task stays pending.
 from __future__ import annotations
 
 import ctypes
-import select
 import signal
 import socket
 import threading
@@ -151,12 +150,12 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
 
 
 class Waker:
-    """A socket pair that wakes whoever waits on it: another thread, or a signal.
+    """A socket pair whose write end is the signal wake-up fd while a cell runs.
 
     A process-directed SIGINT may be delivered to any thread. CPython then runs the Python
-    handler in the main thread only once that thread wakes up, so a main thread asleep in a
-    selector or a lock would not notice Ctrl-C until the cell ended. With the write end as
-    ``signal.set_wakeup_fd``, the signal itself wakes the waiting main thread.
+    handler in the main thread only once that thread wakes up, so a main thread asleep in
+    its loop's selector would not notice Ctrl-C until the cell ended. With the write end as
+    ``signal.set_wakeup_fd`` and the read end in that selector, the signal wakes it.
     """
 
     def __init__(self) -> None:
@@ -172,19 +171,10 @@ class Waker:
     def write_fd(self) -> int:
         return self._write.fileno()
 
-    def wake(self) -> None:
-        with suppress(OSError):  # full: it is awake already
-            self._write.send(b"\0")
-
     def drain(self) -> None:
         with suppress(OSError):  # empty
             while self._read.recv(4096):
                 pass
-
-    def wait(self) -> None:
-        """Sleep until woken (by :meth:`wake` or a signal)."""
-        select.select([self._read], [], [])
-        self.drain()
 
     def close(self) -> None:
         self._read.close()
@@ -197,12 +187,13 @@ def sigint_interrupts(
     *,
     cancel: Callable[[], None],
     cell_thread: int,
-    waker: Waker,
+    waker: Waker | None = None,
 ) -> Iterator[None]:
     """While a cell runs, route Ctrl-C (SIGINT) to it.
 
     ``cancel`` must cancel the cell's task from the main thread (thread-safely: it runs in a
-    signal handler). ``waker`` must wake the thread that waits for the cell. ``cell_thread``
+    signal handler). ``waker``, if given, becomes the signal wake-up fd: it must wake the
+    thread that waits for the cell, wherever the signal lands. ``cell_thread``
     is the thread whose stack holds the cell's code while it is executing. Outside the main
     thread no handler can be installed and the previous behaviour is kept.
 
@@ -228,6 +219,12 @@ def sigint_interrupts(
         cancel()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    if waker is None:
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return
     previous_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
     try:
         yield

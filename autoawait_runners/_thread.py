@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -61,6 +62,10 @@ class ThreadRunner(Runner):
 
     @staticmethod
     def _thread_main(loop: asyncio.AbstractEventLoop, running: threading.Event) -> None:
+        # Ctrl-C is the main thread's business: with SIGINT blocked here (and in the executor
+        # threads started from here, which inherit the mask), the kernel delivers it to a
+        # thread that can run the handler at once.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         asyncio.set_event_loop(loop)
         loop.call_soon(running.set)
         while True:
@@ -79,31 +84,33 @@ class ThreadRunner(Runner):
         session, thread = self._session, self._thread
         assert session is not None and thread is not None and thread.ident is not None
         cell = CellCoroutine(coro, translate_cancellation)
-        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        # A bare lock is the cheapest hand-back from the loop thread, and acquiring it is
+        # interruptible: SIGINT is blocked in the loop thread (see _thread_main), so Ctrl-C
+        # reaches this thread and runs the handler during the wait.
+        finished = threading.Lock()
+        finished.acquire()
         tasks: list[asyncio.Task[Any]] = []
 
         def start() -> None:
             task = session.create_cell_task(cell)
             tasks.append(task)
-            task.add_done_callback(lambda t: _copy_outcome(t, outcome))
-            task.add_done_callback(lambda t: session.waker.wake())
+            task.add_done_callback(lambda _: finished.release())
 
         def cancel() -> None:
-            session.loop.call_soon_threadsafe(lambda: tasks and tasks[0].cancel())
+            session.loop.call_soon_threadsafe(lambda: tasks[0].cancel())
 
         session.loop.call_soon_threadsafe(start)
-        with sigint_interrupts(cell, cancel=cancel, cell_thread=thread.ident, waker=session.waker):
+        with sigint_interrupts(cell, cancel=cancel, cell_thread=thread.ident):
             try:
-                while not outcome.done():
-                    session.waker.wait()
-                return outcome.result()
+                finished.acquire()
             except KeyboardInterrupt:
-                if not outcome.done():
+                if not (tasks and tasks[0].done()):
                     say(
                         "the cell ignored Ctrl-C and still runs in the runner's thread; "
                         "later cells wait for it"
                     )
                 raise
+        return tasks[0].result()
 
     def _after_cell(self) -> None:
         if self._session is not None:
@@ -128,15 +135,6 @@ class ThreadRunner(Runner):
         else:
             session.close()
         return cancelled
-
-
-def _copy_outcome(task: asyncio.Task[Any], outcome: concurrent.futures.Future[Any]) -> None:
-    if task.cancelled():
-        outcome.set_exception(asyncio.CancelledError())
-    elif (exc := task.exception()) is not None:
-        outcome.set_exception(exc)
-    else:
-        outcome.set_result(task.result())
 
 
 _runner = ThreadRunner()

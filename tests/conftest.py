@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,10 +70,6 @@ def runner_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
     return ipshell
 
 
-def wait_for(event: threading.Event, what: str) -> None:
-    assert event.wait(TIMEOUT), f"timed out waiting for {what}"
-
-
 # -- a real ipython in a pseudo-terminal ----------------------------------------------------
 
 
@@ -94,8 +89,15 @@ class IPythonPty:
         self.count = 1
         self.child = pexpect.spawn(
             sys.executable,
-            ["-m", "IPython", "--no-banner", "--colors=nocolor", "--no-confirm-exit",
-             "--HistoryManager.hist_file=:memory:", *args],
+            [
+                "-m",
+                "IPython",
+                "--no-banner",
+                "--colors=nocolor",
+                "--no-confirm-exit",
+                "--HistoryManager.hist_file=:memory:",
+                *args,
+            ],
             encoding="utf-8",
             timeout=TIMEOUT,
             dimensions=(50, 250),

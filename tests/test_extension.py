@@ -258,14 +258,26 @@ def test_config_default_selects_a_runner_at_start(capfd: pytest.CaptureFixture[s
         InteractiveShell.clear_instance()
 
 
-def run_ipython_with_config(tmp_path: Path, config: str, code: str) -> subprocess.CompletedProcess[str]:
+def run_ipython_with_config(
+    tmp_path: Path, config: str, code: str
+) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / "profile"
     profile.mkdir()
     (profile / "ipython_config.py").write_text(config)
     return subprocess.run(
-        [sys.executable, "-m", "IPython", f"--profile-dir={profile}", "--colors=nocolor",
-         "--HistoryManager.hist_file=:memory:", "-c", code],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "IPython",
+            f"--profile-dir={profile}",
+            "--colors=nocolor",
+            "--HistoryManager.hist_file=:memory:",
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

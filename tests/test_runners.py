@@ -12,7 +12,7 @@ import signal
 import threading
 
 import pytest
-from conftest import TIMEOUT, Shell, wait_for
+from conftest import TIMEOUT, Shell
 
 
 def send_sigint_when(event: threading.Event) -> threading.Thread:
@@ -116,7 +116,12 @@ def test_ctrl_c_interrupts_a_cell_busy_in_python_code(runner_shell: Shell) -> No
     shell.ok("log = []")
     sender = send_sigint_when(busy)
     result = shell.run(
-        "try:\n    busy.set()\n    while True:\n        pass\nfinally:\n    log.append('finally ran')"
+        "try:\n"
+        "    busy.set()\n"
+        "    while True:\n"
+        "        pass\n"
+        "finally:\n"
+        "    log.append('finally ran')"
     )
     sender.join(TIMEOUT)
     assert type(result.error_in_exec) is KeyboardInterrupt
@@ -164,7 +169,7 @@ def test_background_failure_is_reported_by_the_next_prompt(runner_shell: Shell) 
     shell.output()
     shell.ok("go.set(); await asyncio.sleep(0.05)")
     out = shell.output()
-    assert "background task 'doomed' failed" in out
+    assert "background task 'doomed' running doomed() failed" in out
     assert "ValueError: doomed task failed" in out
     assert out.count("ValueError: doomed task failed") == 1
     # Reported once only, and the loop and the other tasks live on.

@@ -85,7 +85,7 @@ def test_background_failure_is_shown_while_idle(
 ) -> None:  # R6
     ipy = start(ipython_pty, runner)
     ipy.cell("t = asyncio.create_task(h.tick(0.1)); f = asyncio.create_task(h.fail_later(0.3))")
-    ipy.expect("background task 'Task-[0-9]+' failed")
+    ipy.expect("background task .*running fail_later\\(\\) failed")
     ipy.expect("ValueError: background failure")
     ipy.expect("tick [0-9]+")  # the loop lives on
     ipy.cell("print('bg alive', not t.done())", "bg alive True")

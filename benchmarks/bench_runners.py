@@ -1,0 +1,204 @@
+"""Side-by-side measurements of the runners against IPython's own (DESIGN P1, P3, P4).
+
+    python benchmarks/bench_runners.py            # full run, about a minute
+    python benchmarks/bench_runners.py --quick    # a smoke run (CI)
+
+Everything is measured in one run, and the per-cell modes in one process with interleaved
+rounds, so a noisy machine slows every mode alike: read the ratios, not the microseconds.
+Prints a table and writes ``benchmarks/results/runners.json``.
+
+- P1 per-cell cost: the median time of ``shell.run_cell`` for an ``await asyncio.sleep(0)``
+  cell and a plain ``x = 1`` cell under each runner, against IPython's own asyncio runner.
+- P3 ``%load_ext autoawait_runners``: median time in fresh processes, and which optional
+  libraries it imported.
+- P4 idle CPU: a real ``ipython`` in a pseudo-terminal, idle at its prompt with each runner
+  selected and no tasks, CPU seconds per wall second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+OPTIONAL = ("trio", "curio", "greenback", "ipykernel")
+
+# name -> (the %autoawait argument that selects it, the cell timed)
+CELL_MODES = {
+    "plain cell, IPython": ("sync", "x = 1"),
+    "await cell, IPython asyncio": ("IPython.core.async_helpers._asyncio_runner", "AWAIT"),
+    "await cell, asyncio": ("asyncio", "AWAIT"),
+    "plain cell, asyncio": ("asyncio", "x = 1"),
+    "await cell, thread": ("thread", "AWAIT"),
+    "plain cell, thread": ("thread", "x = 1"),
+}
+AWAIT_CELL = "await asyncio.sleep(0)"
+
+TARGETS = [
+    # (what, measured key, reference key, at most)
+    ("P1 asyncio await cell <= 1.3x IPython's", "await cell, asyncio", 1.3),
+    ("P1 thread await cell <= 1.5x IPython's", "await cell, thread", 1.5),
+]
+
+
+def per_cell(rounds: int, cells: int) -> dict[str, float]:
+    """Median seconds per cell of each mode, measured in interleaved rounds."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance(history_length=0)
+    ip.history_manager.enabled = False
+    ip.run_line_magic("load_ext", "autoawait_runners")
+    ip.run_cell("import asyncio")
+    samples: dict[str, list[float]] = {name: [] for name in CELL_MODES}
+    for _ in range(rounds):
+        for name, (runner, cell) in CELL_MODES.items():
+            ip.run_line_magic("autoawait", runner)
+            if runner == "sync":
+                ip.autoawait = True  # only plain cells are timed in this mode
+            code = AWAIT_CELL if cell == "AWAIT" else cell
+            for _ in range(10):  # warm up after the switch
+                ip.run_cell(code, store_history=True)
+            for _ in range(cells):
+                start = time.perf_counter()
+                ip.run_cell(code, store_history=True)
+                samples[name].append(time.perf_counter() - start)
+    ip.run_line_magic("unload_ext", "autoawait_runners")
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+LOAD_SNIPPET = """
+import sys, time
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+before = set(sys.modules)
+start = time.perf_counter()
+ip.run_line_magic("load_ext", "autoawait_runners")
+elapsed = time.perf_counter() - start
+print(elapsed, ",".join(m for m in {optional!r} if m in sys.modules and m not in before))
+"""
+
+
+def load_ext(repeats: int) -> dict[str, Any]:
+    """P3: %load_ext in fresh processes (cold imports), median."""
+    times, imported = [], set()
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD_SNIPPET.format(optional=OPTIONAL)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        times.append(float(out[0]))
+        imported.update(filter(None, (out[1] if len(out) > 1 else "").split(",")))
+    return {"seconds": statistics.median(times), "optional_imported": sorted(imported)}
+
+
+def idle_cpu(seconds: float) -> dict[str, float]:
+    """P4: CPU used by an idle `ipython` at its prompt, per runner, interleaved."""
+    import pexpect
+
+    setups = {
+        "IPython (no extension)": [],
+        "asyncio": ["%load_ext autoawait_runners", "%autoawait asyncio"],
+        "thread": ["%load_ext autoawait_runners", "%autoawait thread"],
+    }
+    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+    children = {}
+    for name, lines in setups.items():
+        child = pexpect.spawn(
+            sys.executable,
+            [
+                "-m",
+                "IPython",
+                "--no-banner",
+                "--colors=nocolor",
+                "--HistoryManager.hist_file=:memory:",
+            ],
+            encoding="utf-8",
+            timeout=60,
+            env=env,
+            dimensions=(40, 200),
+        )
+        child.expect(r"In \[1\]:")
+        for count, line in enumerate(lines, start=2):
+            child.sendline(line)
+            child.expect(rf"In \[{count}\]:")
+        children[name] = child
+    start = {name: _cpu(child.pid) for name, child in children.items()}
+    wall = time.monotonic()
+    # Idle is what is measured: nothing to wait on but the clock.
+    time.sleep(seconds)
+    wall = time.monotonic() - wall
+    result = {name: (_cpu(child.pid) - start[name]) / wall for name, child in children.items()}
+    for child in children.values():
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    return result
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args()
+    rounds, cells, repeats, idle = (3, 50, 3, 2.0) if args.quick else (10, 200, 9, 10.0)
+
+    cell = per_cell(rounds, cells)
+    load = load_ext(repeats)
+    cpu = idle_cpu(idle)
+
+    reference = cell["await cell, IPython asyncio"]
+    print(f"P1 per-cell median ({rounds} interleaved rounds of {cells} cells)")
+    print(f"  {'mode':32} {'us':>8} {'x IPython asyncio':>18}")
+    for name, seconds in cell.items():
+        print(f"  {name:32} {seconds * 1e6:8.1f} {seconds / reference:18.2f}")
+    print(
+        f"P3 %load_ext autoawait_runners: {load['seconds'] * 1e3:.1f} ms (median of {repeats});"
+        f" optional libraries imported: {load['optional_imported'] or 'none'}"
+    )
+    print(f"P4 idle CPU over {idle:.0f} s:")
+    for name, share in cpu.items():
+        print(f"  {name:32} {share * 100:6.2f} %")
+
+    checks = [(what, cell[key] / reference <= limit) for what, key, limit in TARGETS]
+    checks.append(("P3 %load_ext <= 50 ms", load["seconds"] <= 0.050))
+    checks.append(("P3 imports none of " + ", ".join(OPTIONAL), not load["optional_imported"]))
+    checks += [(f"P4 idle CPU < 2% ({name})", share < 0.02) for name, share in cpu.items()]
+    print("targets:")
+    for what, ok in checks:
+        print(f"  {'met ' if ok else 'MISSED'} {what}")
+
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "runners.json").write_text(
+        json.dumps(
+            {
+                "python": sys.version.split()[0],
+                "ipython": __import__("IPython").__version__,
+                "quick": args.quick,
+                "per_cell_seconds": cell,
+                "per_cell_ratio_to_ipython_asyncio": {k: v / reference for k, v in cell.items()},
+                "load_ext": load,
+                "idle_cpu_share": cpu,
+                "targets": dict(checks),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
