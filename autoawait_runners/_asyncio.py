@@ -14,7 +14,6 @@ next await cell). This runner:
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -93,9 +92,8 @@ class AsyncioRunner(Runner):
         def cancel() -> None:
             loop.call_soon_threadsafe(task.cancel)
 
-        with sigint_interrupts(
-            cell, cancel=cancel, cell_thread=threading.get_ident(), waker=self._waker
-        ):
+        assert self._waker is not None
+        with sigint_interrupts(cell, cancel=cancel, waker=self._waker):
             try:
                 return self._run_until_complete(task)
             finally:

@@ -116,6 +116,27 @@ class CellCoroutine(Coroutine[Any, Any, T]):
     def close(self) -> None:
         self._coro.close()
 
+    def interrupt(self, *, cancel: Callable[[], None], cell_thread: int) -> bool:
+        """Deliver one Ctrl-C to the cell, where it is; called in the main thread.
+
+        Running Python code in this thread: raises KeyboardInterrupt here. Running in
+        ``cell_thread``: raises it there. Suspended at an await: ``cancel()``s the cell's task
+        (thread-safely), which :meth:`throw` turns into the interruption. Each Ctrl-C
+        interrupts again, so a cell that swallowed one gets the next; the
+        :data:`ABANDON_AFTER`-th returns False: the caller stops waiting for the cell.
+        """
+        self.interrupts += 1
+        if self.interrupts >= ABANDON_AFTER:
+            return False
+        if self.executing:
+            if cell_thread == threading.get_ident():
+                raise KeyboardInterrupt
+            if raise_in_thread(cell_thread, KeyboardInterrupt):
+                return True
+        self.pending_interrupt = True
+        cancel()
+        return True
+
     def __await__(self) -> Generator[Any, None, T]:
         # Lets a runner `await` the wrapper from a coroutine of its own (trio, curio).
         return self._await_impl()
@@ -186,45 +207,24 @@ def sigint_interrupts(
     cell: CellCoroutine[Any],
     *,
     cancel: Callable[[], None],
-    cell_thread: int,
-    waker: Waker | None = None,
+    waker: Waker,
 ) -> Iterator[None]:
-    """While a cell runs, route Ctrl-C (SIGINT) to it.
+    """While a cell runs in this (the main) thread's loop, route Ctrl-C (SIGINT) to it.
 
-    ``cancel`` must cancel the cell's task from the main thread (thread-safely: it runs in a
-    signal handler). ``waker``, if given, becomes the signal wake-up fd: it must wake the
-    thread that waits for the cell, wherever the signal lands. ``cell_thread``
-    is the thread whose stack holds the cell's code while it is executing. Outside the main
-    thread no handler can be installed and the previous behaviour is kept.
-
-    Each Ctrl-C interrupts the cell where it is, so a cell that swallowed one is
-    interrupted again by the next. The :data:`ABANDON_AFTER`-th raises KeyboardInterrupt
-    in the waiting thread itself: the runner stops waiting and reports what it left behind.
+    ``cancel`` must cancel the cell's task thread-safely (it runs in a signal handler).
+    ``waker`` becomes the signal wake-up fd: it must wake the loop, wherever the signal
+    lands. Outside the main thread no handler can be installed and nothing changes.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    here = threading.get_ident()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        cell.interrupts += 1
-        if cell.interrupts >= ABANDON_AFTER:
-            # The cell ignored every interrupt: stop waiting for it (the runner says so).
+        if not cell.interrupt(cancel=cancel, cell_thread=here):
             raise KeyboardInterrupt
-        if cell.executing:
-            if cell_thread == threading.get_ident():
-                raise KeyboardInterrupt
-            if raise_in_thread(cell_thread, KeyboardInterrupt):
-                return
-        cell.pending_interrupt = True
-        cancel()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    if waker is None:
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        return
     previous_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
     try:
         yield

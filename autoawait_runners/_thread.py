@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ._asyncio_session import SHUTDOWN_TIMEOUT, AsyncioSession, translate_cancellation
-from ._cell import CellCoroutine, sigint_interrupts
+from ._cell import CellCoroutine
 from ._runner import Runner, RunnerUnavailable, say
 
 
@@ -84,9 +84,10 @@ class ThreadRunner(Runner):
         session, thread = self._session, self._thread
         assert session is not None and thread is not None and thread.ident is not None
         cell = CellCoroutine(coro, translate_cancellation)
-        # A bare lock is the cheapest hand-back from the loop thread, and acquiring it is
-        # interruptible: SIGINT is blocked in the loop thread (see _thread_main), so Ctrl-C
-        # reaches this thread and runs the handler during the wait.
+        # A bare lock is the cheapest hand-back from the loop thread. SIGINT is blocked in
+        # the loop thread (see _thread_main), so Ctrl-C lands here, in the main thread, and
+        # the default handler's KeyboardInterrupt interrupts the wait: no handler of our own
+        # to install per cell.
         finished = threading.Lock()
         finished.acquire()
         tasks: list[asyncio.Task[Any]] = []
@@ -100,10 +101,13 @@ class ThreadRunner(Runner):
             session.loop.call_soon_threadsafe(lambda: tasks[0].cancel())
 
         session.loop.call_soon_threadsafe(start)
-        with sigint_interrupts(cell, cancel=cancel, cell_thread=thread.ident):
+        while True:
             try:
                 finished.acquire()
+                break
             except KeyboardInterrupt:
+                if cell.interrupt(cancel=cancel, cell_thread=thread.ident):
+                    continue
                 if not (tasks and tasks[0].done()):
                     say(
                         "the cell ignored Ctrl-C and still runs in the runner's thread; "

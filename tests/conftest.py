@@ -105,7 +105,8 @@ class IPythonPty:
         )
         self.transcript: list[str] = []
         self.child.logfile_read = _Recorder(self.transcript)
-        self.prompt()
+        self.child.expect(r"In \[(\d+)\]:")  # a startup script may have run cells already
+        self.count = int(self.child.match.group(1)) + 1
 
     def prompt(self) -> None:
         """Wait for the next input prompt."""

@@ -1,0 +1,24 @@
+"""The examples run as documented (the README's quick start uses examples/tour.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import IPythonPty
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.mark.pty
+def test_tour_runs_and_leaves_a_live_session(ipython_pty: type[IPythonPty]) -> None:
+    ipy = ipython_pty("-i", str(EXAMPLES / "tour.py"))
+    text = ipy.text()
+    assert "tour> %autoawait --list" in text
+    assert "RuntimeError: this task failed in the background" in text
+    assert "asyncio runner closed: cancelled 1 background task" in text
+    assert "thread runner closed: cancelled 1 background task" in text
+    assert "Out[8]: 'autoawait_runners-thread'" in text
+    assert text.count("Traceback") == 1  # the background failure the tour shows on purpose
+    ipy.cell("print('ticking', not task.done(), len(ticks) > 0)", "ticking True True")
+    ipy.exit()
