@@ -18,9 +18,14 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._asyncio_session import SHUTDOWN_TIMEOUT, AsyncioSession, translate_cancellation
+from ._asyncio_session import (
+    SHUTDOWN_TIMEOUT,
+    AsyncioSession,
+    AsyncioSessionRunner,
+    translate_cancellation,
+)
 from ._cell import CellCoroutine, Waker, sigint_interrupts
-from ._runner import Runner, say
+from ._runner import say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -48,22 +53,15 @@ def outer_loop_hidden() -> Iterator[None]:
         asyncio.events._set_running_loop(outer)
 
 
-class AsyncioRunner(Runner):
+class AsyncioRunner(AsyncioSessionRunner):
     """One asyncio loop for the session, in the main thread."""
 
     name = "asyncio"
-    library = "asyncio"
     description = "one asyncio loop for the session; runs while the prompt is idle"
 
     def __init__(self) -> None:
         super().__init__()
-        self._session: AsyncioSession | None = None
         self._waker: Waker | None = None
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The session loop, or None when the runner is closed."""
-        return self._session.loop if self._session is not None else None
 
     def _startup(self) -> None:
         session = AsyncioSession(self.name)
@@ -105,10 +103,6 @@ class AsyncioRunner(Runner):
                     self._run_until_complete(asyncio.wait([task], timeout=SHUTDOWN_TIMEOUT))
                     if not task.done():
                         say("the cell ignored cancellation; its task was left pending")
-
-    def _after_cell(self) -> None:
-        if self._session is not None:
-            self._session.report_failures()
 
     def _shutdown(self) -> int:
         session, self._session = self._session, None

@@ -20,7 +20,7 @@ import traceback
 from typing import Any
 
 from ._cell import CellCoroutine, CellInterrupted
-from ._runner import say
+from ._runner import Runner, say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
@@ -106,8 +106,9 @@ class AsyncioSession:
     # -- shutdown --------------------------------------------------------------------------
 
     async def cancel_background(self) -> int:
-        """Cancel every background task and let its clean-up run. Runs on the loop."""
-        tasks = [t for t in self.background_tasks() if t is not asyncio.current_task()]
+        """Cancel every task left (a cell abandoned after Ctrl-C too) and let its clean-up
+        run. Runs on the loop."""
+        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -132,3 +133,22 @@ class AsyncioSession:
         """Close the loop, once :meth:`cancel_background` has run and the loop stopped."""
         self.report_failures()
         self.loop.close()
+
+
+class AsyncioSessionRunner(Runner):
+    """What the asyncio-family runners share: an :class:`AsyncioSession` per session."""
+
+    library = "asyncio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._session: AsyncioSession | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The session loop, or None when the runner is closed."""
+        return self._session.loop if self._session is not None else None
+
+    def _after_cell(self) -> None:
+        if self._session is not None:
+            self._session.report_failures()

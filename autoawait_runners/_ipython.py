@@ -109,8 +109,10 @@ class Extension:
         explicit = "default" in self.config.config.get("AutoawaitRunners", {})
         current = self.shell.loop_runner
         name = self.config.default
-        if not explicit and current is not _asyncio_runner:
-            self._on_loop_runner_change({"old": None, "new": current})  # adopt it
+        if not explicit and (current is not _asyncio_runner or _in_kernel(self.shell)):
+            # Keep what the shell has: a runner set by dotted path (adopted), or a Jupyter
+            # kernel's own asyncio integration, whose loop already runs between cells.
+            self._on_loop_runner_change({"old": None, "new": current})
             return
         if not name:
             return
@@ -246,6 +248,11 @@ class Extension:
             + row[4]
             for row in rows
         )
+
+
+def _in_kernel(shell: InteractiveShell) -> bool:
+    """Whether the shell is a Jupyter kernel's (ipykernel awaits cells on its own loop)."""
+    return type(shell).__module__.startswith("ipykernel.")
 
 
 def _start(runner: Any, name: str) -> bool:

@@ -18,27 +18,25 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-from ._asyncio_session import SHUTDOWN_TIMEOUT, AsyncioSession, translate_cancellation
+from ._asyncio_session import (
+    SHUTDOWN_TIMEOUT,
+    AsyncioSession,
+    AsyncioSessionRunner,
+    translate_cancellation,
+)
 from ._cell import CellCoroutine
-from ._runner import Runner, RunnerUnavailable, say
+from ._runner import RunnerUnavailable, say
 
 
-class ThreadRunner(Runner):
+class ThreadRunner(AsyncioSessionRunner):
     """An asyncio loop in its own thread, for the session."""
 
     name = "thread"
-    library = "asyncio"
     description = "an asyncio loop in its own thread, always running; cells run there"
 
     def __init__(self) -> None:
         super().__init__()
-        self._session: AsyncioSession | None = None
         self._thread: threading.Thread | None = None
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The session loop, or None when the runner is closed."""
-        return self._session.loop if self._session is not None else None
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -108,17 +106,19 @@ class ThreadRunner(Runner):
             except KeyboardInterrupt:
                 if cell.interrupt(cancel=cancel, cell_thread=thread.ident):
                     continue
-                if not (tasks and tasks[0].done()):
+                # Abandoned: one last cancellation, then stop waiting whatever happens.
+                if not cell.executing:
+                    cell.pending_interrupt = True
+                    cancel()
+                if not finished.acquire(timeout=SHUTDOWN_TIMEOUT):
                     say(
                         "the cell ignored Ctrl-C and still runs in the runner's thread; "
                         "later cells wait for it"
+                        if cell.executing
+                        else "the cell ignored cancellation; its task was left pending"
                     )
                 raise
         return tasks[0].result()
-
-    def _after_cell(self) -> None:
-        if self._session is not None:
-            self._session.report_failures()
 
     def _shutdown(self) -> int:
         session, thread = self._session, self._thread

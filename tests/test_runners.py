@@ -257,3 +257,31 @@ def test_switching_cancels_background_tasks_with_one_line(
     shell.ok(f"%autoawait {shell.name}")
     assert old.started and old.loop is not None
     assert shell.ok("await asyncio.sleep(0, 'fresh')") == "fresh"
+
+
+def test_third_ctrl_c_abandons_a_cell_that_swallows_every_interrupt(runner_shell: Shell) -> None:
+    shell = runner_shell  # R5: the prompt comes back even from a hostile cell
+    events = [threading.Event() for _ in range(3)]
+    shell.ns["events"] = events
+    shell.ok("import asyncio; swallowed = []")
+    senders = [send_sigint_when(event) for event in events]
+    result = shell.run(
+        "loop = asyncio.get_running_loop()\n"
+        "for event in events:\n"
+        "    loop.call_soon(event.set)\n"
+        "    try:\n"
+        "        await asyncio.sleep(60)\n"
+        "    except BaseException:\n"
+        "        swallowed.append(1)\n"
+        "while True:\n"
+        "    try:\n"
+        "        await asyncio.sleep(60)\n"
+        "    except BaseException:\n"
+        "        swallowed.append(1)\n"
+    )
+    for sender in senders:
+        sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert "the cell ignored cancellation; its task was left pending" in shell.output()
+    assert len(shell.ns["swallowed"]) >= 2
+    assert shell.ok("await asyncio.sleep(0, 'prompt is back')") == "prompt is back"
