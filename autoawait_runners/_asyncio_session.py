@@ -53,7 +53,6 @@ class AsyncioSession:
         self.context = contextvars.copy_context()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
-        self._cell_tasks: set[asyncio.Task[Any]] = set()
         self.loop.set_task_factory(self._task_factory)
 
     # -- tasks -----------------------------------------------------------------------------
@@ -94,14 +93,7 @@ class AsyncioSession:
 
         Made directly rather than through the task factory: a cell is not background work.
         """
-        task: asyncio.Task[Any] = asyncio.Task(cell, loop=self.loop, context=self.context)
-        self._cell_tasks.add(task)
-        task.add_done_callback(self._cell_tasks.discard)
-        return task
-
-    def background_tasks(self) -> list[asyncio.Task[Any]]:
-        """The tasks alive on the loop other than cells. Loop thread only."""
-        return [t for t in asyncio.all_tasks(self.loop) if t not in self._cell_tasks]
+        return asyncio.Task(cell, loop=self.loop, context=self.context)
 
     # -- shutdown --------------------------------------------------------------------------
 
