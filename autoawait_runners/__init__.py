@@ -21,14 +21,16 @@ if TYPE_CHECKING:
     from ._asyncio import AsyncioRunner
     from ._cell import CellInterrupted
     from ._config import AutoawaitRunners
-    from ._planned import PlannedCurioRunner, PlannedEmbedRunner, PlannedTrioRunner
+    from ._curio import CurioRunner
+    from ._planned import PlannedEmbedRunner
     from ._runner import Runner, RunnerUnavailable
     from ._thread import ThreadRunner
+    from ._trio import SessionNursery, TrioRunner, trio_nursery
 
     asyncio_runner: AsyncioRunner
     thread_runner: ThreadRunner
-    trio_runner: PlannedTrioRunner
-    curio_runner: PlannedCurioRunner
+    trio_runner: TrioRunner
+    curio_runner: CurioRunner
     embed_runner: PlannedEmbedRunner
 
 __version__ = "0.1.0"
@@ -38,11 +40,13 @@ __all__ = [
     "CellInterrupted",
     "Runner",
     "RunnerUnavailable",
+    "SessionNursery",
     "asyncio_runner",
     "curio_runner",
     "embed_runner",
     "load_ipython_extension",
     "thread_runner",
+    "trio_nursery",
     "trio_runner",
     "unload_ipython_extension",
 ]
@@ -51,8 +55,10 @@ __all__ = [
 _LAZY = {
     "asyncio_runner": ("._asyncio", "_runner"),
     "thread_runner": ("._thread", "_runner"),
-    "trio_runner": ("._planned", "trio_runner"),
-    "curio_runner": ("._planned", "curio_runner"),
+    "trio_runner": ("._trio", "_runner"),
+    "curio_runner": ("._curio", "_runner"),
+    "trio_nursery": ("._trio", "trio_nursery"),
+    "SessionNursery": ("._trio", "SessionNursery"),
     "embed_runner": ("._planned", "embed_runner"),
     "AutoawaitRunners": ("._config", "AutoawaitRunners"),
     "CellInterrupted": ("._cell", "CellInterrupted"),

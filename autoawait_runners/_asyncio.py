@@ -18,14 +18,9 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._asyncio_session import (
-    SHUTDOWN_TIMEOUT,
-    AsyncioSession,
-    AsyncioSessionRunner,
-    translate_cancellation,
-)
+from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
 from ._cell import CellCoroutine, Waker, sigint_interrupts
-from ._runner import say
+from ._runner import SHUTDOWN_TIMEOUT, say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell

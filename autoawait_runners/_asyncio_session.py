@@ -20,13 +20,11 @@ import traceback
 from typing import Any
 
 from ._cell import CellCoroutine, CellInterrupted
-from ._runner import Runner, say
+from ._runner import SHUTDOWN_TIMEOUT, Runner, say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
 REPORT_DELAY = 0.1
-#: How long shutting down waits for cancelled tasks and executor threads to finish.
-SHUTDOWN_TIMEOUT = 1.0
 
 
 def translate_cancellation(exc: BaseException) -> BaseException | None:

@@ -27,8 +27,8 @@ GROUP = "autoawait_runners"
 BUILTIN_ENTRY_POINTS = {
     "asyncio": "autoawait_runners._asyncio:get_runner",
     "thread": "autoawait_runners._thread:get_runner",
-    "trio": "autoawait_runners._planned:get_trio_runner",
-    "curio": "autoawait_runners._planned:get_curio_runner",
+    "trio": "autoawait_runners._trio:get_runner",
+    "curio": "autoawait_runners._curio:get_runner",
     "embed": "autoawait_runners._planned:get_embed_runner",
 }
 

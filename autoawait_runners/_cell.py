@@ -70,22 +70,45 @@ class CellCoroutine(Coroutine[Any, Any, T]):
     cell's own task; background tasks are not wrapped.
     """
 
-    __slots__ = ("_coro", "_translate", "executing", "interrupts", "pending_interrupt")
+    __slots__ = (
+        "_coro",
+        "_level_triggered",
+        "_translate",
+        "executing",
+        "interrupts",
+        "pending_interrupt",
+    )
 
     def __init__(
         self,
         coro: Coroutine[Any, Any, T],
-        translate: Callable[[BaseException], BaseException | None],
+        translate: Callable[[Any], Any],
+        *,
+        level_triggered: bool = False,
     ) -> None:
         self._coro = coro
-        # Maps the cancellation the runner caused to the exception the cell should see;
-        # None means "not ours, pass it through".
+        # Maps what the library resumes the cell with after the runner cancelled it (a
+        # thrown exception, or a value sent in: trio sends outcomes, curio exceptions) to
+        # what the cell should get instead; None means "not the cancellation, pass it on".
         self._translate = translate
+        # trio's cancellation is level-triggered: once the cell's scope is cancelled, every
+        # checkpoint raises, and every one of those must read as the interruption.
+        self._level_triggered = level_triggered
         self.executing = False
         self.interrupts = 0
         self.pending_interrupt = False
 
+    def _translated(self, resumed: Any) -> Any:
+        replacement = self._translate(resumed)
+        if replacement is None:
+            return resumed
+        if not self._level_triggered:
+            self.pending_interrupt = False
+        return replacement
+
     def send(self, value: Any) -> Any:
+        if self.pending_interrupt:
+            value = self._translated(value)
         self.executing = True
         try:
             return self._coro.send(value)
@@ -103,10 +126,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         if tb is not None:
             exc = exc.with_traceback(tb)
         if self.pending_interrupt:
-            translated = self._translate(exc)
-            if translated is not None:
-                self.pending_interrupt = False
-                exc = translated
+            exc = self._translated(exc)
         self.executing = True
         try:
             return self._coro.throw(exc)

@@ -1,7 +1,7 @@
 """Catalogue places for the runners that are designed but not built yet.
 
-The names ``trio``, ``curio`` and ``embed`` are reserved so that configuration written for
-them today keeps its meaning when they land. Until then, selecting one says so in one line
+The name ``embed`` is reserved so that configuration written for it today keeps its
+meaning when the runner lands. Until then, selecting one says so in one line
 and changes nothing.
 """
 
@@ -35,22 +35,6 @@ class PlannedRunner(Runner):
         return False
 
 
-class PlannedTrioRunner(PlannedRunner):
-    name = "trio"
-    library = "trio"
-    extra = "trio"
-    description = "one trio.run for the session with a session nursery (planned)"
-    meanwhile = "%autoawait IPython.core.interactiveshell._trio_runner (a trio.run per cell)"
-
-
-class PlannedCurioRunner(PlannedRunner):
-    name = "curio"
-    library = "curio"
-    extra = "curio"
-    description = "one curio Kernel for the session (planned)"
-    meanwhile = "%autoawait IPython.core.interactiveshell._curio_runner (a curio.run per cell)"
-
-
 class PlannedEmbedRunner(PlannedRunner):
     name = "embed"
     library = "asyncio"
@@ -58,17 +42,7 @@ class PlannedEmbedRunner(PlannedRunner):
     meanwhile = "the thread runner, which works inside a running program"
 
 
-trio_runner = PlannedTrioRunner()
-curio_runner = PlannedCurioRunner()
 embed_runner = PlannedEmbedRunner()
-
-
-def get_trio_runner() -> PlannedTrioRunner:
-    return trio_runner
-
-
-def get_curio_runner() -> PlannedCurioRunner:
-    return curio_runner
 
 
 def get_embed_runner() -> PlannedEmbedRunner:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 
+#: How long ending a session waits for background work (and an abandoned cell) to finish.
+SHUTDOWN_TIMEOUT = 1.0
+
+
 def say(message: str) -> None:
     """Print one line from the extension, marked as such."""
     print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,193 @@
+"""Runners whose event loop lives in a dedicated thread: ``thread``, ``trio``, ``curio``.
+
+The loop runs for the whole session in a thread of its own, so background work always makes
+progress, whatever the front end does with the main thread (a prompt waiting for input, a
+kernel's own loop). Every cell runs in that thread; the main thread hands it over and waits.
+
+What is shared here, so that each library's runner only says how to run its loop, start a
+cell in it and stop it:
+
+- starting the thread, and failing cleanly (one line) if the loop does not come up;
+- the hand-over: a bare lock the loop thread releases when the cell ends, the cheapest way
+  back to a waiting thread;
+- Ctrl-C: SIGINT is blocked in the loop thread (and in the threads it starts, which inherit
+  the mask), so the kernel delivers it to the main thread, where the default handler's
+  KeyboardInterrupt interrupts the wait; it is then routed to the cell
+  (:meth:`CellCoroutine.interrupt <autoawait_runners._cell.CellCoroutine.interrupt>`);
+- a loop that dies (a crash in the library) releases the cells waiting on it with an error,
+  and the next cell starts a fresh session: nothing hangs.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from abc import abstractmethod
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ._cell import CellCoroutine
+from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say
+
+#: How long starting a session may take before the runner gives up.
+START_TIMEOUT = 10.0
+
+
+class SubmittedCell:
+    """A cell handed to the loop thread: how to cancel it there, and how it ended."""
+
+    __slots__ = ("_error", "_finished", "_value", "cancel", "cell")
+
+    def __init__(self, cell: CellCoroutine[Any]) -> None:
+        self.cell = cell
+        self._finished = threading.Lock()
+        self._finished.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        #: Thread-safe: cancel the cell in its loop. Set by the runner when it starts it.
+        self.cancel: Callable[[], None] = lambda: None
+
+    def succeed(self, value: Any) -> None:
+        self._value = value
+        self._finished.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._finished.release()
+
+    def wait(self, timeout: float = -1) -> bool:
+        return self._finished.acquire(timeout=timeout)
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class ThreadedRunner(Runner):
+    """A runner whose loop runs in a dedicated thread, where every cell runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread: threading.Thread | None = None
+        self._waiting: set[SubmittedCell] = set()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread the loop runs in, or None when the runner is closed."""
+        return self._thread
+
+    # -- what each library provides ----------------------------------------------------------
+
+    @abstractmethod
+    def _serve(self, ready: Callable[[], None]) -> None:
+        """Run the session loop in this thread until :meth:`_stop` ends it.
+
+        Call ``ready()`` once cells can be submitted.
+        """
+
+    @abstractmethod
+    def _submit(self, submitted: SubmittedCell) -> None:
+        """Thread-safe: start the cell in the loop; end by ``succeed`` or ``fail``."""
+
+    @abstractmethod
+    def _stop(self) -> int:
+        """Thread-safe: cancel the background tasks and end :meth:`_serve`; return how
+        many tasks were cancelled (waiting up to about :data:`SHUTDOWN_TIMEOUT`)."""
+
+    @abstractmethod
+    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
+        """Wrap a cell's coroutine so that cancellation reaches it as an interruption."""
+
+    def _reset(self) -> None:
+        """Forget the session's objects (the thread has ended)."""
+
+    # -- the runner ------------------------------------------------------------------------
+
+    def _startup(self) -> None:
+        up = threading.Event()
+        crashed: list[BaseException] = []
+        thread = threading.Thread(
+            target=self._thread_main,
+            args=(up, crashed),
+            name=f"autoawait_runners-{self.name}",
+            daemon=True,  # exiting IPython must never wait on it; close() joins it
+        )
+        thread.start()
+        if not up.wait(START_TIMEOUT):
+            raise RunnerUnavailable(f"the {self.name} loop did not start")
+        if crashed:
+            thread.join(START_TIMEOUT)
+            exc = crashed[0]
+            raise RunnerUnavailable(f"{type(exc).__name__}: {exc}")
+        self._thread = thread
+
+    def _thread_main(self, up: threading.Event, crashed: list[BaseException]) -> None:
+        # Ctrl-C is the main thread's business (see the module docstring).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._serve(up.set)
+        except BaseException as exc:
+            crashed.append(exc)
+            if self._thread is not None:  # it was running: say so, cells will restart it
+                say(f"the {self.name} session ended unexpectedly: {type(exc).__name__}: {exc}")
+        finally:
+            up.set()
+            self._thread_ended()
+
+    def _thread_ended(self) -> None:
+        """Release whoever still waits on this session; the next cell starts a new one."""
+        for submitted in list(self._waiting):
+            submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
+        if self._thread is threading.current_thread():
+            self._thread = None
+            self._started = False
+            self._reset()
+
+    def _inside_cell(self) -> bool:
+        return self._thread is not None and threading.get_ident() == self._thread.ident
+
+    def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        thread = self._thread
+        assert thread is not None and thread.ident is not None
+        cell = self._make_cell(coro)
+        submitted = SubmittedCell(cell)
+        self._waiting.add(submitted)
+        try:
+            self._submit(submitted)
+            self._wait(submitted, thread.ident)
+        finally:
+            self._waiting.discard(submitted)
+        return submitted.result()
+
+    def _wait(self, submitted: SubmittedCell, cell_thread: int) -> None:
+        cell = submitted.cell
+        while True:
+            try:
+                submitted.wait()
+                return
+            except KeyboardInterrupt:
+                if cell.interrupt(cancel=submitted.cancel, cell_thread=cell_thread):
+                    continue
+                # Abandoned: one last cancellation, then stop waiting whatever happens.
+                if not cell.executing:
+                    cell.pending_interrupt = True
+                    submitted.cancel()
+                if not submitted.wait(SHUTDOWN_TIMEOUT):
+                    say(
+                        f"the cell ignored Ctrl-C and still runs in the {self.name} runner's "
+                        "thread; later cells wait for it"
+                        if cell.executing
+                        else "the cell ignored cancellation; its task was left pending"
+                    )
+                raise
+
+    def _shutdown(self) -> int:
+        thread, self._thread = self._thread, None  # an ending expected: see _thread_ended
+        assert thread is not None
+        cancelled = self._stop()
+        thread.join(SHUTDOWN_TIMEOUT * 2)
+        if thread.is_alive():
+            say(f"the {self.name} runner's thread is blocked and was left running")
+        self._reset()
+        return cancelled

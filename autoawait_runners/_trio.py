@@ -1,0 +1,216 @@
+"""The ``trio`` runner: one ``trio.run`` for the whole session, with a session nursery.
+
+IPython's own trio runner starts a fresh ``trio.run`` for every cell: nothing started in a
+cell outlives it. Here one ``trio.run`` lives in a dedicated thread for the session (the
+plumbing is shared with the other threaded runners, see ``_threaded``); every cell, plain
+ones too, runs as a task in it, inside a cancel scope of its own.
+
+Why a thread, rather than guest mode on a host loop or trio in the main thread with input
+read in a thread (as ``python -m trio`` does): the run keeps going while the prompt waits
+and inside a Jupyter kernel alike, trio's own SIGINT handling stays out of IPython's and
+prompt_toolkit's way (trio installs it only in the main thread), and the runner needs
+nothing of IPython's internals. The price is the thread runner's: one hand-over per cell,
+and cells do not run in the main thread. ``docs/runners.rst`` has the full reasoning.
+
+Background work that outlives a cell goes in the session nursery,
+:func:`autoawait_runners.trio_nursery`. A task there that fails has its traceback printed at
+once; it does not cancel the nursery or the session. Only trio's public API is used.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ._cell import CellCoroutine
+from ._runner import SHUTDOWN_TIMEOUT, say
+from ._threaded import SubmittedCell, ThreadedRunner
+
+if TYPE_CHECKING:
+    import trio
+
+
+class SessionNursery:
+    """The trio session's nursery: tasks started here outlive the cell that started them.
+
+    Get it with :func:`autoawait_runners.trio_nursery` in a cell of the ``trio`` runner.
+    Unlike a plain nursery, a child that fails does not cancel its siblings: its traceback
+    is printed (R6) and the session goes on. The children are cancelled when the session
+    ends (switching runner, ``%unload_ext``, exit).
+    """
+
+    def __init__(self, nursery: trio.Nursery, runner_name: str) -> None:
+        self._nursery = nursery
+        self._runner_name = runner_name
+
+    @property
+    def child_tasks(self) -> frozenset[trio.lowlevel.Task]:
+        """The background tasks alive now."""
+        return self._nursery.child_tasks
+
+    def start_soon(self, async_fn: Callable[..., Any], *args: Any, name: object = None) -> None:
+        """Start ``async_fn(*args)`` in the background, like :meth:`trio.Nursery.start_soon`."""
+        self._nursery.start_soon(self._guarded, async_fn, args, name=name or async_fn)
+
+    async def _guarded(self, async_fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            await async_fn(*args)
+        except BaseException as exc:
+            if _only_cancelled(exc):
+                raise  # the session is ending: let the nursery absorb it
+            self._report(exc, async_fn)
+
+    def _report(self, exc: BaseException, what: object) -> None:
+        name = getattr(what, "__qualname__", None) or str(what)
+        say(f"background task {name} of the {self._runner_name} session failed:")
+        # The traceback starts in the user's code, not in _guarded.
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        lines = traceback.format_exception(type(exc), exc, tb)
+        print("".join(lines), end="", file=sys.stderr, flush=True)
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    import trio
+
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(inner) for inner in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
+
+
+def _translate_cancellation(resumed: Any) -> Any:
+    """What trio resumes an interrupted cell with, as the cell should see it.
+
+    trio resumes a task by sending it an outcome; after the runner cancelled the cell's
+    scope that is ``Error(Cancelled)``. The cell gets ``Error(KeyboardInterrupt)`` instead:
+    IPython shows KeyboardInterrupt, and ``finally`` blocks run as for any exception.
+    (``trio.Cancelled`` cannot be subclassed, so this one is a plain KeyboardInterrupt.)
+    """
+    import outcome
+    import trio
+
+    if isinstance(resumed, outcome.Error) and isinstance(resumed.error, trio.Cancelled):
+        return outcome.Error(KeyboardInterrupt())
+    return None
+
+
+class TrioRunner(ThreadedRunner):
+    """One ``trio.run`` for the session, in its own thread, with a session nursery."""
+
+    name = "trio"
+    library = "trio"
+    extra = "trio"
+    description = "one trio.run for the session, in its own thread; a session nursery"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._context: contextvars.Context | None = None
+        self._nursery: SessionNursery | None = None
+        self._stop_requested: trio.Event | None = None
+        self._stopped = threading.Event()
+        self._cancelled = 0
+
+    @property
+    def nursery(self) -> SessionNursery | None:
+        """The session nursery, or None when the runner is closed."""
+        return self._nursery
+
+    def _serve(self, ready: Callable[[], None]) -> None:
+        import trio
+
+        self._stopped.clear()
+        try:
+            trio.run(self._main, ready)
+        finally:
+            self._stopped.set()
+
+    async def _main(self, ready: Callable[[], None]) -> None:
+        import trio
+
+        self._token = trio.lowlevel.current_trio_token()
+        # Every cell runs in this one context, so context variables set in one cell are
+        # seen by the next (R4); tasks a cell starts copy it, as usual.
+        self._context = contextvars.copy_context()
+        self._stop_requested = trio.Event()
+        async with trio.open_nursery() as background:
+            self._nursery = SessionNursery(background, self.name)
+            ready()
+            await self._stop_requested.wait()
+            self._cancelled = len(background.child_tasks)
+            background.cancel_scope.cancel()
+        # Cells still running (the one that closed the session) are system tasks: trio
+        # cancels them when this, the main task, returns.
+
+    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
+        return CellCoroutine(coro, _translate_cancellation, level_triggered=True)
+
+    def _submit(self, submitted: SubmittedCell) -> None:
+        import trio
+
+        token, context = self._token, self._context
+        assert token is not None and context is not None
+        scope = trio.CancelScope()  # may be cancelled before the cell even starts
+        submitted.cancel = lambda: token.run_sync_soon(scope.cancel)
+        # A system task, because only those take a context; _run_cell_task never raises.
+        token.run_sync_soon(
+            lambda: trio.lowlevel.spawn_system_task(
+                _run_cell_task, submitted, scope, context=context
+            )
+        )
+
+    def _stop(self) -> int:
+        import trio
+
+        token, stop = self._token, self._stop_requested
+        assert token is not None and stop is not None
+        try:
+            token.run_sync_soon(stop.set)
+        except trio.RunFinishedError:
+            return 0
+        if not self._stopped.wait(SHUTDOWN_TIMEOUT * 2):
+            return 0
+        return self._cancelled
+
+    def _reset(self) -> None:
+        self._token = self._context = self._nursery = self._stop_requested = None
+
+
+async def _run_cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> None:
+    """A cell, as a task of the session: whatever happens, it settles ``submitted`` and
+    raises nothing (an exception from a system task would end the run)."""
+    try:
+        with scope:
+            value = await submitted.cell
+            submitted.succeed(value)
+            return
+        submitted.fail(KeyboardInterrupt())  # cancelled outside the user's code
+    except BaseException as exc:
+        submitted.fail(exc)
+
+
+_runner = TrioRunner()
+
+
+def get_runner() -> TrioRunner:
+    """Entry point: the session's trio runner (one object per process)."""
+    return _runner
+
+
+def trio_nursery() -> SessionNursery:
+    """The session nursery of the active ``trio`` runner: start background tasks in it.
+
+    Call it in a cell of the ``trio`` runner::
+
+        nursery = autoawait_runners.trio_nursery()
+        nursery.start_soon(ticker)
+
+    Raises RuntimeError when the trio runner has no live session.
+    """
+    nursery = _runner.nursery
+    if nursery is None:
+        raise RuntimeError("the trio runner is not running: select it with %autoawait trio")
+    return nursery
