@@ -52,6 +52,24 @@ STEPS = [
     ),
     (PAUSE, "0.5"),
     ("", "len(ticks) - n  # ticks made while no cell was running"),
+    (
+        "trio: one trio.run for the whole session (IPython's own runner starts one per cell).\n"
+        "# Background work goes in the session nursery, which outlives the cell.",
+        "%autoawait trio",
+    ),
+    (
+        "",
+        "import trio, autoawait_runners\n"
+        "async def trio_ticker():\n"
+        "    while True:\n"
+        "        ticks.append(time.monotonic())\n"
+        "        await trio.sleep(0.1)\n"
+        "autoawait_runners.trio_nursery().start_soon(trio_ticker)\n"
+        "n = len(ticks)",
+    ),
+    ("", "await trio.sleep(0.5)\nlen(ticks) - n"),
+    ("curio: one curio Kernel for the session.", "%autoawait curio"),
+    ("", "import curio, curio.meta\nawait curio.sleep(0.1)\ncurio.meta.curio_running()"),
     ("Back to the asyncio runner, with a fresh ticker.", "%autoawait asyncio"),
     (
         "",
@@ -66,6 +84,7 @@ Try:
   await asyncio.sleep(60)         # then press Ctrl-C: the cell is cancelled, `task` is not
   %autoawait                      # the active runner
   %autoawait thread               # switch runner (the ticker is cancelled)
+  %autoawait --list               # all the runners
 """
 
 

@@ -18,6 +18,8 @@ def test_tour_runs_and_leaves_a_live_session(ipython_pty: type[IPythonPty]) -> N
     assert "RuntimeError: this task failed in the background" in text
     assert "asyncio runner closed: cancelled 1 background task" in text
     assert "thread runner closed: cancelled 1 background task" in text
+    assert "trio runner closed: cancelled 1 background task" in text
+    assert "Out[15]: True" in text  # curio_running() in a cell of the curio runner
     assert "Out[8]: 'autoawait_runners-thread'" in text
     assert text.count("Traceback") == 1  # the background failure the tour shows on purpose
     ipy.cell("print('ticking', not task.done(), len(ticks) > 0)", "ticking True True")

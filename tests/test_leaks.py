@@ -45,3 +45,38 @@ def test_100_switches_with_background_work_leak_nothing(ipshell: Shell) -> None:
     assert open_fds() <= fds
     assert os_threads() <= threads
     assert threading.active_count() <= py_threads
+
+
+#: One cell per runner that leaves background work behind, in that runner's library.
+BACKGROUND_WORK = {
+    "asyncio": "bg = asyncio.create_task(asyncio.sleep(100)); await asyncio.sleep(0)",
+    "thread": "bg = asyncio.create_task(asyncio.sleep(100)); await asyncio.sleep(0)",
+    "trio": "autoawait_runners.trio_nursery().start_soon(trio.sleep, 100); await trio.sleep(0)",
+    "curio": "bg = await curio.spawn(curio.sleep, 100, daemon=True)",
+}
+
+
+def test_100_switches_across_all_runners_leak_nothing(ipshell: Shell) -> None:
+    shell = ipshell
+    shell.ok("import asyncio, trio, curio, autoawait_runners")
+    order = list(BACKGROUND_WORK)
+    for name in order:  # warm up: first imports and first sessions are not leaks
+        shell.ok(f"%autoawait {name}")
+        shell.ok(BACKGROUND_WORK[name])
+    shell.ok("%autoawait sync")
+    gc.collect()
+    fds, threads = open_fds(), os_threads()
+    shell.output()
+
+    for i in range(100):
+        name = order[i % len(order)]
+        shell.ok(f"%autoawait {name}")
+        shell.ok(BACKGROUND_WORK[name])
+
+    shell.ok("%autoawait sync")
+    gc.collect()
+    out = shell.output()
+    assert out.count("cancelled 1 background task") == 100
+    assert "Task was destroyed" not in out and "never joined" not in out
+    assert open_fds() <= fds
+    assert os_threads() <= threads

@@ -1,26 +1,77 @@
-"""Coroutines the pseudo-terminal tests call from one-line cells.
+"""Coroutines the pseudo-terminal tests call from one-line cells, for every runner.
 
 A real prompt_toolkit prompt auto-indents what is typed, so multi-line cells are awkward to
-type through a pty; the tests import this module instead (it is put on PYTHONPATH).
+type through a pty; the tests import this module instead (it is put on PYTHONPATH). Each
+helper works under asyncio, trio and curio alike: it asks sniffio which one is running.
 """
 
-import asyncio
 import itertools
+
+import sniffio
 
 counter = itertools.count()
 waiting = 0
 
 
+async def sleep(seconds: float) -> None:
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import trio
+
+        await trio.sleep(seconds)
+    elif library == "curio":
+        import curio
+
+        await curio.sleep(seconds)
+    else:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+
+async def background(async_fn, *args):
+    """Start async_fn(*args) as background work of the session; return a handle."""
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import autoawait_runners
+
+        autoawait_runners.trio_nursery().start_soon(async_fn, *args)
+        return async_fn
+    if library == "curio":
+        import curio
+
+        return await curio.spawn(async_fn, *args, daemon=True)
+    import asyncio
+
+    return asyncio.create_task(async_fn(*args))
+
+
+def background_count() -> int:
+    """How many background tasks the session has (a sync call, for plain cells)."""
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import autoawait_runners
+
+        return len(autoawait_runners.trio_nursery().child_tasks)
+    if library == "curio":
+        raise NotImplementedError
+    import asyncio
+
+    return len(asyncio.all_tasks()) - 1
+
+
 async def until(predicate, timeout: float = 30.0) -> None:
     """Wait, without blocking the loop, until predicate() is true."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await sleep(0.01)
+    raise TimeoutError
 
 
 async def tick(period: float = 0.2) -> None:
     while True:
-        await asyncio.sleep(period)
+        await sleep(period)
         print("tick", next(counter), flush=True)
 
 
@@ -29,14 +80,14 @@ async def sleeper() -> None:
     try:
         print("sleeper: waiting", flush=True)
         waiting += 1
-        await asyncio.sleep(100)
-        print("RESUMED", flush=True)
+        await sleep(100)
+        print("sleeper:", "resumed", flush=True)
     finally:
         print("cleanup ran", flush=True)
 
 
 async def fail_later(delay: float) -> None:
-    await asyncio.sleep(delay)
+    await sleep(delay)
     raise ValueError("background failure")
 
 

@@ -1,0 +1,194 @@
+"""The R-behaviours of DESIGN.md for the ``trio`` runner, in a real InteractiveShell."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import TIMEOUT, Shell
+from test_runners import send_sigint_when
+
+import autoawait_runners
+
+pytest.importorskip("trio")
+
+
+@pytest.fixture
+def trio_shell(ipshell: Shell) -> Shell:
+    ipshell.ok("%autoawait trio")
+    ipshell.ok("import trio, autoawait_runners")
+    return ipshell
+
+
+def test_channels_events_and_system_tasks_outlive_their_cell(trio_shell: Shell) -> None:  # R1
+    shell = trio_shell
+    shell.ok("send, receive = trio.open_memory_channel(10); done = trio.Event()")
+    shell.ok(
+        "async def echo():\n"
+        "    async for item in receive:\n"
+        "        if item is None:\n"
+        "            done.set()\n"
+        "            return\n"
+        "        results.append(item * 2)\n"
+        "results = []\n"
+        "trio.lowlevel.spawn_system_task(echo)"
+    )
+    shell.ok("await send.send(21)")
+    shell.ok("await send.send(None)")
+    shell.ok("with trio.fail_after(10):\n    await done.wait()")
+    assert shell.ns["results"] == [42]
+
+
+def test_session_nursery_tasks_run_between_cells(trio_shell: Shell) -> None:  # R1, R2
+    shell = trio_shell
+    shell.ns["reached"] = reached = threading.Event()
+    shell.ok(
+        "ticks = []\n"
+        "async def ticker():\n"
+        "    while True:\n"
+        "        ticks.append(1)\n"
+        "        if len(ticks) == 5:\n"
+        "            reached.set()\n"
+        "        await trio.sleep(0.01)\n"
+        "nursery = autoawait_runners.trio_nursery()\n"
+        "nursery.start_soon(ticker)"
+    )
+    # No cell runs while we wait: the ticks come from the session running on its own.
+    assert reached.wait(TIMEOUT)
+    assert shell.ok("len(nursery.child_tasks)") == 1
+
+
+def test_plain_cells_run_in_the_session(trio_shell: Shell) -> None:  # R3
+    runner = autoawait_runners.trio_runner
+    shell = trio_shell
+    shell.ok("import threading")
+    assert shell.ok("trio.lowlevel.current_trio_token()") is not None
+    assert shell.ok("threading.current_thread()") is runner.thread
+    token = shell.ok("trio.lowlevel.current_trio_token()")
+    assert shell.ok("await trio.sleep(0); trio.lowlevel.current_trio_token()") is token
+
+
+def test_context_variables_set_in_a_cell_are_seen_by_the_next(trio_shell: Shell) -> None:  # R4
+    shell = trio_shell
+    shell.ok("import contextvars; var = contextvars.ContextVar('var')")
+    shell.ok("_ = var.set('plain')")
+    assert shell.ok("var.get()") == "plain"
+    shell.ok("await trio.sleep(0); _ = var.set('awaited')")
+    assert shell.ok("await trio.sleep(0); var.get()") == "awaited"
+
+
+def test_ctrl_c_cancels_only_the_cell(trio_shell: Shell) -> None:  # R5
+    shell = trio_shell
+    shell.ns["at_await"] = at_await = threading.Event()
+    shell.ok(
+        "log = []\n"
+        "async def ticker():\n"
+        "    while True:\n"
+        "        await trio.sleep(0.01)\n"
+        "        log.append('tick')\n"
+        "autoawait_runners.trio_nursery().start_soon(ticker)"
+    )
+    sender = send_sigint_when(at_await)
+    result = shell.run(
+        "trio.lowlevel.current_trio_token().run_sync_soon(at_await.set)\n"
+        "try:\n"
+        "    await trio.sleep(60)\n"
+        "    log.append('resumed')\n"
+        "finally:\n"
+        "    log.append('finally ran')\n"
+    )
+    sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    out = shell.output()
+    assert "KeyboardInterrupt" in out and "Cancelled" not in out
+    assert "finally ran" in shell.ns["log"]
+    shell.ok("n = log.count('tick'); await trio.sleep(0.1)")
+    assert "resumed" not in shell.ns["log"]
+    assert shell.ok("log.count('tick') > n") is True  # the background task lives on
+    assert shell.ok("len(autoawait_runners.trio_nursery().child_tasks)") == 1
+
+
+def test_ctrl_c_interrupts_a_busy_cell(trio_shell: Shell) -> None:  # R5
+    shell = trio_shell
+    shell.ns["busy"] = busy = threading.Event()
+    sender = send_sigint_when(busy)
+    result = shell.run("busy.set()\nwhile True:\n    pass")
+    sender.join(TIMEOUT)
+    assert type(result.error_in_exec) is KeyboardInterrupt
+    assert shell.ok("(await trio.sleep(0)) or 'usable'") == "usable"
+
+
+def test_failing_background_task_is_reported_and_the_session_lives(trio_shell: Shell) -> None:
+    shell = trio_shell  # R6
+    shell.ok(
+        "alive = []\n"
+        "async def survivor():\n"
+        "    while True:\n"
+        "        alive.append(1)\n"
+        "        await trio.sleep(0.01)\n"
+        "async def doomed():\n"
+        "    await trio.sleep(0.01)\n"
+        "    raise ValueError('doomed trio task')\n"
+        "nursery = autoawait_runners.trio_nursery()\n"
+        "nursery.start_soon(survivor); nursery.start_soon(doomed)"
+    )
+    shell.output()
+    shell.ok("await trio.sleep(0.2)")
+    out = shell.output()
+    assert "background task doomed of the trio session failed" in out
+    assert out.count("ValueError: doomed trio task") == 1
+    assert "_trio.py" not in out  # the traceback starts in the user's code
+    assert shell.ok("len(nursery.child_tasks)") == 1
+    assert shell.ok("n = len(alive); await trio.sleep(0.05); len(alive) > n") is True
+
+
+def test_sniffio_and_anyio_see_trio(trio_shell: Shell) -> None:  # R7
+    shell = trio_shell
+    shell.ok("import sniffio, anyio")
+    assert shell.ok("sniffio.current_async_library()") == "trio"
+    assert shell.ok("await anyio.sleep(0); sniffio.current_async_library()") == "trio"
+    value = shell.ok(
+        "async def child(): pass\n"
+        "async with anyio.create_task_group() as tg:\n"
+        "    tg.start_soon(child)\n"
+        "'anyio ok'"
+    )
+    assert value == "anyio ok"
+
+
+def test_switching_away_cancels_the_session(trio_shell: Shell) -> None:  # R8
+    shell = trio_shell
+    runner = autoawait_runners.trio_runner
+    shell.ok(
+        "cleaned = []\n"
+        "async def forever():\n"
+        "    try:\n"
+        "        await trio.sleep_forever()\n"
+        "    finally:\n"
+        "        cleaned.append(1)\n"
+        "for _ in range(3):\n"
+        "    autoawait_runners.trio_nursery().start_soon(forever)"
+    )
+    thread = runner.thread
+    shell.output()
+    shell.ok("%autoawait asyncio")
+    assert shell.output().count("trio runner closed: cancelled 3 background tasks") == 1
+    assert shell.ns["cleaned"] == [1, 1, 1]
+    assert thread is not None and not thread.is_alive()
+    with pytest.raises(RuntimeError, match="select it with %autoawait trio"):
+        autoawait_runners.trio_nursery()
+    shell.ok("%autoawait trio")  # a fresh session
+    assert runner.thread is not thread
+    assert shell.ok("(await trio.sleep(0)) or 'fresh'") == "fresh"
+
+
+def test_tracebacks_start_in_the_users_code(trio_shell: Shell) -> None:  # R9
+    shell = trio_shell
+    shell.ok("async def inner():\n    await trio.sleep(0)\n    raise RuntimeError('user error')")
+    shell.output()
+    result = shell.run("await inner()")
+    assert isinstance(result.error_in_exec, RuntimeError)
+    out = shell.output()
+    assert "raise RuntimeError('user error')" in out
+    assert "autoawait_runners" not in out
+    assert shell.ok("await trio.sleep(0); 6 * 7") == 42
