@@ -36,24 +36,29 @@ START_TIMEOUT = 10.0
 class SubmittedCell:
     """A cell handed to the loop thread: how to cancel it there, and how it ended."""
 
-    __slots__ = ("_error", "_finished", "_value", "cancel", "cell")
+    __slots__ = ("_error", "_finished", "_settled", "_value", "cancel", "cell", "session")
 
-    def __init__(self, cell: CellCoroutine[Any]) -> None:
+    def __init__(self, cell: CellCoroutine[Any], session: threading.Thread | None) -> None:
         self.cell = cell
         self._finished = threading.Lock()
         self._finished.acquire()
+        self._settled = threading.Lock()
         self._value: Any = None
         self._error: BaseException | None = None
         #: Thread-safe: cancel the cell in its loop. Set by the runner when it starts it.
         self.cancel: Callable[[], None] = lambda: None
+        #: The session thread the cell is handed to.
+        self.session = session
 
     def succeed(self, value: Any) -> None:
-        self._value = value
-        self._finished.release()
+        if self._settled.acquire(blocking=False):  # the first outcome wins
+            self._value = value
+            self._finished.release()
 
     def fail(self, error: BaseException) -> None:
-        self._error = error
-        self._finished.release()
+        if self._settled.acquire(blocking=False):
+            self._error = error
+            self._finished.release()
 
     def wait(self, timeout: float = -1) -> bool:
         return self._finished.acquire(timeout=timeout)
@@ -130,7 +135,11 @@ class ThreadedRunner(Runner):
         except BaseException as exc:
             crashed.append(exc)
             if self._thread is not None:  # it was running: say so, cells will restart it
-                say(f"the {self.name} session ended unexpectedly: {type(exc).__name__}: {exc}")
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                say(
+                    f"the {self.name} session ended unexpectedly "
+                    f"({type(cause).__name__}: {cause}); the next cell starts a new one"
+                )
         finally:
             up.set()
             self._thread_ended()
@@ -138,7 +147,8 @@ class ThreadedRunner(Runner):
     def _thread_ended(self) -> None:
         """Release whoever still waits on this session; the next cell starts a new one."""
         for submitted in list(self._waiting):
-            submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
+            if submitted.session is threading.current_thread():
+                submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
         if self._thread is threading.current_thread():
             self._thread = None
             self._started = False
@@ -148,17 +158,33 @@ class ThreadedRunner(Runner):
         return self._thread is not None and threading.get_ident() == self._thread.ident
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        thread = self._thread
-        assert thread is not None and thread.ident is not None
-        cell = self._make_cell(coro)
-        submitted = SubmittedCell(cell)
-        self._waiting.add(submitted)
+        submitted = self._submit_to_live_session(self._make_cell(coro))
         try:
-            self._submit(submitted)
-            self._wait(submitted, thread.ident)
+            assert submitted.session is not None and submitted.session.ident is not None
+            self._wait(submitted, submitted.session.ident)
         finally:
             self._waiting.discard(submitted)
         return submitted.result()
+
+    def _submit_to_live_session(self, cell: CellCoroutine[Any]) -> SubmittedCell:
+        """Submit the cell; if the session died under us, start a new one and retry once."""
+        for retry in (False, True):
+            thread = self._thread
+            submitted = SubmittedCell(cell, thread)
+            self._waiting.add(submitted)
+            try:
+                if thread is None or not thread.is_alive():
+                    raise RuntimeError(f"the {self.name} session has ended")
+                self._submit(submitted)
+                return submitted
+            except Exception:
+                self._waiting.discard(submitted)
+                if thread is not None:
+                    thread.join(START_TIMEOUT)  # let it finish dying: see _thread_ended
+                if retry or self._started:
+                    raise
+                self.start()
+        raise AssertionError("unreachable")
 
     def _wait(self, submitted: SubmittedCell, cell_thread: int) -> None:
         cell = submitted.cell

@@ -192,3 +192,19 @@ def test_tracebacks_start_in_the_users_code(trio_shell: Shell) -> None:  # R9
     assert "raise RuntimeError('user error')" in out
     assert "autoawait_runners" not in out
     assert shell.ok("await trio.sleep(0); 6 * 7") == 42
+
+
+def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(
+    trio_shell: Shell,
+) -> None:
+    shell = trio_shell  # a system task that fails ends trio.run: trio's own rule
+    shell.ok("async def boom():\n    raise ValueError('system task failed')")
+    old = autoawait_runners.trio_runner.thread
+    shell.run("trio.lowlevel.spawn_system_task(boom); await trio.sleep(5)")
+    assert "ValueError('system task failed')" in shell.output()
+    assert shell.ok("await trio.sleep(0); 'fresh'") == "fresh"
+    out = shell.output()
+    assert "the trio session ended unexpectedly" in out
+    assert "the next cell starts a new one" in out
+    assert autoawait_runners.trio_runner.thread is not old
+    assert old is not None and not old.is_alive()
