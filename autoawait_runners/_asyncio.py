@@ -14,12 +14,13 @@ next await cell). This runner:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
-from ._cell import CellCoroutine, Waker, sigint_interrupts
+from ._cell import CellCoroutine, Waker, sigint_routed_to
 from ._runner import SHUTDOWN_TIMEOUT, say
 
 if TYPE_CHECKING:
@@ -85,8 +86,10 @@ class AsyncioRunner(AsyncioSessionRunner):
         def cancel() -> None:
             loop.call_soon_threadsafe(task.cancel)
 
-        assert self._waker is not None
-        with sigint_interrupts(cell, cancel=cancel, waker=self._waker):
+        here = threading.get_ident()
+        with sigint_routed_to(
+            lambda: cell.interrupt(cancel=cancel, cell_thread=here), waker=self._waker
+        ):
             try:
                 return self._run_until_complete(task)
             finally:

@@ -223,31 +223,33 @@ class Waker:
 
 
 @contextmanager
-def sigint_interrupts(
-    cell: CellCoroutine[Any],
-    *,
-    cancel: Callable[[], None],
-    waker: Waker,
+def sigint_routed_to(
+    interrupt: Callable[[], bool], *, waker: Waker | None = None
 ) -> Iterator[None]:
-    """While a cell runs in this (the main) thread's loop, route Ctrl-C (SIGINT) to it.
+    """While a cell runs, send Ctrl-C (SIGINT) to ``interrupt()`` instead of raising.
 
-    ``cancel`` must cancel the cell's task thread-safely (it runs in a signal handler).
-    ``waker`` becomes the signal wake-up fd: it must wake the loop, wherever the signal
-    lands. Outside the main thread no handler can be installed and nothing changes.
+    ``interrupt`` runs in the signal handler, in the main thread: typically
+    :meth:`CellCoroutine.interrupt`. When it returns False the handler raises
+    KeyboardInterrupt, so the waiting thread stops waiting. ``waker``, if given, becomes the
+    signal wake-up fd, for a main thread asleep in a selector: wherever the signal lands, it
+    wakes up and runs the handler. Outside the main thread no handler can be installed and
+    nothing changes.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    here = threading.get_ident()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if not cell.interrupt(cancel=cancel, cell_thread=here):
+        if not interrupt():
             raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    previous_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
+    previous_fd = None
+    if waker is not None:
+        previous_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
     try:
         yield
     finally:
-        signal.set_wakeup_fd(previous_fd)
+        if previous_fd is not None:
+            signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous)

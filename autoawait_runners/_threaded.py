@@ -11,9 +11,8 @@ cell in it and stop it:
 - the hand-over: a bare lock the loop thread releases when the cell ends, the cheapest way
   back to a waiting thread;
 - Ctrl-C: SIGINT is blocked in the loop thread (and in the threads it starts, which inherit
-  the mask), so the kernel delivers it to the main thread, where the default handler's
-  KeyboardInterrupt interrupts the wait; it is then routed to the cell
-  (:meth:`CellCoroutine.interrupt <autoawait_runners._cell.CellCoroutine.interrupt>`);
+  the mask), so the kernel delivers it to the main thread, whose handler routes it to the
+  cell (:meth:`CellCoroutine.interrupt <autoawait_runners._cell.CellCoroutine.interrupt>`);
 - a loop that dies (a crash in the library) releases the cells waiting on it with an error,
   and the next cell starts a fresh session: nothing hangs.
 """
@@ -26,7 +25,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._cell import CellCoroutine
+from ._cell import CellCoroutine, sigint_routed_to
 from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say
 
 #: How long starting a session may take before the runner gives up.
@@ -93,7 +92,9 @@ class ThreadedRunner(Runner):
 
     @abstractmethod
     def _submit(self, submitted: SubmittedCell) -> None:
-        """Thread-safe: start the cell in the loop; end by ``succeed`` or ``fail``."""
+        """Thread-safe: start the cell in the loop; end by ``succeed`` or ``fail``.
+
+        Set ``submitted.cancel`` before handing the cell over."""
 
     @abstractmethod
     def _stop(self) -> int:
@@ -158,26 +159,44 @@ class ThreadedRunner(Runner):
         return self._thread is not None and threading.get_ident() == self._thread.ident
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        submitted = self._submit_to_live_session(self._make_cell(coro))
-        try:
+        cell = self._make_cell(coro)
+        attempts: list[SubmittedCell] = []
+
+        def interrupt() -> bool:
+            if not attempts:
+                return True  # not handed over yet: nothing to interrupt
+            submitted = attempts[-1]
             assert submitted.session is not None and submitted.session.ident is not None
-            self._wait(submitted, submitted.session.ident)
-        finally:
-            self._waiting.discard(submitted)
+            return cell.interrupt(cancel=submitted.cancel, cell_thread=submitted.session.ident)
+
+        # The handler is in place before the hand-over: a Ctrl-C at any point reaches the
+        # cell, never this thread's own code.
+        with sigint_routed_to(interrupt):
+            submitted = self._submit_to_live_session(cell, attempts)
+            try:
+                self._wait(submitted)
+            finally:
+                self._waiting.discard(submitted)
         return submitted.result()
 
-    def _submit_to_live_session(self, cell: CellCoroutine[Any]) -> SubmittedCell:
+    def _submit_to_live_session(
+        self, cell: CellCoroutine[Any], attempts: list[SubmittedCell]
+    ) -> SubmittedCell:
         """Submit the cell; if the session died under us, start a new one and retry once."""
         for retry in (False, True):
             thread = self._thread
             submitted = SubmittedCell(cell, thread)
             self._waiting.add(submitted)
+            # Known to the SIGINT handler before the cell can start: a Ctrl-C that comes
+            # as soon as it does must find it.
+            attempts.append(submitted)
             try:
                 if thread is None or not thread.is_alive():
                     raise RuntimeError(f"the {self.name} session has ended")
                 self._submit(submitted)
                 return submitted
             except Exception:
+                attempts.remove(submitted)
                 self._waiting.discard(submitted)
                 if thread is not None:
                     thread.join(START_TIMEOUT)  # let it finish dying: see _thread_ended
@@ -186,27 +205,25 @@ class ThreadedRunner(Runner):
                 self.start()
         raise AssertionError("unreachable")
 
-    def _wait(self, submitted: SubmittedCell, cell_thread: int) -> None:
+    def _wait(self, submitted: SubmittedCell) -> None:
+        """Wait for the cell; Ctrl-C is routed to it meanwhile. Only the Ctrl-C that
+        abandons the cell (see CellCoroutine.interrupt) interrupts the wait."""
         cell = submitted.cell
-        while True:
-            try:
-                submitted.wait()
-                return
-            except KeyboardInterrupt:
-                if cell.interrupt(cancel=submitted.cancel, cell_thread=cell_thread):
-                    continue
-                # Abandoned: one last cancellation, then stop waiting whatever happens.
-                if not cell.executing:
-                    cell.pending_interrupt = True
-                    submitted.cancel()
-                if not submitted.wait(SHUTDOWN_TIMEOUT):
-                    say(
-                        f"the cell ignored Ctrl-C and still runs in the {self.name} runner's "
-                        "thread; later cells wait for it"
-                        if cell.executing
-                        else "the cell ignored cancellation; its task was left pending"
-                    )
-                raise
+        try:
+            submitted.wait()
+        except KeyboardInterrupt:
+            # Abandoned: one last cancellation, then stop waiting whatever happens.
+            if not cell.executing:
+                cell.pending_interrupt = True
+                submitted.cancel()
+            if not submitted.wait(SHUTDOWN_TIMEOUT):
+                say(
+                    f"the cell ignored Ctrl-C and still runs in the {self.name} runner's "
+                    "thread; later cells wait for it"
+                    if cell.executing
+                    else "the cell ignored cancellation; its task was left pending"
+                )
+            raise
 
     def _shutdown(self) -> int:
         thread, self._thread = self._thread, None  # an ending expected: see _thread_ended

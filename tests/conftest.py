@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
 
 SUPPORT = Path(__file__).parent / "support"
 #: Generous: the machines are shared and noisy.
@@ -50,7 +51,9 @@ class Shell:
 def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
     """A fresh InteractiveShell with autoawait_runners loaded (asyncio runner active)."""
     InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance(colors="nocolor")
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # nothing written to the user's profile
+    ip = InteractiveShell.instance(colors="nocolor", config=config)
     ip.run_line_magic("load_ext", "autoawait_runners")
     shell = Shell(ip, capfd)
     try:

@@ -9,8 +9,19 @@ import threading
 from conftest import Shell
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds() -> dict[str, str]:
+    """The open file descriptors, with what they are (for a readable failure)."""
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the one listdir itself used
+            pass
+    return fds
+
+
+def leaked(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    return {fd: what for fd, what in after.items() if before.get(fd) != what}
 
 
 def os_threads() -> int:
@@ -42,7 +53,7 @@ def test_100_switches_with_background_work_leak_nothing(ipshell: Shell) -> None:
     assert out.count("cancelled 3 background tasks") == 101
     assert "Task was destroyed" not in out and "never retrieved" not in out
     # The warm-up's asyncio session was open at the baseline and is closed now.
-    assert open_fds() <= fds
+    assert leaked(fds, open_fds()) == {}
     assert os_threads() <= threads
     assert threading.active_count() <= py_threads
 
@@ -78,5 +89,5 @@ def test_100_switches_across_all_runners_leak_nothing(ipshell: Shell) -> None:
     out = shell.output()
     assert out.count("cancelled 1 background task") == 100
     assert "Task was destroyed" not in out and "never joined" not in out
-    assert open_fds() <= fds
+    assert leaked(fds, open_fds()) == {}
     assert os_threads() <= threads
