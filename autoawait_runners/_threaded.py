@@ -30,6 +30,8 @@ from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say
 
 #: How long starting a session may take before the runner gives up.
 START_TIMEOUT = 10.0
+#: How often a thread waiting for a cell wakes up to run a signal handler that is due.
+SIGNAL_POLL = 0.1
 
 
 class SubmittedCell:
@@ -59,8 +61,16 @@ class SubmittedCell:
             self._error = error
             self._finished.release()
 
-    def wait(self, timeout: float = -1) -> bool:
-        return self._finished.acquire(timeout=timeout)
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the outcome (at most ``timeout`` seconds); True once it is there."""
+        if timeout is not None:
+            return self._finished.acquire(timeout=timeout)
+        # A SIGINT meant for this thread can land on another one (a process-directed
+        # signal goes to any thread that does not block it); this thread then only runs the
+        # handler once it wakes up. So wake up now and then, and let it run.
+        while not self._finished.acquire(timeout=SIGNAL_POLL):
+            pass
+        return True
 
     def result(self) -> Any:
         if self._error is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import threading
@@ -13,10 +14,8 @@ def open_fds() -> dict[str, str]:
     """The open file descriptors, with what they are (for a readable failure)."""
     fds = {}
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # the one listdir itself used
             fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
-        except FileNotFoundError:  # the one listdir itself used
-            pass
     return fds
 
 
