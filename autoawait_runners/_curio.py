@@ -16,12 +16,10 @@ import on Python 3.12+); it installs the same ``curio`` package.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine, interruption_type
-from ._runner import SHUTDOWN_TIMEOUT
 from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
@@ -45,8 +43,6 @@ class CurioRunner(ThreadedRunner):
         super().__init__()
         self._queue: curio.UniversalQueue | None = None
         self._interruption: type[BaseException] | None = None
-        self._stopped = threading.Event()
-        self._cancelled = 0
         self._cell_tasks: set[curio.Task] = set()
         self._internal: set[int] = set()
 
@@ -56,7 +52,6 @@ class CurioRunner(ThreadedRunner):
 
         self._interruption = interruption_type(curio.errors.TaskCancelled)
         self._queue = curio.UniversalQueue()
-        self._stopped.clear()
         kernel = curio.Kernel()
         try:
             kernel.run(self._main, kernel, ready)
@@ -66,7 +61,6 @@ class CurioRunner(ThreadedRunner):
             self._cancelled = sum(task not in self._cell_tasks for task in left)
         finally:
             kernel.run(shutdown=True)
-            self._stopped.set()
 
     async def _main(self, kernel: curio.Kernel, ready: Callable[[], None]) -> None:
         queue = self._queue
@@ -99,13 +93,10 @@ class CurioRunner(ThreadedRunner):
         submitted.cancel = lambda: queue.put(cancel)
         queue.put(start)
 
-    def _stop(self) -> int:
+    def _request_stop(self) -> None:
         queue = self._queue
         assert queue is not None
         queue.put(None)
-        if not self._stopped.wait(SHUTDOWN_TIMEOUT * 2):
-            return 0
-        return self._cancelled
 
     def _reset(self) -> None:
         self._queue = None

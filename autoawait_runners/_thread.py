@@ -12,13 +12,11 @@ pace). The thread plumbing is shared with the trio and curio runners (``_threade
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
 from ._cell import CellCoroutine
-from ._runner import SHUTDOWN_TIMEOUT, say
 from ._threaded import SubmittedCell, ThreadedRunner
 
 
@@ -64,19 +62,15 @@ class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
         submitted.cancel = cancel
         session.loop.call_soon_threadsafe(start)
 
-    def _stop(self) -> int:
+    def _request_stop(self) -> None:
         session = self._session
         assert session is not None
-        loop = session.loop
-        cancelled = 0
-        try:
-            future = asyncio.run_coroutine_threadsafe(session.cancel_background(), loop)
-            cancelled = future.result(timeout=SHUTDOWN_TIMEOUT * 3)
-        except concurrent.futures.TimeoutError:
-            say("the thread runner's loop is blocked; its tasks could not be cancelled")
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-        return cancelled
+
+        async def stop() -> None:
+            self._cancelled = await session.cancel_background()
+            session.loop.stop()
+
+        session.loop.call_soon_threadsafe(lambda: session.loop.create_task(stop()))
 
     def _reset(self) -> None:
         self._session = None

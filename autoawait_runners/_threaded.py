@@ -85,6 +85,8 @@ class ThreadedRunner(Runner):
         super().__init__()
         self._thread: threading.Thread | None = None
         self._waiting: set[SubmittedCell] = set()
+        #: How many background tasks the ending session cancelled (set by _serve).
+        self._cancelled = 0
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -107,9 +109,9 @@ class ThreadedRunner(Runner):
         Set ``submitted.cancel`` before handing the cell over."""
 
     @abstractmethod
-    def _stop(self) -> int:
-        """Thread-safe: cancel the background tasks and end :meth:`_serve`; return how
-        many tasks were cancelled (waiting up to about :data:`SHUTDOWN_TIMEOUT`)."""
+    def _request_stop(self) -> None:
+        """Thread-safe, returns at once: have :meth:`_serve` cancel the background tasks,
+        record how many in ``self._cancelled``, and return."""
 
     @abstractmethod
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
@@ -238,9 +240,11 @@ class ThreadedRunner(Runner):
     def _shutdown(self) -> int:
         thread, self._thread = self._thread, None  # an ending expected: see _thread_ended
         assert thread is not None
-        cancelled = self._stop()
-        thread.join(SHUTDOWN_TIMEOUT * 2)
+        self._cancelled = 0
+        self._request_stop()
+        # Cancelled tasks get SHUTDOWN_TIMEOUT for their clean-up, then the loop closes.
+        thread.join(SHUTDOWN_TIMEOUT * 3)
         if thread.is_alive():
             say(f"the {self.name} runner's thread is blocked and was left running")
         self._reset()
-        return cancelled
+        return self._cancelled

@@ -19,15 +19,15 @@ once; it does not cancel the nursery or the session. Only trio's public API is u
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine
-from ._runner import SHUTDOWN_TIMEOUT, say
+from ._runner import say
 from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
@@ -111,8 +111,6 @@ class TrioRunner(ThreadedRunner):
         self._context: contextvars.Context | None = None
         self._nursery: SessionNursery | None = None
         self._stop_requested: trio.Event | None = None
-        self._stopped = threading.Event()
-        self._cancelled = 0
 
     @property
     def nursery(self) -> SessionNursery | None:
@@ -122,11 +120,7 @@ class TrioRunner(ThreadedRunner):
     def _serve(self, ready: Callable[[], None]) -> None:
         import trio
 
-        self._stopped.clear()
-        try:
-            trio.run(self._main, ready)
-        finally:
-            self._stopped.set()
+        trio.run(self._main, ready)
 
     async def _main(self, ready: Callable[[], None]) -> None:
         import trio
@@ -162,18 +156,13 @@ class TrioRunner(ThreadedRunner):
             )
         )
 
-    def _stop(self) -> int:
+    def _request_stop(self) -> None:
         import trio
 
         token, stop = self._token, self._stop_requested
         assert token is not None and stop is not None
-        try:
+        with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(stop.set)
-        except trio.RunFinishedError:
-            return 0
-        if not self._stopped.wait(SHUTDOWN_TIMEOUT * 2):
-            return 0
-        return self._cancelled
 
     def _reset(self) -> None:
         self._token = self._context = self._nursery = self._stop_requested = None

@@ -61,15 +61,6 @@ def test_plain_cells_run_in_the_kernel(curio_shell: Shell) -> None:  # R3
     assert shell.ok("threading.current_thread()") is autoawait_runners.curio_runner.thread
 
 
-def test_context_variables_set_in_a_cell_are_seen_by_the_next(curio_shell: Shell) -> None:
-    shell = curio_shell  # R4
-    shell.ok("import contextvars; var = contextvars.ContextVar('var')")
-    shell.ok("_ = var.set('plain')")
-    assert shell.ok("var.get()") == "plain"
-    shell.ok("await curio.sleep(0); _ = var.set('awaited')")
-    assert shell.ok("await curio.sleep(0); var.get()") == "awaited"
-
-
 def test_ctrl_c_cancels_only_the_cell(curio_shell: Shell) -> None:  # R5
     shell = curio_shell
     shell.ns["at_await"] = at_await = threading.Event()
@@ -165,14 +156,3 @@ def test_switching_away_cancels_the_kernel_tasks(curio_shell: Shell) -> None:  #
     shell.ok("%autoawait curio")
     assert runner.thread is not thread
     assert shell.ok("await curio.sleep(0) and 'fresh'") == "fresh"
-
-
-def test_tracebacks_start_in_the_users_code(curio_shell: Shell) -> None:  # R9
-    shell = curio_shell
-    shell.ok("async def inner():\n    await curio.sleep(0)\n    raise RuntimeError('user error')")
-    shell.output()
-    result = shell.run("await inner()")
-    assert isinstance(result.error_in_exec, RuntimeError)
-    out = shell.output()
-    assert "raise RuntimeError('user error')" in out
-    assert "autoawait_runners" not in out

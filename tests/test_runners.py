@@ -61,14 +61,6 @@ def test_await_cells_run_in_the_runner_thread(runner_shell: Shell) -> None:
     assert thread is expected
 
 
-def test_context_variables_set_in_a_cell_are_seen_by_the_next(runner_shell: Shell) -> None:  # R4
-    runner_shell.ok("import contextvars, asyncio; var = contextvars.ContextVar('var')")
-    runner_shell.ok("_ = var.set('plain')")
-    assert runner_shell.ok("var.get()") == "plain"
-    runner_shell.ok("await asyncio.sleep(0); _ = var.set('awaited')")
-    assert runner_shell.ok("await asyncio.sleep(0); var.get()") == "awaited"
-
-
 def test_ctrl_c_cancels_the_cell_at_its_await(runner_shell: Shell) -> None:  # R5
     shell = runner_shell
     shell.ns["at_await"] = at_await = threading.Event()
@@ -201,21 +193,6 @@ def test_sniffio_and_anyio_see_asyncio_in_every_cell(runner_shell: Shell) -> Non
         "async with anyio.create_task_group() as tg:\n    tg.start_soon(child)\n'anyio ok'"
     )
     assert value == "anyio ok"
-
-
-def test_values_and_tracebacks_look_like_plain_cells(runner_shell: Shell) -> None:  # R9
-    shell = runner_shell
-    shell.ok("import asyncio")
-    shell.output()
-    assert shell.ok("await asyncio.sleep(0, result=42)") == 42
-    assert "Out[" in shell.output() and "42" in shell.ns["_"].__repr__()
-    shell.ok("async def inner():\n    await asyncio.sleep(0)\n    raise RuntimeError('user error')")
-    result = shell.run("await inner()")
-    assert isinstance(result.error_in_exec, RuntimeError)
-    out = shell.output()
-    assert "raise RuntimeError('user error')" in out
-    assert "await inner()" in out
-    assert "autoawait_runners" not in out and "_cell.py" not in out
 
 
 def test_nested_run_cell_from_a_cell_runs_synchronously(runner_shell: Shell) -> None:

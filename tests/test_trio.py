@@ -68,15 +68,6 @@ def test_plain_cells_run_in_the_session(trio_shell: Shell) -> None:  # R3
     assert shell.ok("await trio.sleep(0); trio.lowlevel.current_trio_token()") is token
 
 
-def test_context_variables_set_in_a_cell_are_seen_by_the_next(trio_shell: Shell) -> None:  # R4
-    shell = trio_shell
-    shell.ok("import contextvars; var = contextvars.ContextVar('var')")
-    shell.ok("_ = var.set('plain')")
-    assert shell.ok("var.get()") == "plain"
-    shell.ok("await trio.sleep(0); _ = var.set('awaited')")
-    assert shell.ok("await trio.sleep(0); var.get()") == "awaited"
-
-
 def test_ctrl_c_cancels_only_the_cell(trio_shell: Shell) -> None:  # R5
     shell = trio_shell
     shell.ns["at_await"] = at_await = threading.Event()
@@ -180,18 +171,6 @@ def test_switching_away_cancels_the_session(trio_shell: Shell) -> None:  # R8
     shell.ok("%autoawait trio")  # a fresh session
     assert runner.thread is not thread
     assert shell.ok("(await trio.sleep(0)) or 'fresh'") == "fresh"
-
-
-def test_tracebacks_start_in_the_users_code(trio_shell: Shell) -> None:  # R9
-    shell = trio_shell
-    shell.ok("async def inner():\n    await trio.sleep(0)\n    raise RuntimeError('user error')")
-    shell.output()
-    result = shell.run("await inner()")
-    assert isinstance(result.error_in_exec, RuntimeError)
-    out = shell.output()
-    assert "raise RuntimeError('user error')" in out
-    assert "autoawait_runners" not in out
-    assert shell.ok("await trio.sleep(0); 6 * 7") == 42
 
 
 def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(

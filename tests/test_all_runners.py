@@ -1,0 +1,40 @@
+"""R-behaviours whose test reads the same for every persistent runner."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Shell
+
+#: runner -> the library its cells await with
+LIBRARY = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
+
+
+@pytest.fixture(params=list(LIBRARY))
+def any_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
+    """The shell with each persistent runner selected in turn; `lib` is its library."""
+    ipshell.ok(f"%autoawait {request.param}")
+    ipshell.ok(f"import {LIBRARY[request.param]} as lib")
+    return ipshell
+
+
+def test_context_variables_set_in_a_cell_are_seen_by_the_next(any_shell: Shell) -> None:  # R4
+    shell = any_shell
+    shell.ok("import contextvars; var = contextvars.ContextVar('var')")
+    shell.ok("_ = var.set('plain')")
+    assert shell.ok("var.get()") == "plain"
+    shell.ok("await lib.sleep(0); _ = var.set('awaited')")
+    assert shell.ok("await lib.sleep(0); var.get()") == "awaited"
+
+
+def test_values_and_tracebacks_look_like_plain_cells(any_shell: Shell) -> None:  # R9
+    shell = any_shell
+    shell.output()
+    assert shell.ok("await lib.sleep(0); 6 * 7") == 42
+    assert "Out[" in shell.output() and shell.ns["_"] == 42
+    shell.ok("async def inner():\n    await lib.sleep(0)\n    raise RuntimeError('user error')")
+    result = shell.run("await inner()")
+    assert isinstance(result.error_in_exec, RuntimeError)
+    out = shell.output()
+    assert "raise RuntimeError('user error')" in out
+    assert "await inner()" in out
+    assert "autoawait_runners" not in out  # no plumbing in the traceback
