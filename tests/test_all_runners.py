@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from conftest import Shell
+from conftest import TIMEOUT, Shell
+from test_runners import send_sigint_when
 
 #: runner -> the library its cells await with
 LIBRARY = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
@@ -38,3 +41,22 @@ def test_values_and_tracebacks_look_like_plain_cells(any_shell: Shell) -> None: 
     assert "raise RuntimeError('user error')" in out
     assert "await inner()" in out
     assert "autoawait_runners" not in out  # no plumbing in the traceback
+
+
+def test_ctrl_c_interrupts_a_cell_busy_in_python_code(any_shell: Shell) -> None:  # R5
+    shell = any_shell
+    shell.ns["busy"] = busy = threading.Event()
+    shell.ok("log = []")
+    sender = send_sigint_when(busy)  # a real SIGINT, once the cell spins
+    result = shell.run(
+        "try:\n"
+        "    busy.set()\n"
+        "    while True:\n"
+        "        pass\n"
+        "finally:\n"
+        "    log.append('finally ran')"
+    )
+    sender.join(TIMEOUT)
+    assert type(result.error_in_exec) is KeyboardInterrupt
+    assert shell.ns["log"] == ["finally ran"]
+    assert shell.ok("await lib.sleep(0); 1 + 1") == 2

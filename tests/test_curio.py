@@ -96,16 +96,6 @@ def test_ctrl_c_cancels_only_the_cell(curio_shell: Shell) -> None:  # R5
     assert shell.ok("log.count('tick') > n and not bg.terminated") is True
 
 
-def test_ctrl_c_interrupts_a_busy_cell(curio_shell: Shell) -> None:  # R5
-    shell = curio_shell
-    shell.ns["busy"] = busy = threading.Event()
-    sender = send_sigint_when(busy)
-    result = shell.run("busy.set()\nwhile True:\n    pass")
-    sender.join(TIMEOUT)
-    assert type(result.error_in_exec) is KeyboardInterrupt
-    assert shell.ok("await curio.sleep(0) and 'usable'") == "usable"
-
-
 def test_crashed_daemon_task_is_reported_and_the_kernel_lives(
     curio_shell: Shell, caplog: pytest.LogCaptureFixture
 ) -> None:

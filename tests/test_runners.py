@@ -102,25 +102,6 @@ def test_ctrl_c_cancels_the_cell_at_its_await(runner_shell: Shell) -> None:  # R
     assert shell.ok("await asyncio.sleep(0, 'still usable')") == "still usable"
 
 
-def test_ctrl_c_interrupts_a_cell_busy_in_python_code(runner_shell: Shell) -> None:  # R5
-    shell = runner_shell
-    shell.ns["busy"] = busy = threading.Event()
-    shell.ok("log = []")
-    sender = send_sigint_when(busy)
-    result = shell.run(
-        "try:\n"
-        "    busy.set()\n"
-        "    while True:\n"
-        "        pass\n"
-        "finally:\n"
-        "    log.append('finally ran')"
-    )
-    sender.join(TIMEOUT)
-    assert type(result.error_in_exec) is KeyboardInterrupt
-    assert shell.ns["log"] == ["finally ran"]
-    assert shell.ok("1 + 1") == 2
-
-
 def test_second_ctrl_c_interrupts_a_cell_that_swallowed_the_first(runner_shell: Shell) -> None:
     shell = runner_shell  # R5: a cell that ignores cancellation
     first, second = threading.Event(), threading.Event()

@@ -99,16 +99,6 @@ def test_ctrl_c_cancels_only_the_cell(trio_shell: Shell) -> None:  # R5
     assert shell.ok("len(autoawait_runners.trio_nursery().child_tasks)") == 1
 
 
-def test_ctrl_c_interrupts_a_busy_cell(trio_shell: Shell) -> None:  # R5
-    shell = trio_shell
-    shell.ns["busy"] = busy = threading.Event()
-    sender = send_sigint_when(busy)
-    result = shell.run("busy.set()\nwhile True:\n    pass")
-    sender.join(TIMEOUT)
-    assert type(result.error_in_exec) is KeyboardInterrupt
-    assert shell.ok("(await trio.sleep(0)) or 'usable'") == "usable"
-
-
 def test_failing_background_task_is_reported_and_the_session_lives(trio_shell: Shell) -> None:
     shell = trio_shell  # R6
     shell.ok(
