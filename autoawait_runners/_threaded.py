@@ -242,8 +242,9 @@ class ThreadedRunner(Runner):
         assert thread is not None
         self._cancelled = 0
         self._request_stop()
-        # Cancelled tasks get SHUTDOWN_TIMEOUT for their clean-up, then the loop closes.
-        thread.join(SHUTDOWN_TIMEOUT * 3)
+        # Cancelled tasks get SHUTDOWN_TIMEOUT for their clean-up, then the loop closes:
+        # exiting IPython takes 2 s at worst (R8).
+        thread.join(SHUTDOWN_TIMEOUT * 2)
         if thread.is_alive():
             say(f"the {self.name} runner's thread is blocked and was left running")
         self._reset()
