@@ -8,10 +8,12 @@ where the cell is when Ctrl-C arrives:
 - running Python code (a busy loop, ``time.sleep``): :class:`KeyboardInterrupt` is raised
   right there, as it would be in a plain Python program;
 - suspended at an ``await``: the runner cancels the cell's task, and the cancellation is
-  delivered to the cell's code as :class:`CellInterrupted`, which is both a
-  :class:`KeyboardInterrupt` (so IPython shows ``KeyboardInterrupt``) and the library's
-  cancellation exception (so ``except asyncio.CancelledError`` clean-up and ``finally``
-  blocks run, and TaskGroups cancel their children).
+  delivered to the cell's code as a :class:`KeyboardInterrupt` (so IPython shows
+  ``KeyboardInterrupt``) that is also the library's cancellation exception where the
+  library allows it (so ``except asyncio.CancelledError`` clean-up and ``finally`` blocks
+  run, and TaskGroups cancel their children): :data:`CellInterrupted` for asyncio, a
+  ``TaskCancelled`` twin for curio, a plain KeyboardInterrupt for trio (whose ``Cancelled``
+  cannot be subclassed).
 
 Either way the cell's coroutine finishes before the next prompt: nothing of it resumes
 later, unlike IPython's own asyncio runner whose interrupted task stays pending.
