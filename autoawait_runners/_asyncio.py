@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
 from ._cell import CellCoroutine, Waker, sigint_routed_to
-from ._runner import SHUTDOWN_TIMEOUT, say
+from ._runner import say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -96,11 +96,14 @@ class AsyncioRunner(AsyncioSessionRunner):
                 if not task.done():
                     # Left waiting by a KeyboardInterrupt: never leave the cell's task
                     # behind to resume in a later cell if cancelling can end it.
-                    cell.pending_interrupt = True
-                    task.cancel()
-                    self._run_until_complete(asyncio.wait([task], timeout=SHUTDOWN_TIMEOUT))
-                    if not task.done():
-                        say("the cell ignored cancellation; its task was left pending")
+                    cell.abandon(
+                        cancel=cancel, wait=lambda t: self._wait(task, t), runner=self.name
+                    )
+
+    def _wait(self, task: asyncio.Task[Any], timeout: float) -> bool:
+        """Run the loop until ``task`` ends or ``timeout`` passes; whether it ended."""
+        self._run_until_complete(asyncio.wait([task], timeout=timeout))
+        return task.done()
 
     def _shutdown(self) -> int:
         session, self._session = self._session, None

@@ -30,6 +30,8 @@ from contextlib import contextmanager, suppress
 from types import FrameType, TracebackType
 from typing import Any, TypeVar, overload
 
+from ._runner import SHUTDOWN_TIMEOUT, say
+
 T = TypeVar("T")
 
 #: The Ctrl-C that stops waiting for a cell which ignored all the ones before it.
@@ -158,6 +160,25 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         self.pending_interrupt = True
         cancel()
         return True
+
+    def abandon(
+        self, *, cancel: Callable[[], None], wait: Callable[[float], bool], runner: str
+    ) -> None:
+        """Stop waiting for a cell that ignored every Ctrl-C, after one last chance.
+
+        ``cancel()`` cancels it once more if it is suspended; ``wait(seconds)`` waits for it
+        and says whether it ended. If it did not, one line says what is left behind.
+        """
+        if not self.executing:
+            self.pending_interrupt = True
+            cancel()
+        if not wait(SHUTDOWN_TIMEOUT):
+            say(
+                f"the cell ignored Ctrl-C and still runs in the {runner} runner's thread; "
+                "later cells wait for it"
+                if self.executing
+                else "the cell ignored cancellation; its task was left pending"
+            )
 
     def __await__(self) -> Generator[Any, None, T]:
         # Lets a runner `await` the wrapper from a coroutine of its own (trio, curio).

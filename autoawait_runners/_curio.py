@@ -6,8 +6,8 @@ session in a dedicated thread (the plumbing is shared with the other threaded ru
 ``curio.meta.curio_running()`` is true in any cell and daemon tasks spawned in a cell keep
 running between cells and while the prompt is idle.
 
-Ctrl-C cancels the cell's task with :class:`CurioCellInterrupted`, both a KeyboardInterrupt
-(what IPython shows) and curio's ``TaskCancelled`` (what curio code expects). A task that
+Ctrl-C cancels the cell's task with an exception that is both a KeyboardInterrupt (what
+IPython shows) and curio's ``TaskCancelled`` (what curio code expects). A task that
 crashes is logged by curio itself ("Task Crash"), with its traceback, at once.
 
 curio is the ``curio-compat`` distribution on PyPI (the last ``curio`` release does not

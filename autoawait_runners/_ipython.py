@@ -309,8 +309,3 @@ def unload(shell: InteractiveShell) -> None:
     extension = _extensions.pop(id(shell), None)
     if extension is not None:
         extension.uninstall()
-
-
-def extension_for(shell: InteractiveShell) -> Extension | None:
-    """The extension's state in a shell, if it is loaded there."""
-    return _extensions.get(id(shell))

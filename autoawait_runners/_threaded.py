@@ -97,7 +97,7 @@ class ThreadedRunner(Runner):
 
     @abstractmethod
     def _serve(self, ready: Callable[[], None]) -> None:
-        """Run the session loop in this thread until :meth:`_stop` ends it.
+        """Run the session loop in this thread until :meth:`_request_stop` ends it.
 
         Call ``ready()`` once cells can be submitted.
         """
@@ -220,21 +220,10 @@ class ThreadedRunner(Runner):
     def _wait(self, submitted: SubmittedCell) -> None:
         """Wait for the cell; Ctrl-C is routed to it meanwhile. Only the Ctrl-C that
         abandons the cell (see CellCoroutine.interrupt) interrupts the wait."""
-        cell = submitted.cell
         try:
             submitted.wait()
         except KeyboardInterrupt:
-            # Abandoned: one last cancellation, then stop waiting whatever happens.
-            if not cell.executing:
-                cell.pending_interrupt = True
-                submitted.cancel()
-            if not submitted.wait(SHUTDOWN_TIMEOUT):
-                say(
-                    f"the cell ignored Ctrl-C and still runs in the {self.name} runner's "
-                    "thread; later cells wait for it"
-                    if cell.executing
-                    else "the cell ignored cancellation; its task was left pending"
-                )
+            submitted.cell.abandon(cancel=submitted.cancel, wait=submitted.wait, runner=self.name)
             raise
 
     def _shutdown(self) -> int:
