@@ -2,7 +2,8 @@
 
 Load the extension with ``%load_ext autoawait_runners`` (or list it in
 ``c.InteractiveShellApp.extensions``) and pick a runner with ``%autoawait NAME``;
-``%autoawait --list`` shows the catalogue.
+``%autoawait --list`` shows the catalogue. The extension also turns on the nesting shim
+(:func:`nest_on`, ``%nest``), so cells can call ``asyncio.run()`` while a loop runs.
 
 Each built-in runner is also importable by dotted path, ``autoawait_runners.NAME_runner``,
 without importing its library until it is first used, so it can be named in
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ._cell import CellInterrupted
     from ._config import AutoawaitRunners
     from ._curio import CurioRunner
+    from ._nesting import is_nesting, nest_off, nest_on, nesting
     from ._planned import PlannedEmbedRunner
     from ._runner import Runner, RunnerUnavailable
     from ._thread import ThreadRunner
@@ -44,7 +46,11 @@ __all__ = [
     "asyncio_runner",
     "curio_runner",
     "embed_runner",
+    "is_nesting",
     "load_ipython_extension",
+    "nest_off",
+    "nest_on",
+    "nesting",
     "thread_runner",
     "trio_nursery",
     "trio_runner",
@@ -62,6 +68,10 @@ _LAZY = {
     "embed_runner": ("._planned", "embed_runner"),
     "AutoawaitRunners": ("._config", "AutoawaitRunners"),
     "CellInterrupted": ("._cell", "CellInterrupted"),
+    "nest_on": ("._nesting", "nest_on"),
+    "nest_off": ("._nesting", "nest_off"),
+    "nesting": ("._nesting", "nesting"),
+    "is_nesting": ("._nesting", "is_nesting"),
     "Runner": ("._runner", "Runner"),
     "RunnerUnavailable": ("._runner", "RunnerUnavailable"),
 }

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
 from ._cell import CellCoroutine, Waker, sigint_routed_to
+from ._nesting import outer_loop_paused
 from ._runner import say
 
 if TYPE_CHECKING:
@@ -30,23 +30,6 @@ T = TypeVar("T")
 
 #: The name the input hook is registered under with IPython's ``%gui`` machinery.
 INPUTHOOK_NAME = "autoawait_runners"
-
-
-@contextmanager
-def outer_loop_hidden() -> Iterator[None]:
-    """Hide the loop running in this thread (prompt_toolkit's, a kernel's) for a moment.
-
-    asyncio refuses to run a loop while another one runs in the same thread. While the
-    prompt waits for input, prompt_toolkit's loop is blocked in its selector and calls our
-    input hook from there: nothing of it runs until we return, so running the session loop
-    in between is safe.
-    """
-    outer = asyncio.events._get_running_loop()
-    asyncio.events._set_running_loop(None)
-    try:
-        yield
-    finally:
-        asyncio.events._set_running_loop(outer)
 
 
 class AsyncioRunner(AsyncioSessionRunner):
@@ -74,7 +57,7 @@ class AsyncioRunner(AsyncioSessionRunner):
 
     def _run_until_complete(self, awaitable: Coroutine[Any, Any, T] | asyncio.Future[T]) -> T:
         assert self._session is not None
-        with outer_loop_hidden():
+        with outer_loop_paused():
             return self._session.loop.run_until_complete(awaitable)
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -109,7 +92,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         session, self._session = self._session, None
         assert session is not None
         try:
-            with outer_loop_hidden():
+            with outer_loop_paused():
                 return session.loop.run_until_complete(session.cancel_background())
         finally:
             session.close()

@@ -76,7 +76,10 @@ class CellCoroutine(Coroutine[Any, Any, T]):
 
     __slots__ = (
         "_coro",
+        "_decoy",
+        "_held",
         "_level_triggered",
+        "_stale_task",
         "_translate",
         "executing",
         "interrupts",
@@ -101,6 +104,9 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         self.executing = False
         self.interrupts = 0
         self.pending_interrupt = False
+        self._stale_task: Any = None
+        self._decoy: Any = None
+        self._held: Any = None
 
     def _translated(self, resumed: Any) -> Any:
         replacement = self._translate(resumed)
@@ -113,11 +119,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
     def send(self, value: Any) -> Any:
         if self.pending_interrupt:
             value = self._translated(value)
-        self.executing = True
-        try:
-            return self._coro.send(value)
-        finally:
-            self.executing = False
+        return self._step(self._coro.send, value)
 
     @overload
     def throw(
@@ -129,13 +131,66 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         exc = typ if isinstance(typ, BaseException) else typ(*(() if val is None else (val,)))
         if tb is not None:
             exc = exc.with_traceback(tb)
+        if self._decoy is not None and self._decoy.cancelled():
+            return self._release(exc)
         if self.pending_interrupt:
             exc = self._translated(exc)
+        return self._step(self._coro.throw, exc)
+
+    def _step(self, resume: Callable[[Any], Any], arg: Any) -> Any:
         self.executing = True
         try:
-            return self._coro.throw(exc)
+            yielded = resume(arg)
+        except StopIteration as stop:
+            if self._stale_task is None:
+                raise
+            return self._absorb(stop)
         finally:
             self.executing = False
+        if self._stale_task is not None:
+            return self._absorb(yielded)
+        return yielded
+
+    # -- a cancellation the nesting shim already delivered ---------------------------------
+
+    def absorb_stale_cancellation(self, task: Any) -> None:
+        """Called by the nesting shim after it delivered a cancellation of the cell's task.
+
+        The task was cancelled in the middle of a step (parked in a nested ``asyncio.run``),
+        where asyncio can only set a flag that cancels whatever the task awaits next. The
+        shim has already cancelled the nested call; if the cell handled that (an
+        ``asyncio.timeout`` around it), the flag would cancel the cell a second time at its
+        next await (or turn its result into a cancellation, if it returns first). So the
+        next time the cell suspends or returns, the task first awaits a decoy future that
+        takes the flag; then the cell waits for what it really awaited, or returns.
+        (Python 3.13's ``Task.uncancel`` clears the flag itself when ``asyncio.timeout``
+        handles the cancellation; the flag is checked before a decoy is used.)
+        """
+        self._stale_task = task
+
+    def _absorb(self, yielded: Any) -> Any:
+        task, self._stale_task = self._stale_task, None
+        if not getattr(task, "_must_cancel", False):
+            if isinstance(yielded, StopIteration):
+                raise yielded
+            return yielded
+        decoy = task.get_loop().create_future()
+        decoy._asyncio_future_blocking = True  # what `await future` sets before yielding it
+        self._decoy, self._held = decoy, yielded
+        return decoy
+
+    def _release(self, exc: BaseException) -> Any:
+        """The decoy took the stale cancellation: resume waiting for the real thing."""
+        import asyncio
+
+        held, self._decoy, self._held = self._held, None, None
+        if not isinstance(exc, asyncio.CancelledError):
+            return self.throw(exc)
+        if isinstance(held, StopIteration):
+            raise held
+        if held is None:  # the cell had yielded bare (asyncio.sleep(0)): resume it
+            return self.send(None)
+        return held
 
     def close(self) -> None:
         self._coro.close()

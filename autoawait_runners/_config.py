@@ -4,6 +4,7 @@ In ``ipython_config.py``::
 
     c.InteractiveShellApp.extensions = ["autoawait_runners"]
     c.AutoawaitRunners.default = "thread"
+    c.AutoawaitRunners.nest = False
 
 IPython applies configuration before extensions load, so a runner name cannot go in
 ``c.InteractiveShell.loop_runner``; a dotted path (``"autoawait_runners.thread_runner"``)
@@ -12,7 +13,7 @@ can, and works without the extension.
 
 from __future__ import annotations
 
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
 
@@ -25,4 +26,12 @@ class AutoawaitRunners(Configurable):
         (`%autoawait --list` shows them). An empty string keeps the runner the shell
         already has. A name that is unknown or whose library is missing gives a warning
         at start-up and changes nothing.""",
+    ).tag(config=True)
+
+    nest = Bool(
+        True,
+        help="""Turn the nesting shim on when the extension loads, so that cells (and their
+        tasks) can call asyncio.run() and loop.run_until_complete() while a loop runs.
+        %nest on|off changes it later; %unload_ext turns it off again if loading turned
+        it on.""",
     ).tag(config=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._catalogue import Entry, discover
 from ._config import AutoawaitRunners
+from ._nesting import STRATEGY, is_nesting, nest_off, nest_on
 from ._runner import Runner, RunnerUnavailable, say
 
 if TYPE_CHECKING:
@@ -70,12 +71,17 @@ class Extension:
             "trio_runner": shell.trio_runner,
             "loop_runner_map": vars(shell).get("loop_runner_map", _MISSING),
             "magic": shell.magics_manager.magics["line"].get("autoawait"),
+            "nest_magic": shell.magics_manager.magics["line"].get("nest"),
+            "nesting": is_nesting(),
         }
         shell.loop_runner_map = RunnerMap(  # type: ignore[assignment]
             shell.loop_runner_map, self.catalogue
         )
         register_magic = shell.register_magic_function
         register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
+        register_magic(self.nest_magic, "line", "nest")  # type: ignore[arg-type]
+        if self.config.nest:
+            nest_on()
         for key in ("%autoawait", "autoawait"):
             shell.set_hook("complete_command", _complete_autoawait, str_key=key)
         shell.observe(self._on_loop_runner_change, names="loop_runner")
@@ -96,10 +102,13 @@ class Extension:
         else:
             shell.loop_runner_map = saved["loop_runner_map"]
         magics = shell.magics_manager.magics["line"]
-        if saved["magic"] is None:
-            magics.pop("autoawait", None)
-        else:
-            magics["autoawait"] = saved["magic"]
+        for name, key in (("autoawait", "magic"), ("nest", "nest_magic")):
+            if saved[key] is None:
+                magics.pop(name, None)
+            else:
+                magics[name] = saved[key]
+        if not saved["nesting"]:
+            nest_off()
         _remove_completer(shell)
 
     def _select_at_start(self) -> None:
@@ -208,6 +217,27 @@ class Extension:
             self._select_object(arg)
         else:
             say(_unknown(arg, self.catalogue))
+
+    # -- %nest -----------------------------------------------------------------------------
+
+    def nest_magic(self, line: str) -> None:
+        """Turn the nesting shim on or off: asyncio.run() and run_until_complete() in cells.
+
+        %nest          say whether it is on, and how nested calls are run
+        %nest on|off   turn it on or off (for the whole process)
+        """
+        arg = line.strip().lower()
+        if arg in ("on", "true", "1"):
+            nest_on()
+        elif arg in ("off", "false", "0"):
+            nest_off()
+        elif arg:
+            say(f"%nest takes on or off, not {line.strip()!r}")
+            return
+        if is_nesting():
+            print(f"nesting shim is on: {STRATEGY}")
+        else:
+            print("nesting shim is off: asyncio.run() inside a running loop raises RuntimeError")
 
     def _select_object(self, arg: str) -> None:
         """IPython's own forms: a name in the user namespace, or a dotted import path."""

@@ -1,0 +1,336 @@
+"""The nesting shim (DESIGN N1-N6): code that runs its own loop, inside a running loop.
+
+Cells run in a real InteractiveShell with the extension loaded (which turns the shim on),
+under each asyncio-family runner. Outside the shell, the shim is driven by its functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.runners
+import sys
+
+import pytest
+from conftest import Shell
+
+import autoawait_runners
+from autoawait_runners import _nesting
+
+SLEEPY = """
+import asyncio, contextvars, time
+async def double(x, delay=0.01):
+    await asyncio.sleep(delay)
+    return 2 * x
+def sync_library(x):
+    # what a synchronous library does: run its own event loop
+    return asyncio.run(double(x))
+"""
+
+
+@pytest.fixture
+def nested_shell(runner_shell: Shell) -> Shell:
+    runner_shell.ok(SLEEPY)
+    return runner_shell
+
+
+# -- N1: the calls work, and behave as they would outside -----------------------------------
+
+
+def test_asyncio_run_works_in_plain_and_await_cells(nested_shell: Shell) -> None:
+    assert nested_shell.ok("sync_library(21)") == 42
+    assert nested_shell.ok("await asyncio.sleep(0); sync_library(4)") == 8
+    assert nested_shell.ok("asyncio.run(double(5))") == 10
+
+
+def test_every_way_of_running_a_loop_works_in_a_cell(nested_shell: Shell) -> None:
+    assert nested_shell.ok("asyncio.get_running_loop().run_until_complete(double(1))") == 2
+    assert nested_shell.ok("asyncio.new_event_loop().run_until_complete(double(2))") == 4
+    nested_shell.ok("with asyncio.Runner() as runner:\n    result = runner.run(double(3))")
+    assert nested_shell.ns["result"] == 6
+    assert nested_shell.ok("await asyncio.sleep(0)\nasyncio.Runner().run(double(4))") == 8
+
+
+def test_a_loop_runner_loop_is_its_own(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "async def which_loop(): return asyncio.get_running_loop()\n"
+        "with asyncio.Runner() as runner:\n"
+        "    first = runner.run(which_loop())\n"
+        "    second = runner.run(which_loop())\n"
+        "    own = runner.get_loop()"
+    )
+    ns = nested_shell.ns
+    assert ns["first"] is ns["second"] is ns["own"]
+    assert ns["own"] is not nested_shell.ip.loop_runner.loop
+
+
+def test_exceptions_propagate_out_of_the_nested_call(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "async def fail(): raise LookupError('from inside')\n"
+        "try:\n"
+        "    asyncio.run(fail())\n"
+        "except LookupError as exc:\n"
+        "    caught = str(exc)"
+    )
+    assert nested_shell.ns["caught"] == "from inside"
+    result = nested_shell.run("asyncio.run(fail())")
+    assert isinstance(result.error_in_exec, LookupError)
+
+
+def test_timeouts_and_task_groups_work_inside(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "async def timed_out():\n"
+        "    try:\n"
+        "        async with asyncio.timeout(0.05):\n"
+        "            await asyncio.sleep(30)\n"
+        "    except TimeoutError:\n"
+        "        return 'timed out'\n"
+        "async def grouped():\n"
+        "    async with asyncio.TaskGroup() as group:\n"
+        "        tasks = [group.create_task(double(i)) for i in range(5)]\n"
+        "    return [t.result() for t in tasks]"
+    )
+    assert nested_shell.ok("asyncio.run(timed_out())") == "timed out"
+    assert nested_shell.ok("asyncio.run(grouped())") == [0, 2, 4, 6, 8]
+
+
+def test_context_variables_are_copied_in_as_asyncio_run_does(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "var = contextvars.ContextVar('var', default='unset')\n"
+        "var.set('from the cell')\n"
+        "async def read_and_write():\n"
+        "    seen = var.get()\n"
+        "    var.set('from inside')\n"
+        "    return seen"
+    )
+    assert nested_shell.ok("asyncio.run(read_and_write())") == "from the cell"
+    assert nested_shell.ok("var.get()") == "from the cell"
+
+
+def test_nested_calls_nest_again(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "async def outer():\n"
+        "    return sync_library(10) + asyncio.run(double(1))"
+    )
+    assert nested_shell.ok("asyncio.run(outer())") == 22
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="loop_factory is new in Python 3.12")
+def test_asyncio_run_with_a_loop_factory_gets_that_loop(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "class MyLoop(asyncio.SelectorEventLoop): pass\n"
+        "async def loop_type(): return type(asyncio.get_running_loop()).__name__"
+    )
+    assert nested_shell.ok("asyncio.run(loop_type(), loop_factory=MyLoop)") == "MyLoop"
+    assert nested_shell.ok("asyncio.run(loop_type())") != "MyLoop"
+
+
+# -- N2: on the same loop, the loop keeps running --------------------------------------------
+
+
+def test_background_tasks_keep_running_during_a_nested_call(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "ticks = []\n"
+        "async def ticker():\n"
+        "    while True:\n"
+        "        ticks.append(time.monotonic())\n"
+        "        await asyncio.sleep(0.005)\n"
+        "ticking = asyncio.create_task(ticker())"
+    )
+    nested_shell.ok(
+        "before = len(ticks)\n"
+        "asyncio.run(asyncio.sleep(0.3))\n"
+        "during = len(ticks) - before"
+    )
+    # Without progress it would be 0 (1 at most, for a tick already due). 0.3 s at 5 ms per
+    # tick is 60: the bound is loose for a busy machine.
+    assert nested_shell.ns["during"] >= 5
+    nested_shell.ok("ticking.cancel()")
+
+
+def test_a_nested_call_can_await_objects_of_the_running_loop(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "answer = asyncio.get_running_loop().create_future()\n"
+        "async def answer_later():\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    answer.set_result(42)\n"
+        "answerer = asyncio.create_task(answer_later())\n"
+        "async def wait_for_answer(): return await answer"
+    )
+    assert nested_shell.ok("asyncio.run(wait_for_answer())") == 42
+
+
+def test_nested_calls_from_two_tasks_do_not_wait_for_each_other(nested_shell: Shell) -> None:
+    # nest_asyncio resumes nested calls last in, first out: the short call, started while
+    # the long one runs, would hold the long one's caller until it ends, and vice versa.
+    nested_shell.ok(
+        "finished = {}\n"
+        "def blocking_sleep(name, seconds):\n"
+        "    asyncio.run(asyncio.sleep(seconds))\n"
+        "    finished[name] = time.monotonic()\n"
+        "async def long_caller():\n"
+        "    blocking_sleep('long', 0.5)\n"
+        "async def short_caller():\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    blocking_sleep('short', 0.05)\n"
+        "start = time.monotonic()\n"
+        "await asyncio.gather(long_caller(), short_caller())"
+    )
+    finished, start = nested_shell.ns["finished"], nested_shell.ns["start"]
+    # The short call ends long before the long one: it was not held until the long one
+    # ended (last in, first out would hold it 0.4 s more).
+    assert finished["short"] < finished["long"]
+    assert finished["long"] - finished["short"] > 0.2
+    # And the long one was not held by the short one.
+    assert finished["long"] - start < 5
+
+
+def test_an_outer_timeout_fires_around_a_nested_call(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    async with asyncio.timeout(0.1):\n"
+        "        sync_library_result = asyncio.run(asyncio.sleep(30))\n"
+        "except TimeoutError:\n"
+        "    outcome = 'timed out'\n"
+        "elapsed = time.monotonic() - start"
+    )
+    assert nested_shell.ns["outcome"] == "timed out"
+    assert nested_shell.ns["elapsed"] < 10
+    # The cancellation was delivered once: the cell's next await is not cancelled again.
+    nested_shell.ok("await asyncio.sleep(0.01); after = 'still fine'")
+    assert nested_shell.ns["after"] == "still fine"
+
+
+def test_cancelling_a_task_cancels_its_nested_call(nested_shell: Shell) -> None:
+    nested_shell.ok(
+        "cleaned_up = asyncio.Event()\n"
+        "started = asyncio.Event()\n"
+        "async def inner():\n"
+        "    started.set()\n"
+        "    try:\n"
+        "        await asyncio.sleep(30)\n"
+        "    finally:\n"
+        "        cleaned_up.set()\n"
+        "async def caller():\n"
+        "    asyncio.run(inner())\n"
+        "task = asyncio.create_task(caller())\n"
+        "await asyncio.wait_for(started.wait(), 10)\n"
+        "task.cancel()\n"
+        "await asyncio.wait_for(cleaned_up.wait(), 10)\n"
+        "await asyncio.wait([task], timeout=10)"
+    )
+    assert nested_shell.ok("task.cancelled()") is True
+
+
+# -- N3: code that does not nest runs what it ran before ----------------------------------
+
+
+def test_tasks_and_futures_stay_asyncios_own(ipshell: Shell) -> None:
+    import _asyncio
+
+    assert autoawait_runners.is_nesting()
+    assert asyncio.Task is _asyncio.Task
+    assert asyncio.Future is _asyncio.Future
+    assert ipshell.ok("import asyncio; type(asyncio.current_task())") is _asyncio.Task
+
+
+# -- N4: on and off ------------------------------------------------------------------------
+
+
+ORIGINALS = {
+    "run": asyncio.run,
+    "runners.run": asyncio.runners.run,
+    "Runner.run": asyncio.Runner.run,
+    "run_until_complete": asyncio.BaseEventLoop.run_until_complete,
+}
+
+
+def current_objects() -> dict[str, object]:
+    return {
+        "run": asyncio.run,
+        "runners.run": asyncio.runners.run,
+        "Runner.run": asyncio.Runner.run,
+        "run_until_complete": asyncio.BaseEventLoop.run_until_complete,
+    }
+
+
+def identical_to_originals() -> bool:
+    return all(current_objects()[name] is ORIGINALS[name] for name in ORIGINALS)
+
+
+def test_off_restores_the_original_objects_and_on_nests_again(nested_shell: Shell) -> None:
+    assert not identical_to_originals()
+    nested_shell.ok("%nest off")
+    assert identical_to_originals()
+    result = nested_shell.run("sync_library(1)")
+    assert isinstance(result.error_in_exec, RuntimeError)
+    nested_shell.ok("%nest on")
+    assert nested_shell.ok("sync_library(1)") == 2
+
+
+def test_unload_ext_restores_the_original_objects(ipshell: Shell) -> None:
+    assert not identical_to_originals()
+    ipshell.ok("%unload_ext autoawait_runners")
+    assert identical_to_originals()
+    assert "nest" not in ipshell.ip.magics_manager.magics["line"]
+
+
+def test_the_functions_and_the_context_manager(ipshell: Shell) -> None:
+    ipshell.ok("%unload_ext autoawait_runners")
+    assert not autoawait_runners.is_nesting()
+    with autoawait_runners.nesting():
+        assert autoawait_runners.is_nesting()
+        assert asyncio.run(nested_asyncio_run()) == "nested"
+    assert identical_to_originals()
+    autoawait_runners.nest_on()
+    autoawait_runners.nest_on()  # idempotent
+    with autoawait_runners.nesting():
+        pass
+    assert autoawait_runners.is_nesting()  # was on before the block: stays on
+    autoawait_runners.nest_off()
+    autoawait_runners.nest_off()
+    assert identical_to_originals()
+
+
+async def nested_asyncio_run() -> str:
+    async def inner() -> str:
+        return "nested"
+
+    return asyncio.run(inner())
+
+
+def test_nest_magic_says_the_state_and_strategy(ipshell: Shell) -> None:
+    ipshell.output()
+    ipshell.ok("%nest")
+    assert "nesting shim is on" in ipshell.output()
+    ipshell.ok("%nest off")
+    assert "nesting shim is off" in ipshell.output()
+    ipshell.ok("%nest sideways")
+    assert "%nest takes on or off, not 'sideways'" in ipshell.output()
+    assert not autoawait_runners.is_nesting()
+
+
+def test_config_can_leave_the_shim_off(ipshell: Shell) -> None:
+    ipshell.ok("%unload_ext autoawait_runners")
+    ipshell.ip.config.AutoawaitRunners.nest = False
+    ipshell.ok("%load_ext autoawait_runners")
+    assert not autoawait_runners.is_nesting()
+    assert identical_to_originals()
+
+
+def test_the_shim_serves_a_loop_outside_ipython() -> None:
+    """A plain program (no IPython) that nests: the mechanism on its own."""
+    order: list[str] = []
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        ticker = loop.call_later(0.01, order.append, "timer ran during the nested call")
+        value = loop.run_until_complete(asyncio.sleep(0.05, result=7))
+        order.append("nested call returned")
+        assert ticker.cancelled() is False
+        assert _nesting.parked_calls(loop) == 0
+        return value
+
+    with autoawait_runners.nesting():
+        assert asyncio.run(main()) == 7
+    assert order == ["timer ran during the nested call", "nested call returned"]
