@@ -1,0 +1,77 @@
+"""A real ipykernel kernel, driven through jupyter_client, for the Jupyter tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SUPPORT, TIMEOUT
+
+
+class Kernel:
+    """A running kernel and a client to execute cells in it."""
+
+    def __init__(self, tmp: Path) -> None:
+        from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        # A kernel spec for *this* interpreter, so the kernel sees the same packages.
+        spec_dir = tmp / "kernels" / "autoawait-runners-test"
+        spec_dir.mkdir(parents=True)
+        spec = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "autoawait_runners tests",
+            "language": "python",
+            "env": {"PYTHONPATH": str(SUPPORT)},
+        }
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
+        self.manager = KernelManager(
+            kernel_name="autoawait-runners-test", kernel_spec_manager=specs
+        )
+        self.manager.start_kernel()
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=TIMEOUT * 2)
+
+    def execute(self, code: str) -> tuple[str, dict[str, Any]]:
+        """Run a cell; return everything it printed or displayed, and the reply."""
+        pieces: list[str] = []
+
+        def on_output(message: dict[str, Any]) -> None:
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                pieces.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                pieces.append(content["data"].get("text/plain", "") + "\n")
+            elif kind == "error":
+                pieces.append("\n".join(content["traceback"]) + "\n")
+
+        reply = self.client.execute_interactive(
+            code, timeout=TIMEOUT * 2, output_hook=on_output, allow_stdin=False
+        )
+        return "".join(pieces), reply["content"]
+
+    def ok(self, code: str) -> str:
+        """Run a cell that must succeed; return its output."""
+        output, reply = self.execute(code)
+        assert reply["status"] == "ok", f"cell failed: {code!r}\n{output}"
+        return output
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    """A fresh kernel for one test."""
+    started = Kernel(tmp_path)
+    try:
+        yield started
+    finally:
+        started.shutdown()
