@@ -35,6 +35,7 @@ import asyncio.runners
 import asyncio.tasks
 import contextlib
 import functools
+import sys
 import threading
 from collections import deque
 from collections.abc import Coroutine, Iterator
@@ -200,8 +201,9 @@ def outer_loop_paused() -> Iterator[None]:
 # greenlet runs at a time, so at every moment exactly one of them drives the loop.
 #
 # A `_run_once` that was suspended half-way resumes popping the handles it counted when it
-# started, some of which other greenlets have run since: the ready queue is padded with
-# cancelled handles (which `_run_once` skips) back to its length at the time of the switch.
+# started, some of which other greenlets have run since: before it resumes, the ready queue
+# is padded with cancelled handles (which `_run_once` skips) so that it holds at least as
+# many handles as that `_run_once` still means to pop (read from its frame).
 
 
 @dataclass(eq=False)
@@ -211,7 +213,7 @@ class _Parked:
     greenlet: greenlet
     task: asyncio.Task[Any] | None
     future: asyncio.Future[Any]
-    ready: int  # length of the loop's ready queue when it parked
+    ready: int  # handles its `_run_once` still means to pop
     cancels: int  # its task's cancellation requests so far
     waiting: bool = True
 
@@ -249,7 +251,7 @@ def run_on_running_loop(loop: asyncio.BaseEventLoop, awaitable: Any) -> Any:
         setattr(loop, _STATE, state)
     task = asyncio.current_task(loop)
     here = greenlet.getcurrent()
-    parked = _Parked(here, task, future, len(loop._ready), task.cancelling() if task else 0)  # type: ignore[attr-defined]
+    parked = _Parked(here, task, future, _still_to_run(loop), task.cancelling() if task else 0)
     state.parked.append(parked)
     future.add_done_callback(functools.partial(_wake, state, parked))
     _check_cancellation_soon(state)
@@ -344,12 +346,32 @@ def _wake(state: _LoopNesting, parked: _Parked, _: asyncio.Future[Any]) -> None:
     # The loop's own greenlet (or a foreign one) is driving: it steps aside now, in the
     # middle of its iteration, and a driver hands the loop back to it later.
     while True:
-        ready = len(state.loop._ready)  # type: ignore[attr-defined]
+        ready = _still_to_run(state.loop)
         woken = _next_woken(state)
         if woken is None:
             return
         state.idle.append((me, ready))
         woken.switch()
+
+
+_RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
+
+
+def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:
+    """How many handles the ``_run_once`` running us still means to pop from the ready
+    queue: ``for i in range(ntodo): handle = self._ready.popleft()`` (3.11 to 3.14)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _RUN_ONCE:
+            local = frame.f_locals
+            if local.get("self") is loop:
+                ntodo, i = local.get("ntodo"), local.get("i")
+                if isinstance(ntodo, int) and isinstance(i, int):
+                    return ntodo - i - 1
+                break
+        frame = frame.f_back  # type: ignore[assignment]
+    # Not called from a step of the loop, or asyncio changed: the whole queue is safe.
+    return len(loop._ready)  # type: ignore[attr-defined]
 
 
 def _pad(state: _LoopNesting, length: int) -> None:
