@@ -22,8 +22,10 @@ later, unlike IPython's own asyncio runner whose interrupted task stays pending.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager, suppress
@@ -83,6 +85,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         "_translate",
         "executing",
         "interrupts",
+        "nested_calls",
         "pending_interrupt",
     )
 
@@ -104,6 +107,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         self.executing = False
         self.interrupts = 0
         self.pending_interrupt = False
+        self.nested_calls = 0
         self._stale_task: Any = None
         self._decoy: Any = None
         self._held: Any = None
@@ -207,7 +211,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         self.interrupts += 1
         if self.interrupts >= ABANDON_AFTER:
             return False
-        if self.executing:
+        if self.executing and not (self.nested_calls and _waiting_in_selector(cell_thread)):
             if cell_thread == threading.get_ident():
                 raise KeyboardInterrupt
             if raise_in_thread(cell_thread, KeyboardInterrupt):
@@ -215,6 +219,29 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         self.pending_interrupt = True
         cancel()
         return True
+
+    # -- the nesting shim: a cell parked in a nested asyncio.run() ------------------------
+
+    @contextmanager
+    def in_nested_call(self) -> Iterator[None]:
+        """While the cell waits in a nested ``asyncio.run()`` (see ``_nesting``).
+
+        Its step has not returned, so :attr:`executing` stays true; but when the loop is
+        only waiting for I/O or timers, Ctrl-C should cancel (the nested call is cancelled,
+        its clean-up runs) rather than raise wherever the loop happens to be.
+        """
+        self.nested_calls += 1
+        try:
+            yield
+        finally:
+            self.nested_calls -= 1
+
+    def nested_call_cancelled(self, exc: BaseException) -> BaseException:
+        """What the cell sees when its nested call was cancelled: the interruption, if
+        Ctrl-C caused it."""
+        if self.pending_interrupt:
+            return self._translated(exc)  # type: ignore[no-any-return]
+        return exc
 
     def abandon(
         self, *, cancel: Callable[[], None], wait: Callable[[float], bool], runner: str
@@ -253,6 +280,22 @@ class CellCoroutine(Coroutine[Any, Any, T]):
                 value = yield yielded
             except BaseException as exc:  # delivered by the library: pass it on
                 error = exc
+
+
+def _waiting_in_selector(thread_id: int) -> bool:
+    """Whether the innermost frame of ``thread_id`` (under this package's own, the signal
+    handler's) is a selector's ``select``: its event loop waits, nothing runs."""
+    frame: FrameType | None = sys._current_frames().get(thread_id)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return (
+        frame is not None
+        and frame.f_code.co_name == "select"
+        and frame.f_globals.get("__name__") == "selectors"
+    )
+
+
+_PACKAGE_DIR = os.path.dirname(__file__)
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:

@@ -40,7 +40,10 @@ import threading
 from collections import deque
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ._cell import CellCoroutine
 
 if TYPE_CHECKING:
     from greenlet import greenlet
@@ -137,7 +140,7 @@ def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: A
             return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
-    return run_on_running_loop(loop, main)
+    return cast(T, run_on_running_loop(loop, main))
 
 
 def _runner_run(self: asyncio.Runner, coro: Coroutine[Any, Any, T], **kwargs: Any) -> T:
@@ -180,14 +183,14 @@ def outer_loop_paused() -> Iterator[None]:
     """
     outer = asyncio.events._get_running_loop()
     task = asyncio.current_task(outer) if outer is not None else None
-    if task is not None:
+    if outer is not None and task is not None:
         asyncio.tasks._leave_task(outer, task)
     asyncio.events._set_running_loop(None)
     try:
         yield
     finally:
         asyncio.events._set_running_loop(outer)
-        if task is not None:
+        if outer is not None and task is not None:
             asyncio.tasks._enter_task(outer, task)
 
 
@@ -222,7 +225,7 @@ class _Parked:
 class _LoopNesting:
     """The nesting state of one loop."""
 
-    loop: asyncio.BaseEventLoop
+    loop: asyncio.AbstractEventLoop
     parked: list[_Parked] = field(default_factory=list)
     wakeups: deque[_Parked] = field(default_factory=deque)
     # Greenlets that were driving the loop when a parked call had to resume, with the ready
@@ -237,7 +240,7 @@ class _LoopNesting:
 _STATE = "_autoawait_runners_nesting"
 
 
-def run_on_running_loop(loop: asyncio.BaseEventLoop, awaitable: Any) -> Any:
+def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     """Run ``awaitable`` to completion on ``loop``, which is running in this thread and
     somewhere below us on the stack; other tasks of the loop keep running meanwhile."""
     import greenlet
@@ -262,8 +265,10 @@ def run_on_running_loop(loop: asyncio.BaseEventLoop, awaitable: Any) -> Any:
         root = root.parent
     driver = greenlet.greenlet(functools.partial(_drive, state), parent=root)
     state.drivers.add(driver)
+    cell = _cell_of(task)
     try:
-        driver.switch()
+        with cell.in_nested_call() if cell is not None else contextlib.nullcontext():
+            driver.switch()
     except BaseException:
         future.cancel()
         raise
@@ -274,7 +279,18 @@ def run_on_running_loop(loop: asyncio.BaseEventLoop, awaitable: Any) -> Any:
             asyncio.tasks._enter_task(loop, task)
         if not state.parked and not state.drivers:
             _forget(state)
+    if cell is not None and future.cancelled():
+        try:
+            future.result()
+        except asyncio.CancelledError as exc:
+            raise cell.nested_call_cancelled(exc) from None
     return future.result()
+
+
+def _cell_of(task: asyncio.Task[Any] | None) -> CellCoroutine[Any] | None:
+    """The cell, when ``task`` is an IPython cell run by one of our runners."""
+    coro = task.get_coro() if task is not None else None
+    return coro if isinstance(coro, CellCoroutine) else None
 
 
 def _drive(state: _LoopNesting) -> None:
@@ -360,7 +376,7 @@ _RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-define
 def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:
     """How many handles the ``_run_once`` running us still means to pop from the ready
     queue: ``for i in range(ntodo): handle = self._ready.popleft()`` (3.11 to 3.14)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code is _RUN_ONCE:
             local = frame.f_locals
@@ -369,7 +385,7 @@ def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:
                 if isinstance(ntodo, int) and isinstance(i, int):
                     return ntodo - i - 1
                 break
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     # Not called from a step of the loop, or asyncio changed: the whole queue is safe.
     return len(loop._ready)  # type: ignore[attr-defined]
 
@@ -412,9 +428,9 @@ def _check_cancellation(state: _LoopNesting) -> None:
         if requested > parked.cancels:
             parked.cancels = requested
             parked.future.cancel()
-            absorb = getattr(task.get_coro(), "absorb_stale_cancellation", None)
-            if absorb is not None:
-                absorb(task)
+            cell = _cell_of(task)
+            if cell is not None:
+                cell.absorb_stale_cancellation(task)
     if state.parked:
         _check_cancellation_soon(state)
 

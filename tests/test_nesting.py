@@ -107,10 +107,7 @@ def test_context_variables_are_copied_in_as_asyncio_run_does(nested_shell: Shell
 
 
 def test_nested_calls_nest_again(nested_shell: Shell) -> None:
-    nested_shell.ok(
-        "async def outer():\n"
-        "    return sync_library(10) + asyncio.run(double(1))"
-    )
+    nested_shell.ok("async def outer():\n    return sync_library(10) + asyncio.run(double(1))")
     assert nested_shell.ok("asyncio.run(outer())") == 22
 
 
@@ -137,9 +134,7 @@ def test_background_tasks_keep_running_during_a_nested_call(nested_shell: Shell)
         "ticking = asyncio.create_task(ticker())"
     )
     nested_shell.ok(
-        "before = len(ticks)\n"
-        "asyncio.run(asyncio.sleep(0.3))\n"
-        "during = len(ticks) - before"
+        "before = len(ticks)\nasyncio.run(asyncio.sleep(0.3))\nduring = len(ticks) - before"
     )
     # Without progress it would be 0 (1 at most, for a tick already due). 0.3 s at 5 ms per
     # tick is 60: the bound is loose for a busy machine.

@@ -113,3 +113,30 @@ def test_exit_cancels_background_tasks_promptly(
     assert "Task was destroyed" not in text and "Traceback" not in text
     assert ipy.child.exitstatus == 0
     assert elapsed < 10, elapsed  # the target is 2 s (see benchmarks); this catches hangs
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_ctrl_c_interrupts_a_nested_asyncio_run(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # R5 with the nesting shim (N1)
+    ipy = start(ipython_pty, runner)
+    ipy.cell("import asyncio")
+    ipy.cell("t = await h.background(h.tick, 0.1)")
+    # Waiting at an await inside the nested call.
+    ipy.child.sendline("asyncio.run(h.sleeper())")
+    ipy.expect("sleeper: waiting")
+    ipy.child.sendintr()
+    ipy.expect("cleanup ran")
+    ipy.expect("KeyboardInterrupt")
+    ipy.prompt()
+    # Busy in Python code inside the nested call.
+    ipy.child.sendline("asyncio.run(h.busy_async())")
+    ipy.expect("busy: spinning")
+    ipy.child.sendintr()
+    ipy.expect("busy cleanup ran")
+    ipy.expect("KeyboardInterrupt")
+    ipy.prompt()
+    ipy.expect("tick [0-9]+")  # the background task lives on
+    ipy.cell("print('nested', 'again', asyncio.run(asyncio.sleep(0, result=7)))", "nested again 7")
+    assert "sleeper: resumed" not in ipy.text()
+    ipy.exit()

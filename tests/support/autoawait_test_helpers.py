@@ -99,3 +99,8 @@ def busy() -> None:
             pass
     finally:
         print("busy cleanup ran", flush=True)
+
+
+async def busy_async() -> None:
+    """A coroutine stuck in Python code (run nested with asyncio.run)."""
+    busy()
