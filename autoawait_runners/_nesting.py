@@ -243,6 +243,11 @@ _STATE = "_autoawait_runners_nesting"
 def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     """Run ``awaitable`` to completion on ``loop``, which is running in this thread and
     somewhere below us on the stack; other tasks of the loop keep running meanwhile."""
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        raise RuntimeError(
+            f"the nesting shim cannot re-enter a running {type(loop).__qualname__} "
+            "(only asyncio's own event loops); run this code in a thread instead"
+        )
     import greenlet
 
     future = asyncio.ensure_future(awaitable, loop=loop)
