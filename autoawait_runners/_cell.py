@@ -283,15 +283,17 @@ class CellCoroutine(Coroutine[Any, Any, T]):
 
 
 def _waiting_in_selector(thread_id: int) -> bool:
-    """Whether the innermost frame of ``thread_id`` (under this package's own, the signal
-    handler's) is a selector's ``select``: its event loop waits, nothing runs."""
+    """Whether the event loop of ``thread_id`` waits for I/O or timers, running nothing:
+    its innermost frame (under this package's own, the signal handler's) is asyncio's
+    selector or trio's I/O manager waiting for events."""
     frame: FrameType | None = sys._current_frames().get(thread_id)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
-    return (
-        frame is not None
-        and frame.f_code.co_name == "select"
-        and frame.f_globals.get("__name__") == "selectors"
+    if frame is None:
+        return False
+    name, module = frame.f_code.co_name, str(frame.f_globals.get("__name__"))
+    return (name == "select" and module == "selectors") or (
+        name == "get_events" and module.startswith("trio._core._io_")
     )
 
 

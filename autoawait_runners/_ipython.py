@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._catalogue import Entry, discover
 from ._config import AutoawaitRunners
-from ._nesting import STRATEGY, is_nesting, nest_off, nest_on
+from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
 from ._runner import Runner, RunnerUnavailable, say
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Extension:
         register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
         register_magic(self.nest_magic, "line", "nest")  # type: ignore[arg-type]
         if self.config.nest:
-            nest_on()
+            nest_on(trio=self.config.nest_trio)
         for key in ("%autoawait", "autoawait"):
             shell.set_hook("complete_command", _complete_autoawait, str_key=key)
         shell.observe(self._on_loop_runner_change, names="loop_runner")
@@ -223,21 +223,30 @@ class Extension:
     def nest_magic(self, line: str) -> None:
         """Turn the nesting shim on or off: asyncio.run() and run_until_complete() in cells.
 
-        %nest          say whether it is on, and how nested calls are run
-        %nest on|off   turn it on or off (for the whole process)
+        %nest              say whether it is on, and how nested calls are run
+        %nest on|off       turn it on or off (for the whole process)
+        %nest trio on|off  also let trio.run() run in trio-runner cells (costs every cell)
         """
-        arg = line.strip().lower()
-        if arg in ("on", "true", "1"):
+        words = line.lower().split()
+        if words in (["on"], ["true"]):
             nest_on()
-        elif arg in ("off", "false", "0"):
+        elif words in (["off"], ["false"]):
             nest_off()
-        elif arg:
-            say(f"%nest takes on or off, not {line.strip()!r}")
+        elif words in (["trio", "on"], ["trio"]):
+            nest_on(trio=True)
+        elif words == ["trio", "off"]:
+            nest_on(trio=False)
+        elif words:
+            say(f"%nest takes on, off, trio on or trio off, not {line.strip()!r}")
             return
-        if is_nesting():
-            print(f"nesting shim is on: {STRATEGY}")
-        else:
+        if not is_nesting():
             print("nesting shim is off: asyncio.run() inside a running loop raises RuntimeError")
+            return
+        print(f"nesting shim is on: {STRATEGY}")
+        if trio_cells_nest():
+            print("trio.run() in a trio-runner cell runs in the cell's task (%nest trio off)")
+        else:
+            print("trio.run() in a trio-runner cell is not served (%nest trio on)")
 
     def _select_object(self, arg: str) -> None:
         """IPython's own forms: a name in the user namespace, or a dotted import path."""

@@ -35,10 +35,11 @@ import asyncio.runners
 import asyncio.tasks
 import contextlib
 import functools
+import inspect
 import sys
 import threading
 from collections import deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -65,12 +66,20 @@ STRATEGY = (
 # -- on and off ----------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_originals: dict[str, Any] = {}
+_on = False
+_trio_cells = False
+#: name -> (owner, attribute, original) of what is patched now.
+_patched: dict[str, tuple[Any, str, Any]] = {}
+#: name -> the original, for a replacement still running after the shim was turned off.
+_seen: dict[str, Any] = {}
 
 
 def _targets() -> dict[str, tuple[Any, str, Any]]:
-    """name -> (owner, attribute, replacement): every object the shim patches."""
-    return {
+    """name -> (owner, attribute, replacement): every object the shim patches.
+
+    ``trio.run`` is among them once trio is imported (it is never imported for this).
+    """
+    targets = {
         "asyncio.run": (asyncio, "run", _run),
         "asyncio.runners.run": (asyncio.runners, "run", _run),
         "asyncio.Runner.run": (asyncio.Runner, "run", _runner_run),
@@ -80,16 +89,34 @@ def _targets() -> dict[str, tuple[Any, str, Any]]:
             _run_until_complete,
         ),
     }
+    trio = sys.modules.get("trio")
+    if trio is not None and hasattr(trio, "run"):
+        targets["trio.run"] = (trio, "run", _trio_run)
+    return targets
 
 
-def nest_on() -> None:
-    """Turn the shim on (for the whole process; idempotent)."""
-    with _lock:
-        if _originals:
-            return
-        for name, (owner, attribute, replacement) in _targets().items():
-            _originals[name] = vars(owner)[attribute]
+def _patch() -> None:
+    for name, (owner, attribute, replacement) in _targets().items():
+        if name not in _patched:
+            original = vars(owner)[attribute]
+            _patched[name] = (owner, attribute, original)
+            _seen.setdefault(name, original)
             setattr(owner, attribute, replacement)
+
+
+def nest_on(*, trio: bool | None = None) -> None:
+    """Turn the shim on (for the whole process; idempotent).
+
+    ``trio=True`` also lets ``trio.run()`` called from a ``trio``-runner cell run in the
+    cell's task, at a cost to every cell of that runner (see :func:`trio_cells_nest`);
+    ``trio=False`` stops it; None leaves that choice as it was.
+    """
+    global _on, _trio_cells
+    with _lock:
+        _on = True
+        if trio is not None:
+            _trio_cells = trio
+        _patch()
 
 
 def nest_off() -> None:
@@ -97,15 +124,34 @@ def nest_off() -> None:
 
     Calls already nested finish normally; new ones fail as they would without the shim.
     """
+    global _on
     with _lock:
-        for name, (owner, attribute, _) in _targets().items():
-            if name in _originals:
-                setattr(owner, attribute, _originals.pop(name))
+        _on = False
+        while _patched:
+            _, (owner, attribute, original) = _patched.popitem()
+            setattr(owner, attribute, original)
 
 
 def is_nesting() -> bool:
     """Whether the shim is on."""
-    return bool(_originals)
+    return _on
+
+
+def trio_cells_nest() -> bool:
+    """Whether ``trio``-runner cells run in a portal, so that ``trio.run()`` works in them.
+
+    Off unless asked for (``nest_on(trio=True)``, ``%nest trio on``): a portal costs every
+    step of the cell's task two greenlet switches (a tight ``await trio.sleep(0)`` loop in
+    a cell runs about 1.3x slower) and every cell about 80 us.
+    """
+    return _on and _trio_cells
+
+
+def refresh() -> None:
+    """Patch what became patchable since the shim was turned on (trio, once imported)."""
+    with _lock:
+        if _on:
+            _patch()
 
 
 @contextlib.contextmanager
@@ -123,7 +169,7 @@ def nesting() -> Iterator[None]:
 def _original(name: str) -> Any:
     # A replacement can still be running after nest_off() (a nested call in progress, or a
     # reference taken while the shim was on); it then calls what the shim had replaced.
-    return _originals.get(name) or _ORIGINALS_AT_IMPORT[name]
+    return _seen[name]
 
 
 # -- the patched entry points --------------------------------------------------------------
@@ -151,6 +197,27 @@ def _runner_run(self: asyncio.Runner, coro: Coroutine[Any, Any, T], **kwargs: An
         return _original("asyncio.Runner.run")(self, coro, **kwargs)  # type: ignore[no-any-return]
 
 
+def _trio_run(async_fn: Callable[..., Awaitable[T]], *args: Any, **options: Any) -> T:
+    """``trio.run``: inside a ``trio``-runner cell, run ``async_fn`` in the cell's task on
+    the session's trio loop (through the cell's portal, see ``_portal``)."""
+    if _on and "greenlet" in sys.modules:
+        from ._portal import current_portal
+
+        portal = current_portal()
+        if portal is not None:
+            coro = async_fn(*args)
+            if not inspect.isawaitable(coro):
+                raise TypeError(f"trio.run() expected an async function, got {async_fn!r}")
+            return cast(T, portal.await_(coro))
+    try:
+        return cast(T, _original("trio.run")(async_fn, *args, **options))
+    except RuntimeError as exc:
+        if _on and not _trio_cells and "from inside a run()" in str(exc):
+            hint = "in a cell of the trio runner, %nest trio on runs it on the session loop"
+            raise RuntimeError(f"{exc} ({hint})") from None
+        raise
+
+
 def _run_until_complete(self: asyncio.BaseEventLoop, future: Any) -> Any:
     """``loop.run_until_complete``: re-entrant on the running loop, private on another."""
     running = asyncio.events._get_running_loop()
@@ -160,11 +227,6 @@ def _run_until_complete(self: asyncio.BaseEventLoop, future: Any) -> Any:
         return run_on_running_loop(self, future)
     with outer_loop_paused():
         return _original("asyncio.BaseEventLoop.run_until_complete")(self, future)
-
-
-_ORIGINALS_AT_IMPORT = {
-    name: vars(owner)[attribute] for name, (owner, attribute, _) in _targets().items()
-}
 
 
 # -- private loop: pause the running one ---------------------------------------------------
@@ -461,4 +523,5 @@ __all__ = [
     "nesting",
     "outer_loop_paused",
     "run_on_running_loop",
+    "trio_cells_nest",
 ]

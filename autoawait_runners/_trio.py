@@ -27,6 +27,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine
+from ._nesting import refresh as refresh_nesting
+from ._nesting import trio_cells_nest
 from ._runner import say
 from ._threaded import SubmittedCell, ThreadedRunner
 
@@ -120,6 +122,7 @@ class TrioRunner(ThreadedRunner):
     def _serve(self, ready: Callable[[], None]) -> None:
         import trio
 
+        refresh_nesting()  # trio is imported now: the shim can serve trio.run() too
         trio.run(self._main, ready)
 
     async def _main(self, ready: Callable[[], None]) -> None:
@@ -151,9 +154,7 @@ class TrioRunner(ThreadedRunner):
         submitted.cancel = lambda: token.run_sync_soon(scope.cancel)
         # A system task, because only those take a context; _run_cell_task never raises.
         token.run_sync_soon(
-            lambda: trio.lowlevel.spawn_system_task(
-                _run_cell_task, submitted, scope, context=context
-            )
+            lambda: trio.lowlevel.spawn_system_task(_cell_task, submitted, scope, context=context)
         )
 
     def _request_stop(self) -> None:
@@ -166,6 +167,27 @@ class TrioRunner(ThreadedRunner):
 
     def _reset(self) -> None:
         self._token = self._context = self._nursery = self._stop_requested = None
+
+
+def _cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> Coroutine[Any, Any, None]:
+    """The cell's task: with the nesting shim on, in a portal, so that ``trio.run()`` called
+    from the cell's synchronous code runs in the cell's task (see ``_portal``)."""
+    coro = _run_cell_task(submitted, scope)
+    if not trio_cells_nest():
+        return coro
+    from ._portal import Portal
+
+    cell = submitted.cell
+    assert isinstance(cell, CellCoroutine)
+
+    def interrupted(exc: BaseException) -> BaseException:
+        import trio
+
+        if cell.pending_interrupt and isinstance(exc, trio.Cancelled):
+            return KeyboardInterrupt()
+        return exc
+
+    return Portal(coro, cell=cell, error_hook=interrupted)
 
 
 async def _run_cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> None:

@@ -264,9 +264,14 @@ def test_off_restores_the_original_objects_and_on_nests_again(nested_shell: Shel
 
 
 def test_unload_ext_restores_the_original_objects(ipshell: Shell) -> None:
+    trio = pytest.importorskip("trio")
+    original_trio_run = trio._core.run  # where trio.run comes from
+    ipshell.ok("%autoawait trio")
     assert not identical_to_originals()
+    assert trio.run is not original_trio_run
     ipshell.ok("%unload_ext autoawait_runners")
     assert identical_to_originals()
+    assert trio.run is original_trio_run
     assert "nest" not in ipshell.ip.magics_manager.magics["line"]
 
 
@@ -301,7 +306,7 @@ def test_nest_magic_says_the_state_and_strategy(ipshell: Shell) -> None:
     ipshell.ok("%nest off")
     assert "nesting shim is off" in ipshell.output()
     ipshell.ok("%nest sideways")
-    assert "%nest takes on or off, not 'sideways'" in ipshell.output()
+    assert "%nest takes on, off, trio on or trio off, not 'sideways'" in ipshell.output()
     assert not autoawait_runners.is_nesting()
 
 

@@ -181,3 +181,85 @@ def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(
     assert "the next cell starts a new one" in out
     assert autoawait_runners.trio_runner.thread is not old
     assert not old.is_alive()
+
+
+# -- trio.run() from synchronous code in a cell (the nesting shim's trio side) -------------
+
+NESTED = (
+    "async def double(x):\n"
+    "    await trio.sleep(0.01)\n"
+    "    return 2 * x\n"
+    "def sync_library(x):\n"
+    "    return trio.run(double, x)"
+)
+
+
+@pytest.fixture
+def nesting_trio_shell(trio_shell: Shell) -> Shell:
+    trio_shell.ok("%nest trio on")
+    return trio_shell
+
+
+def test_trio_run_in_a_cell_runs_on_the_session_loop(nesting_trio_shell: Shell) -> None:
+    shell = nesting_trio_shell
+    shell.ok(NESTED)
+    assert shell.ok("sync_library(21)") == 42
+    assert shell.ok("await trio.sleep(0); sync_library(5)") == 10
+    shell.ok("async def token(): return trio.lowlevel.current_trio_token()")
+    assert shell.ok("trio.run(token) is trio.lowlevel.current_trio_token()") is True
+
+
+def test_session_tasks_progress_during_a_nested_trio_run(nesting_trio_shell: Shell) -> None:
+    shell = nesting_trio_shell
+    shell.ok(
+        "ticks = []\n"
+        "async def ticker():\n"
+        "    while True:\n"
+        "        ticks.append(1)\n"
+        "        await trio.sleep(0.005)\n"
+        "autoawait_runners.trio_nursery().start_soon(ticker)"
+    )
+    shell.ok("before = len(ticks); trio.run(trio.sleep, 0.3); during = len(ticks) - before")
+    assert shell.ns["during"] >= 5  # 60 at 5 ms a tick; none if the loop were frozen
+
+
+def test_nested_trio_run_errors_and_cancel_scopes_behave(nesting_trio_shell: Shell) -> None:
+    shell = nesting_trio_shell
+    shell.ok(
+        "async def fail(): raise LookupError('from inside')\n"
+        "try:\n"
+        "    trio.run(fail)\n"
+        "except LookupError as exc:\n"
+        "    caught = str(exc)"
+    )
+    assert shell.ns["caught"] == "from inside"
+    shell.ok(
+        "start = trio.current_time()\n"
+        "with trio.move_on_after(0.05) as scope:\n"
+        "    trio.run(trio.sleep, 30)\n"
+        "elapsed = trio.current_time() - start"
+    )
+    assert shell.ns["scope"].cancelled_caught and shell.ns["elapsed"] < 10
+    result = shell.run("trio.run(trio.lowlevel.current_trio_token)")  # not an async function
+    assert isinstance(result.error_in_exec, TypeError)
+    shell.ok(NESTED)
+    assert shell.ok("sync_library(1)") == 2  # the session lives on
+
+
+def test_trio_cells_nest_only_when_asked_and_say_how(trio_shell: Shell) -> None:
+    shell = trio_shell
+    shell.ok(NESTED)
+    result = shell.run("sync_library(1)")  # the default: trio cells are not in a portal
+    assert "from inside a run()" in str(result.error_in_exec)
+    assert "%nest trio on" in str(result.error_in_exec)
+    shell.ok("%nest trio on")
+    assert shell.ok("sync_library(1)") == 2
+    shell.output()
+    shell.ok("%nest")
+    assert "trio.run() in a trio-runner cell runs in the cell's task" in shell.output()
+    shell.ok("%nest trio off")
+    result = shell.run("sync_library(1)")
+    assert "from inside a run()" in str(result.error_in_exec)
+    shell.ok("%nest off")
+    result = shell.run("sync_library(1)")
+    assert "%nest trio on" not in str(result.error_in_exec)  # trio's own message
