@@ -25,6 +25,9 @@ Nothing else changes: asyncio's C ``Task`` and ``Future`` stay (nest_asyncio swa
 pure-Python ones for every task of the process), and code that does not nest runs exactly
 the code it ran before. Turning the shim off puts back the very objects it replaced.
 Greenlet is imported at the first nested call, not before.
+
+**trio** (opt-in, ``nest_on(trio=True)``): ``trio.run()`` inside a ``trio``-runner cell runs
+in the cell's task, through the portal the runner then gives each cell (``_portal``).
 """
 
 from __future__ import annotations
@@ -290,8 +293,8 @@ class _LoopNesting:
     loop: asyncio.AbstractEventLoop
     parked: list[_Parked] = field(default_factory=list)
     wakeups: deque[_Parked] = field(default_factory=deque)
-    # Greenlets that were driving the loop when a parked call had to resume, with the ready
-    # queue's length then: the driver in charge hands the loop back to them first.
+    # Greenlets that were driving the loop when a parked call had to resume, with what their
+    # `_run_once` still meant to pop: the driver in charge hands the loop back to them first.
     idle: list[tuple[greenlet, int]] = field(default_factory=list)
     drivers: set[greenlet] = field(default_factory=set)
     cancel_check: asyncio.TimerHandle | None = None
