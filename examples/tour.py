@@ -75,6 +75,13 @@ STEPS = [
         "",
         "ticks.clear()\ntask = asyncio.create_task(ticker(), name='ticker')",
     ),
+    (
+        "Code that runs its own loop works in a cell too (the nesting shim, %nest), and the\n"
+        "# session's tasks keep running during it:",
+        "n = len(ticks)\n"
+        "asyncio.run(asyncio.sleep(0.5))\n"
+        "print('ticks during asyncio.run:', len(ticks) - n)",
+    ),
 ]
 
 OUTRO = """
@@ -85,6 +92,7 @@ Try:
   %autoawait                      # the active runner
   %autoawait thread               # switch runner (the ticker is cancelled)
   %autoawait --list               # all the runners
+  %nest                           # the nesting shim: asyncio.run() in cells
 """
 
 

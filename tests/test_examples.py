@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,5 +23,6 @@ def test_tour_runs_and_leaves_a_live_session(ipython_pty: type[IPythonPty]) -> N
     assert "Out[15]: True" in text  # curio_running() in a cell of the curio runner
     assert "Out[8]: 'autoawait_runners-thread'" in text
     assert text.count("Traceback") == 1  # the background failure the tour shows on purpose
+    assert re.search(r"ticks during asyncio.run: [1-9]", text)
     ipy.cell("print('ticking', not task.done(), len(ticks) > 0)", "ticking True True")
     ipy.exit()
