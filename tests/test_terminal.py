@@ -115,49 +115,37 @@ def test_exit_cancels_background_tasks_promptly(
     assert elapsed < 10, elapsed  # the target is 2 s (see benchmarks); this catches hangs
 
 
-@pytest.mark.parametrize("runner", ["asyncio", "thread"])
-def test_ctrl_c_interrupts_a_nested_asyncio_run(
-    ipython_pty: type[IPythonPty], runner: str
-) -> None:  # R5 with the nesting shim (N1)
+#: runner -> the cells that set up nesting, and how a cell runs its own loop.
+NESTED_RUN = {
+    "asyncio": (["import asyncio"], "asyncio.run(h.{fn}({args}))"),
+    "thread": (["import asyncio"], "asyncio.run(h.{fn}({args}))"),
+    "trio": (["import trio", "%nest trio on"], "trio.run(h.{fn}, {args})"),
+}
+
+
+@pytest.mark.parametrize("runner", list(NESTED_RUN))
+def test_ctrl_c_interrupts_a_nested_run(ipython_pty: type[IPythonPty], runner: str) -> None:
+    # R5 with the nesting shim: a cell waiting in asyncio.run() (trio.run()) is cancelled as
+    # at an await; one busy in Python code inside it gets KeyboardInterrupt there.
     ipy = start(ipython_pty, runner)
-    ipy.cell("import asyncio")
+    setup, nested_run = NESTED_RUN[runner]
+    for cell in setup:
+        ipy.cell(cell)
     ipy.cell("t = await h.background(h.tick, 0.1)")
-    # Waiting at an await inside the nested call.
-    ipy.child.sendline("asyncio.run(h.sleeper())")
+    ipy.child.sendline(nested_run.format(fn="sleeper", args=""))
     ipy.expect("sleeper: waiting")
     ipy.child.sendintr()
     ipy.expect("cleanup ran")
     ipy.expect("KeyboardInterrupt")
     ipy.prompt()
-    # Busy in Python code inside the nested call.
-    ipy.child.sendline("asyncio.run(h.busy_async())")
+    ipy.child.sendline(nested_run.format(fn="busy_async", args=""))
     ipy.expect("busy: spinning")
     ipy.child.sendintr()
     ipy.expect("busy cleanup ran")
     ipy.expect("KeyboardInterrupt")
     ipy.prompt()
     ipy.expect("tick [0-9]+")  # the background task lives on
-    ipy.cell("print('nested', 'again', asyncio.run(asyncio.sleep(0, result=7)))", "nested again 7")
-    assert "sleeper: resumed" not in ipy.text()
-    ipy.exit()
-
-
-def test_ctrl_c_interrupts_a_nested_trio_run(ipython_pty: type[IPythonPty]) -> None:
-    ipy = start(ipython_pty, "trio")
-    ipy.cell("import trio")
-    ipy.cell("%nest trio on")
-    ipy.child.sendline("trio.run(h.sleeper)")
-    ipy.expect("sleeper: waiting")
-    ipy.child.sendintr()
-    ipy.expect("cleanup ran")
-    ipy.expect("KeyboardInterrupt")
-    ipy.prompt()
-    ipy.child.sendline("trio.run(h.busy_async)")
-    ipy.expect("busy: spinning")
-    ipy.child.sendintr()
-    ipy.expect("busy cleanup ran")
-    ipy.expect("KeyboardInterrupt")
-    ipy.prompt()
-    ipy.cell("print('nested', 'again', trio.run(h.sleep, 0))", "nested again None")
+    again = nested_run.format(fn="sleep", args="0")
+    ipy.cell(f"print('nested', 'again', {again})", "nested again None")
     assert "sleeper: resumed" not in ipy.text()
     ipy.exit()
