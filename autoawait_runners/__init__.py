@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from ._cell import CellInterrupted
     from ._config import AutoawaitRunners
     from ._curio import CurioRunner
+    from ._embed import EmbedRunner, aembed, embed
     from ._nesting import is_nesting, nest_off, nest_on, nesting
-    from ._planned import PlannedEmbedRunner
     from ._runner import Runner, RunnerUnavailable
     from ._thread import ThreadRunner
     from ._trio import SessionNursery, TrioRunner, trio_nursery
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     thread_runner: ThreadRunner
     trio_runner: TrioRunner
     curio_runner: CurioRunner
-    embed_runner: PlannedEmbedRunner
+    embed_runner: EmbedRunner
 
 __version__ = "0.1.0"
 
@@ -43,8 +43,10 @@ __all__ = [
     "Runner",
     "RunnerUnavailable",
     "SessionNursery",
+    "aembed",
     "asyncio_runner",
     "curio_runner",
+    "embed",
     "embed_runner",
     "is_nesting",
     "load_ipython_extension",
@@ -65,7 +67,9 @@ _LAZY = {
     "curio_runner": ("._curio", "_runner"),
     "trio_nursery": ("._trio", "trio_nursery"),
     "SessionNursery": ("._trio", "SessionNursery"),
-    "embed_runner": ("._planned", "embed_runner"),
+    "embed_runner": ("._embed", "embed_runner"),
+    "embed": ("._embed", "embed"),
+    "aembed": ("._embed", "aembed"),
     "AutoawaitRunners": ("._config", "AutoawaitRunners"),
     "CellInterrupted": ("._cell", "CellInterrupted"),
     "nest_on": ("._nesting", "nest_on"),

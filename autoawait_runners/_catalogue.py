@@ -29,7 +29,7 @@ BUILTIN_ENTRY_POINTS = {
     "thread": "autoawait_runners._thread:get_runner",
     "trio": "autoawait_runners._trio:get_runner",
     "curio": "autoawait_runners._curio:get_runner",
-    "embed": "autoawait_runners._planned:get_embed_runner",
+    "embed": "autoawait_runners._embed:get_runner",
 }
 
 DISTRIBUTION = "autoawait-runners"

@@ -83,7 +83,7 @@ def _only_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
-def _translate_cancellation(resumed: Any) -> Any:
+def translate_cancellation(resumed: Any) -> Any:
     """What trio resumes an interrupted cell with, as the cell should see it.
 
     trio resumes a task by sending it an outcome; after the runner cancelled the cell's
@@ -143,7 +143,7 @@ class TrioRunner(ThreadedRunner):
         # cancels them when this, the main task, returns.
 
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
-        return CellCoroutine(coro, _translate_cancellation, level_triggered=True)
+        return CellCoroutine(coro, translate_cancellation, level_triggered=True)
 
     def _submit(self, submitted: SubmittedCell) -> None:
         import trio

@@ -79,7 +79,9 @@ def runner_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
 class IPythonPty:
     """`ipython` in a pty, typed at like a person would."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, program: list[str] | None = None
+    ) -> None:
         import pexpect
 
         full_env = dict(os.environ)
@@ -90,17 +92,19 @@ class IPythonPty:
         )
         full_env.update(env or {})
         self.count = 1
+        # `program`: a script that embeds IPython, instead of `ipython` itself.
+        argv = program or [
+            "-m",
+            "IPython",
+            "--no-banner",
+            "--colors=nocolor",
+            "--no-confirm-exit",
+            "--HistoryManager.hist_file=:memory:",
+            *args,
+        ]
         self.child = pexpect.spawn(
             sys.executable,
-            [
-                "-m",
-                "IPython",
-                "--no-banner",
-                "--colors=nocolor",
-                "--no-confirm-exit",
-                "--HistoryManager.hist_file=:memory:",
-                *args,
-            ],
+            argv,
             encoding="utf-8",
             timeout=TIMEOUT,
             dimensions=(50, 250),

@@ -164,13 +164,6 @@ def test_unknown_name_suggests_close_matches_and_changes_nothing(ipshell: Shell)
     assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
 
 
-def test_planned_runner_says_so_and_changes_nothing(ipshell: Shell) -> None:
-    ipshell.ok("%autoawait embed")
-    out = ipshell.output()
-    assert "the embed runner is not implemented yet" in out and out.count("\n") == 1
-    assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
-
-
 def test_ipython_forms_keep_working(ipshell: Shell) -> None:
     ipshell.ok("%autoawait sync")
     assert ipshell.ip.autoawait is False

@@ -1,0 +1,95 @@
+"""Programs that embed IPython, run by tests/test_embed.py in a pseudo-terminal.
+
+python embed_hosts.py asyncio-embed | asyncio-aembed | trio-embed | trio-aembed | no-loop
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import autoawait_runners
+
+#: Shared with the embedded shell (which sees a copy of the module's globals, not them).
+ticks = [0]
+
+
+async def asyncio_host(use_aembed: bool) -> None:
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            if ticks[0] % 10 == 0:
+                print("host tick", ticks[0], flush=True)
+            await asyncio.sleep(0.05)
+
+    loop = asyncio.get_running_loop()
+    answer = loop.create_future()
+    loop.call_later(0.5, answer.set_result, 42)
+    ticking = asyncio.create_task(ticker(), name="ticker")
+    await asyncio.sleep(0)
+    print("host: embedding", flush=True)
+    if use_aembed:
+        await autoawait_runners.aembed()
+    else:
+        autoawait_runners.embed()
+    print("host: resumed, ticker alive:", not ticking.done(), flush=True)
+    ticking.cancel()
+
+
+async def trio_host(use_aembed: bool) -> None:
+    import trio
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            if ticks[0] % 10 == 0:
+                print("host tick", ticks[0], flush=True)
+            await trio.sleep(0.05)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        answer = trio.Event()
+        await trio.sleep(0)
+        print("host: embedding", flush=True)
+        if use_aembed:
+            await autoawait_runners.aembed()
+        else:
+            autoawait_runners.embed()
+        print("host: resumed", flush=True)
+        del answer
+        nursery.cancel_scope.cancel()
+
+
+async def crashing_host() -> None:
+    """A sibling task fails while the shell is open: the TaskGroup cancels the shell."""
+
+    async def fail_soon() -> None:
+        await asyncio.sleep(1.0)
+        raise RuntimeError("the host crashed")
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(fail_soon())
+        print("host: embedding", flush=True)
+        await autoawait_runners.aembed()
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if mode == "asyncio-crash":
+        asyncio.run(crashing_host())
+    elif mode.startswith("asyncio"):
+        asyncio.run(asyncio_host(mode.endswith("aembed")))
+    elif mode.startswith("trio"):
+        import trio
+
+        trio.run(trio_host, mode.endswith("aembed"))
+    else:
+        started = time.monotonic()
+        autoawait_runners.embed()
+        print("host: resumed after", round(time.monotonic() - started), "s", flush=True)
+    print("host: done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

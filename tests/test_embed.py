@@ -1,0 +1,150 @@
+"""embed() and aembed() inside running programs (DESIGN E1-E4), in a pseudo-terminal.
+
+Each test runs ``tests/support/embed_hosts.py``: a real program (asyncio.run, trio.run or
+no loop) that embeds IPython, typed at like a person would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+from conftest import SUPPORT, IPythonPty, Shell
+
+import autoawait_runners
+from autoawait_runners import _embed
+
+pytestmark = pytest.mark.pty
+
+
+def host(ipython_pty: type[IPythonPty], mode: str) -> IPythonPty:
+    return ipython_pty(program=[str(SUPPORT / "embed_hosts.py"), mode])
+
+
+def leave(ipy: IPythonPty, *expect: str) -> None:
+    """Exit the embedded shell; the host goes on to the end."""
+    import pexpect
+
+    ipy.child.sendline("exit")
+    for pattern in expect:
+        ipy.expect(pattern)
+    ipy.expect("host: done")
+    ipy.child.expect(pexpect.EOF)
+
+
+@pytest.mark.parametrize("mode", ["asyncio-embed", "asyncio-aembed"])
+def test_asyncio_host_await_cells_run_on_its_loop(
+    ipython_pty: type[IPythonPty], mode: str
+) -> None:  # E1, E3
+    ipy = host(ipython_pty, mode)
+    assert "await cells run on this program's asyncio loop" in ipy.text()
+    ipy.expect("host tick")  # the host's ticker runs while the prompt waits
+    ipy.cell("print('the answer is', await answer)", "the answer is 42")  # a host future
+    ipy.cell(
+        "n = ticks[0]; await asyncio.sleep(0.5); print('ticks during the cell:', ticks[0] - n)",
+        r"ticks during the cell: [1-9]",
+    )
+    # Ctrl-C cancels the cell only: the host's ticker lives on.
+    ipy.child.sendline("print('cell', 'waiting'); await asyncio.sleep(30)")
+    ipy.expect("cell waiting")
+    ipy.child.sendintr()
+    ipy.expect("KeyboardInterrupt")
+    ipy.prompt()
+    ipy.cell("print('ticker alive:', not ticking.done())", "ticker alive: True")
+    leave(ipy, "host: resumed, ticker alive: True")
+
+
+def test_trio_host_embed_runs_await_cells_on_a_helper_run(
+    ipython_pty: type[IPythonPty],
+) -> None:  # E2
+    pytest.importorskip("trio")
+    ipy = host(ipython_pty, "trio-embed")
+    assert "await cells run in a helper trio run in another thread" in ipy.text()
+    ipy.cell("await trio.sleep(0.05); print('slept', 'in trio')", "slept in trio")
+    ipy.child.sendline("print('cell', 'waiting'); await trio.sleep(30)")
+    ipy.expect("cell waiting")
+    ipy.child.sendintr()
+    ipy.expect("KeyboardInterrupt")
+    ipy.prompt()
+    leave(ipy, "host: resumed")
+
+
+def test_trio_host_aembed_keeps_the_host_running(ipython_pty: type[IPythonPty]) -> None:  # E3
+    pytest.importorskip("trio")
+    ipy = host(ipython_pty, "trio-aembed")
+    assert "await cells run in this trio task" in ipy.text()
+    ipy.expect("host tick")  # while the prompt waits
+    ipy.cell(
+        "n = ticks[0]; await trio.sleep(0.5); print('ticks during the cell:', ticks[0] - n)",
+        r"ticks during the cell: [1-9]",
+    )
+    ipy.child.sendline("print('cell', 'waiting'); await trio.sleep(30)")
+    ipy.expect("cell waiting")
+    ipy.child.sendintr()
+    ipy.expect("KeyboardInterrupt")
+    ipy.prompt()
+    ipy.expect("host tick")  # the host's nursery was not cancelled
+    leave(ipy, "host: resumed")
+
+
+def test_embed_with_no_loop_runs_await_cells(ipython_pty: type[IPythonPty]) -> None:  # E4
+    ipy = host(ipython_pty, "no-loop")
+    assert "await cells run on an asyncio loop of this shell's own" in ipy.text()
+    ipy.cell("import asyncio")
+    ipy.cell("async def f(): return 'from a task'")
+    ipy.cell("t = await asyncio.sleep(0, result=asyncio.create_task(f()))")
+    ipy.cell("print(await t)", "from a task")  # the loop persists between cells
+    leave(ipy, "host: resumed after")
+
+
+def test_a_host_that_crashes_while_the_shell_is_open_is_reported(
+    ipython_pty: type[IPythonPty],
+) -> None:
+    import pexpect
+
+    ipy = host(ipython_pty, "asyncio-crash")
+    ipy.expect("the program cancelled the embedded shell")
+    ipy.expect("RuntimeError: the host crashed")
+    ipy.child.expect(pexpect.EOF)
+
+
+# -- the strategy, programmatically --------------------------------------------------------
+
+
+def test_strategy_follows_the_loop_running_here() -> None:
+    assert _embed.host_description() == "await cells run on an asyncio loop of this shell's own"
+
+    async def inside_asyncio() -> str:
+        return _embed.host_description()
+
+    assert "this program's asyncio loop" in asyncio.run(inside_asyncio())
+    trio = pytest.importorskip("trio")
+
+    async def inside_trio() -> str:
+        return _embed.host_description()
+
+    assert "helper trio run" in trio.run(inside_trio)
+
+
+def test_embed_runner_in_a_plain_shell_uses_a_private_loop(ipshell: Shell) -> None:
+    ipshell.ok("%autoawait embed")
+    assert ipshell.ip.loop_runner is autoawait_runners.embed_runner
+    ipshell.ok("import asyncio\nasync def f(): return asyncio.get_running_loop()")
+    first = ipshell.ok("await f()")
+    assert first is ipshell.ok("await f()")  # one loop for the session
+    assert ipshell.ok("await asyncio.sleep(0, result='awaited')") == "awaited"
+
+
+def test_embed_runner_runs_on_a_loop_running_below() -> None:
+    """What the prompt of IPython.embed(using=...) inside asyncio.run() relies on."""
+
+    async def host() -> object:
+        async def cell() -> object:
+            await asyncio.sleep(0)
+            return asyncio.get_running_loop()
+
+        return autoawait_runners.embed_runner(cell())
+
+    assert isinstance(asyncio.run(host()), asyncio.AbstractEventLoop)
+    assert sys.modules.get("autoawait_runners._embed") is not None
