@@ -33,12 +33,13 @@ def leave(ipy: IPythonPty, *expect: str) -> None:
     ipy.child.expect(pexpect.EOF)
 
 
-@pytest.mark.parametrize("mode", ["asyncio-embed", "asyncio-aembed"])
+@pytest.mark.parametrize("mode", ["asyncio-embed", "asyncio-aembed", "asyncio-ipython-embed"])
 def test_asyncio_host_await_cells_run_on_its_loop(
     ipython_pty: type[IPythonPty], mode: str
 ) -> None:  # E1, E3
     ipy = host(ipython_pty, mode)
-    assert "await cells run on this program's asyncio loop" in ipy.text()
+    if mode != "asyncio-ipython-embed":  # IPython's own embed() has IPython's banner
+        assert "await cells run on this program's asyncio loop" in ipy.text()
     ipy.expect("host tick")  # the host's ticker runs while the prompt waits
     ipy.cell("print('the answer is', await answer)", "the answer is 42")  # a host future
     ipy.cell(
@@ -67,6 +68,20 @@ def test_trio_host_embed_runs_await_cells_on_a_helper_run(
     ipy.child.sendintr()
     ipy.expect("KeyboardInterrupt")
     ipy.prompt()
+    leave(ipy, "host: resumed")
+
+
+def test_trio_host_with_a_greenback_portal_runs_await_cells_in_the_host_task(
+    ipython_pty: type[IPythonPty],
+) -> None:  # E2
+    pytest.importorskip("trio")
+    pytest.importorskip("greenback")
+    ipy = host(ipython_pty, "trio-embed-greenback")
+    assert "await cells run in this trio task" in ipy.text()
+    ipy.cell(
+        "n = ticks[0]; await trio.sleep(0.5); print('ticks during the cell:', ticks[0] - n)",
+        r"ticks during the cell: [1-9]",
+    )
     leave(ipy, "host: resumed")
 
 

@@ -26,3 +26,15 @@ def test_tour_runs_and_leaves_a_live_session(ipython_pty: type[IPythonPty]) -> N
     assert re.search(r"ticks during asyncio.run: [1-9]", text)
     ipy.cell("print('ticking', not task.done(), len(ticks) > 0)", "ticking True True")
     ipy.exit()
+
+
+def test_debugging_a_live_program_example(ipython_pty: type[IPythonPty]) -> None:
+    ipy = ipython_pty(program=[str(EXAMPLES / "debug_live_asyncio.py")])
+    assert "A live program" in ipy.text()
+    ipy.cell(
+        "n = stats['consumed']; await asyncio.sleep(0.5); print('consumed', stats['consumed'] > n)",
+        "consumed True",
+    )
+    ipy.cell("item = await queue.get(); print('got', 'item', item > 0)", "got item True")
+    ipy.child.sendline("exit")
+    ipy.expect("program: back from the shell at")

@@ -15,7 +15,7 @@ import autoawait_runners
 ticks = [0]
 
 
-async def asyncio_host(use_aembed: bool) -> None:
+async def asyncio_host(how: str) -> None:
     async def ticker() -> None:
         while True:
             ticks[0] += 1
@@ -29,15 +29,21 @@ async def asyncio_host(use_aembed: bool) -> None:
     ticking = asyncio.create_task(ticker(), name="ticker")
     await asyncio.sleep(0)
     print("host: embedding", flush=True)
-    if use_aembed:
+    if how == "aembed":
         await autoawait_runners.aembed()
+    elif how == "ipython-embed":
+        # IPython's own embed(), given the embed runner: its prompt needs the nesting shim.
+        import IPython
+
+        autoawait_runners.nest_on()
+        IPython.embed(using="autoawait_runners.embed_runner")
     else:
         autoawait_runners.embed()
     print("host: resumed, ticker alive:", not ticking.done(), flush=True)
     ticking.cancel()
 
 
-async def trio_host(use_aembed: bool) -> None:
+async def trio_host(how: str) -> None:
     import trio
 
     async def ticker() -> None:
@@ -52,9 +58,13 @@ async def trio_host(use_aembed: bool) -> None:
         answer = trio.Event()
         await trio.sleep(0)
         print("host: embedding", flush=True)
-        if use_aembed:
+        if how == "aembed":
             await autoawait_runners.aembed()
         else:
+            if how == "embed-greenback":
+                import greenback
+
+                await greenback.ensure_portal()
             autoawait_runners.embed()
         print("host: resumed", flush=True)
         del answer
@@ -79,11 +89,11 @@ def main() -> None:
     if mode == "asyncio-crash":
         asyncio.run(crashing_host())
     elif mode.startswith("asyncio"):
-        asyncio.run(asyncio_host(mode.endswith("aembed")))
+        asyncio.run(asyncio_host(mode.split("-", 1)[1]))
     elif mode.startswith("trio"):
         import trio
 
-        trio.run(trio_host, mode.endswith("aembed"))
+        trio.run(trio_host, mode.split("-", 1)[1])
     else:
         started = time.monotonic()
         autoawait_runners.embed()
