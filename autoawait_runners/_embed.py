@@ -289,7 +289,8 @@ def _make_shell(
 def _embedded_instance() -> Iterator[None]:
     """Make room for the embedded shell's instance and put the outer one back after
     (embedding from inside IPython), as IPython.embed does; sys.ps1/ps2 and
-    sys.excepthook too."""
+    sys.excepthook too. The embed runner's fallback sessions (a loop of its own, a helper
+    trio run) end with the shell, with whatever tasks the shell left in them."""
     from IPython.core.interactiveshell import InteractiveShell
 
     saved_ps = (getattr(sys, "ps1", None), getattr(sys, "ps2", None))
@@ -309,6 +310,7 @@ def _embedded_instance() -> Iterator[None]:
         if saved_ps[0] is not None:
             sys.ps1, sys.ps2 = saved_ps
         sys.excepthook = saved_excepthook
+        embed_runner.close()
 
 
 def embed(*, header: str = "", compile_flags: int | None = None, **kwargs: Any) -> None:
