@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import autoawait_runners
 
@@ -15,18 +16,20 @@ import autoawait_runners
 ticks = [0]
 
 
-async def asyncio_host(how: str) -> None:
-    async def ticker() -> None:
-        while True:
-            ticks[0] += 1
-            if ticks[0] % 10 == 0:
-                print("host tick", ticks[0], flush=True)
-            await asyncio.sleep(0.05)
+async def ticker(sleep: Callable[[float], Awaitable[None]]) -> None:
+    """The host's background work: counts, and says so every half second."""
+    while True:
+        ticks[0] += 1
+        if ticks[0] % 10 == 0:
+            print("host tick", ticks[0], flush=True)
+        await sleep(0.05)
 
+
+async def asyncio_host(how: str) -> None:
     loop = asyncio.get_running_loop()
     answer = loop.create_future()
     loop.call_later(0.5, answer.set_result, 42)
-    ticking = asyncio.create_task(ticker(), name="ticker")
+    ticking = asyncio.create_task(ticker(asyncio.sleep), name="ticker")
     await asyncio.sleep(0)
     print("host: embedding", flush=True)
     if how == "aembed":
@@ -46,15 +49,8 @@ async def asyncio_host(how: str) -> None:
 async def trio_host(how: str) -> None:
     import trio
 
-    async def ticker() -> None:
-        while True:
-            ticks[0] += 1
-            if ticks[0] % 10 == 0:
-                print("host tick", ticks[0], flush=True)
-            await trio.sleep(0.05)
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(ticker)
+        nursery.start_soon(ticker, trio.sleep)
         answer = trio.Event()
         await trio.sleep(0)
         print("host: embedding", flush=True)
