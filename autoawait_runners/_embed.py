@@ -7,7 +7,7 @@ under ``asyncio.run()`` its prompt crashes (prompt_toolkit starts a loop of its 
 
 - :func:`embed` (sync, a drop-in for ``IPython.embed``) inside a running asyncio loop reads
   each line with prompt_toolkit *on the host's loop* and runs ``await`` cells as tasks of the
-  host's loop, through the nesting shim's parking (``_nesting.run_on_running_loop``): the
+  host's loop, through the nesting shim's parking (``_parking.run_on_running_loop``): the
   caller is parked while the host loop keeps running, so the host's other tasks progress
   while you type and while a cell awaits, and cells can await the host's futures and tasks.
 - Inside ``trio.run``, ``await`` cells run in the calling task through a greenback portal if
@@ -36,7 +36,7 @@ from IPython.core.compilerop import PyCF_MASK
 
 from ._asyncio_session import translate_cancellation
 from ._cell import CellCoroutine, sigint_routed_to
-from ._nesting import run_on_running_loop
+from ._parking import run_on_running_loop
 from ._runner import Runner, say
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import pytest
 from conftest import Shell
 
 import autoawait_runners
-from autoawait_runners import _nesting
+from autoawait_runners import _parking
 
 SLEEPY = """
 import asyncio, contextvars, time
@@ -327,7 +327,7 @@ def test_the_shim_serves_a_loop_outside_ipython() -> None:
         value = loop.run_until_complete(asyncio.sleep(0.05, result=7))
         order.append("nested call returned")
         assert ticker.cancelled() is False
-        assert _nesting.parked_calls(loop) == 0
+        assert _parking.parked_calls(loop) == 0
         return value
 
     with autoawait_runners.nesting():
