@@ -11,11 +11,13 @@ import sys
 
 import pytest
 from conftest import SUPPORT, IPythonPty, Shell
+from kernel import Kernel, kernel
 
 import autoawait_runners
 from autoawait_runners import _embed
 
 pytestmark = pytest.mark.pty
+__all__ = ["kernel"]  # the fixture
 
 
 def host(ipython_pty: type[IPythonPty], mode: str) -> IPythonPty:
@@ -163,3 +165,17 @@ def test_embed_runner_runs_on_a_loop_running_below() -> None:
 
     assert isinstance(asyncio.run(host()), asyncio.AbstractEventLoop)
     assert sys.modules.get("autoawait_runners._embed") is not None
+
+
+@pytest.mark.kernel
+def test_embed_runner_in_a_kernel_runs_cells_on_the_kernels_loop(kernel: Kernel) -> None:
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok("%autoawait embed")
+    kernel.ok(
+        "import asyncio\n"
+        "kernel_loop = asyncio.get_running_loop()  # a plain cell runs inside the kernel's loop\n"
+        "answer = kernel_loop.create_future()\n"
+        "kernel_loop.call_later(0.05, answer.set_result, 7)"
+    )
+    output = kernel.ok("print('got', await answer, asyncio.get_running_loop() is kernel_loop)")
+    assert "got 7 True" in output
