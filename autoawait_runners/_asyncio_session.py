@@ -48,7 +48,11 @@ class AsyncioSession:
     def __init__(self, runner_name: str) -> None:
         self.runner_name = runner_name
         self.loop = asyncio.new_event_loop()
-        self.context = contextvars.copy_context()
+        # Empty, not a copy of the caller's: the session starts from inside some cell, and a
+        # Jupyter kernel (ipykernel 7) keeps the message being answered in a context
+        # variable; a copy would pin that message, and every later cell's output would go
+        # to it (the client shows nothing). Unset, ipykernel uses the current message.
+        self.context = contextvars.Context()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
         self.loop.set_task_factory(self._task_factory)
