@@ -14,12 +14,11 @@ next await cell). This runner:
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
-from ._cell import CellCoroutine, Waker, sigint_routed_to
+from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, run_cell_as_task
+from ._cell import Waker
 from ._nesting import outer_loop_paused
 from ._runner import say
 
@@ -62,31 +61,14 @@ class AsyncioRunner(AsyncioSessionRunner):
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         assert self._session is not None
-        loop = self._session.loop
-        cell = CellCoroutine(coro, translate_cancellation)
-        task = self._session.create_cell_task(cell)
-
-        def cancel() -> None:
-            loop.call_soon_threadsafe(task.cancel)
-
-        here = threading.get_ident()
-        with sigint_routed_to(
-            lambda: cell.interrupt(cancel=cancel, cell_thread=here), waker=self._waker
-        ):
-            try:
-                return self._run_until_complete(task)
-            finally:
-                if not task.done():
-                    # Left waiting by a KeyboardInterrupt: never leave the cell's task
-                    # behind to resume in a later cell if cancelling can end it.
-                    cell.abandon(
-                        cancel=cancel, wait=lambda t: self._wait(task, t), runner=self.name
-                    )
-
-    def _wait(self, task: asyncio.Task[Any], timeout: float) -> bool:
-        """Run the loop until ``task`` ends or ``timeout`` passes; whether it ended."""
-        self._run_until_complete(asyncio.wait([task], timeout=timeout))
-        return task.done()
+        return run_cell_as_task(
+            coro,
+            loop=self._session.loop,
+            create_task=self._session.create_cell_task,
+            wait_for=self._run_until_complete,
+            runner=self.name,
+            waker=self._waker,
+        )
 
     def _shutdown(self) -> int:
         session, self._session = self._session, None

@@ -17,9 +17,10 @@ import contextvars
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._cell import CellCoroutine, CellInterrupted
+from ._cell import CellCoroutine, CellInterrupted, Waker, sigint_routed_to
 from ._runner import SHUTDOWN_TIMEOUT, Runner, say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
@@ -32,6 +33,42 @@ def translate_cancellation(exc: BaseException) -> BaseException | None:
     if isinstance(exc, asyncio.CancelledError) and not isinstance(exc, KeyboardInterrupt):
         return CellInterrupted()
     return None
+
+
+def run_cell_as_task(
+    coro: Coroutine[Any, Any, Any],
+    *,
+    loop: asyncio.AbstractEventLoop,
+    create_task: Callable[[CellCoroutine[Any]], asyncio.Task[Any]],
+    wait_for: Callable[[Any], Any],
+    runner: str,
+    waker: Waker | None = None,
+) -> Any:
+    """Run a cell as a task of ``loop`` from the thread that waits for it; Ctrl-C goes to
+    the cell (see ``_cell``), and a cell left running by Ctrl-C is cancelled, not left to
+    resume later.
+
+    ``create_task`` makes the cell's task; ``wait_for(awaitable)`` runs the loop until the
+    awaitable is done and returns its result (the asyncio runner runs its session loop;
+    the embed runner waits on a loop already running below it).
+    """
+    cell = CellCoroutine(coro, translate_cancellation)
+    task = create_task(cell)
+
+    def cancel() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+
+    def wait(timeout: float) -> bool:
+        wait_for(asyncio.wait([task], timeout=timeout))
+        return task.done()
+
+    here = threading.get_ident()
+    with sigint_routed_to(lambda: cell.interrupt(cancel=cancel, cell_thread=here), waker=waker):
+        try:
+            return wait_for(task)
+        finally:
+            if not task.done():
+                cell.abandon(cancel=cancel, wait=wait, runner=runner)
 
 
 def describe_task(task: asyncio.Task[Any]) -> str:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.compilerop import PyCF_MASK
 
-from ._asyncio_session import translate_cancellation
+from ._asyncio_session import run_cell_as_task
 from ._cell import CellCoroutine, sigint_routed_to
 from ._parking import run_on_running_loop
 from ._runner import Runner, say
@@ -143,27 +143,27 @@ class EmbedRunner(Runner):
             if awaiter is not None:
                 loop = asyncio.events._get_running_loop()
                 if loop is not None:
-                    return _asyncio_cell(loop, coro, awaiter, self.name)
+                    return run_cell_as_task(
+                        coro,
+                        loop=loop,
+                        create_task=loop.create_task,
+                        wait_for=awaiter,
+                        runner=self.name,
+                    )
                 return _trio_cell(coro, awaiter)
             if _trio_running():
-                return self._fallback("_helper")(coro)
-            return self._fallback("_private")(coro)
-        finally:
-            self._in_cell = False
+                if self._helper is None:
+                    from ._trio import TrioRunner
 
-    def _fallback(self, which: str) -> Runner:
-        runner: Runner | None = getattr(self, which)
-        if runner is None:
-            if which == "_helper":
-                from ._trio import TrioRunner
-
-                runner = TrioRunner()
-            else:
+                    self._helper = TrioRunner()
+                return self._helper(coro)
+            if self._private is None:
                 from ._asyncio import AsyncioRunner
 
-                runner = AsyncioRunner()
-            setattr(self, which, runner)
-        return runner
+                self._private = AsyncioRunner()
+            return self._private(coro)
+        finally:
+            self._in_cell = False
 
     def _shutdown(self) -> int:
         for fallback in (self._private, self._helper):
@@ -171,32 +171,6 @@ class EmbedRunner(Runner):
                 fallback.close()
         self._private = self._helper = None
         return 0
-
-
-def _asyncio_cell(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, Any],
-    awaiter: Callable[[Any], Any],
-    runner: str,
-) -> Any:
-    """The cell as a task of the host's loop; Ctrl-C cancels that task only."""
-    cell = CellCoroutine(coro, translate_cancellation)
-    task = loop.create_task(cell)
-
-    def cancel() -> None:
-        loop.call_soon_threadsafe(task.cancel)
-
-    def wait(timeout: float) -> bool:
-        awaiter(asyncio.wait([task], timeout=timeout))
-        return task.done()
-
-    here = threading.get_ident()
-    with sigint_routed_to(lambda: cell.interrupt(cancel=cancel, cell_thread=here)):
-        try:
-            return awaiter(task)
-        finally:
-            if not task.done():
-                cell.abandon(cancel=cancel, wait=wait, runner=runner)
 
 
 def _trio_cell(coro: Coroutine[Any, Any, Any], awaiter: Callable[[Any], Any]) -> Any:
@@ -232,6 +206,7 @@ def get_runner() -> EmbedRunner:
 # -- the shell -----------------------------------------------------------------------------
 
 
+@functools.cache
 def _shell_class() -> type[InteractiveShellEmbed]:
     from IPython.terminal.embed import InteractiveShellEmbed
     from prompt_toolkit.patch_stdout import patch_stdout
@@ -244,14 +219,14 @@ def _shell_class() -> type[InteractiveShellEmbed]:
             awaiter = _awaiter()
             if awaiter is None:
                 return super().prompt_for_code()  # type: ignore[no-any-return]
-            default = self.rl_next_input or ""
-            self.rl_next_input = None
             if asyncio.events._get_running_loop() is None:
                 # trio: prompt_toolkit runs its own asyncio loop in a worker thread.
                 import trio
 
-                read = functools.partial(super().prompt_for_code)
+                read = super().prompt_for_code
                 return awaiter(trio.to_thread.run_sync(read, abandon_on_cancel=True))  # type: ignore[no-any-return]
+            default = self.rl_next_input or ""
+            self.rl_next_input = None
             assert self.pt_app is not None  # a terminal shell always has one
             with patch_stdout(raw=True):
                 prompt = self.pt_app.prompt_async(
