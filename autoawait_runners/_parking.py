@@ -117,12 +117,12 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
             asyncio.tasks._enter_task(loop, task)
         if not state.parked and not state.drivers:
             _forget(state)
-    if cell is not None and future.cancelled():
-        try:
-            future.result()
-        except asyncio.CancelledError as exc:
-            raise cell.nested_call_cancelled(exc) from None
-    return future.result()
+    try:
+        return future.result()
+    except asyncio.CancelledError as exc:
+        if cell is None:
+            raise
+        raise cell.nested_call_cancelled(exc) from None
 
 
 def _cell_of(task: asyncio.Task[Any] | None) -> CellCoroutine[Any] | None:
@@ -166,9 +166,7 @@ def _next_holder(state: _LoopNesting, *, failing: bool = False) -> greenlet.gree
     if failing:
         for parked in reversed(state.parked):
             if parked.waiting:
-                parked.waiting = False
-                _pad(state, parked.ready)
-                return parked.greenlet
+                return _resume(state, parked)
     if state.idle:
         holder, ready = state.idle.pop()
         _pad(state, ready)
@@ -181,10 +179,15 @@ def _next_woken(state: _LoopNesting) -> greenlet.greenlet | None:
     while state.wakeups:
         parked = state.wakeups.popleft()
         if parked.waiting:
-            parked.waiting = False
-            _pad(state, parked.ready)
-            return parked.greenlet
+            return _resume(state, parked)
     return None
+
+
+def _resume(state: _LoopNesting, parked: _Parked) -> greenlet.greenlet:
+    """Make a parked caller the next to run: no longer waiting, its ready queue restored."""
+    parked.waiting = False
+    _pad(state, parked.ready)
+    return parked.greenlet
 
 
 def _wake(state: _LoopNesting, parked: _Parked, _: asyncio.Future[Any]) -> None:
@@ -277,7 +280,7 @@ def _forget(state: _LoopNesting) -> None:
 
 
 def parked_calls(loop: asyncio.AbstractEventLoop) -> int:
-    """How many nested calls are waiting on ``loop`` (for tests and ``%nest``)."""
+    """How many nested calls are waiting on ``loop`` (for tests)."""
     state: _LoopNesting | None = getattr(loop, _STATE, None)
     return len(state.parked) if state is not None else 0
 
