@@ -231,14 +231,6 @@ def test_tasks_and_futures_stay_asyncios_own(ipshell: Shell) -> None:
 # -- N4: on and off ------------------------------------------------------------------------
 
 
-ORIGINALS = {
-    "run": asyncio.run,
-    "runners.run": asyncio.runners.run,
-    "Runner.run": asyncio.Runner.run,
-    "run_until_complete": asyncio.BaseEventLoop.run_until_complete,
-}
-
-
 def current_objects() -> dict[str, object]:
     return {
         "run": asyncio.run,
@@ -246,6 +238,10 @@ def current_objects() -> dict[str, object]:
         "Runner.run": asyncio.Runner.run,
         "run_until_complete": asyncio.BaseEventLoop.run_until_complete,
     }
+
+
+#: As asyncio has them, taken when the tests are collected (before any shell loads us).
+ORIGINALS = current_objects()
 
 
 def identical_to_originals() -> bool:
