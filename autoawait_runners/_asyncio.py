@@ -9,6 +9,11 @@ next await cell). This runner:
 - keeps the loop running while the terminal prompt waits for input, through a
   prompt_toolkit input hook, so background tasks make progress between cells (R2);
 - routes Ctrl-C to the cell (see :mod:`autoawait_runners._cell`).
+
+Started where an asyncio loop already runs in the main thread (a Jupyter kernel, whose
+loop runs between cells anyway, or a shell embedded in an asyncio program), the session
+borrows that loop instead of making one: cells run as its tasks while the calling code is
+parked (``_parking``), so background tasks keep running whenever the kernel is idle.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, run_cell_as_task
 from ._cell import Waker
 from ._nesting import outer_loop_paused
+from ._parking import run_on_running_loop
 from ._runner import say
 
 if TYPE_CHECKING:
@@ -40,43 +46,76 @@ class AsyncioRunner(AsyncioSessionRunner):
     def __init__(self) -> None:
         super().__init__()
         self._waker: Waker | None = None
+        self._in_cell = False
 
     def _startup(self) -> None:
+        pass  # the loop is chosen by the first cell, where it runs: see _session_here
+
+    def _session_here(self) -> AsyncioSession:
+        """The session; made at the first cell, in the thread IPython runs cells in.
+
+        Made there, not when the runner is selected, because the magic that selects it may
+        run in another runner's thread, where another loop runs.
+        """
+        if self._session is not None:
+            return self._session
+        host = asyncio.events._get_running_loop()
+        if host is not None:
+            self._session = AsyncioSession(self.name, host=host)
+            return self._session
         session = AsyncioSession(self.name)
         # A SIGINT that lands on another thread writes to the waker: the loop wakes up and
         # the main thread runs the handler at once.
         self._waker = Waker()
         session.loop.add_reader(self._waker.fileno(), self._waker.drain)
         self._session = session
+        return session
+
+    @property
+    def borrows_loop(self) -> bool:
+        """Whether the session runs on a loop that was already running (a kernel's)."""
+        return self._session is not None and self._session.borrowed
 
     def _inside_cell(self) -> bool:
-        return self._session is not None and (
-            asyncio.events._get_running_loop() is self._session.loop
+        return self._in_cell or (
+            self._session is not None
+            and not self._session.borrowed
+            and asyncio.events._get_running_loop() is self._session.loop
         )
 
     def _run_until_complete(self, awaitable: Coroutine[Any, Any, T] | asyncio.Future[T]) -> T:
         assert self._session is not None
+        loop = self._session.loop
+        if self._session.borrowed and asyncio.events._get_running_loop() is loop:
+            return run_on_running_loop(loop, awaitable)
         with outer_loop_paused():
-            return self._session.loop.run_until_complete(awaitable)
+            return loop.run_until_complete(awaitable)
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        assert self._session is not None
-        return run_cell_as_task(
-            coro,
-            loop=self._session.loop,
-            create_task=self._session.create_cell_task,
-            wait_for=self._run_until_complete,
-            runner=self.name,
-            waker=self._waker,
-        )
+        session = self._session_here()
+        self._in_cell = True
+        try:
+            return run_cell_as_task(
+                coro,
+                loop=session.loop,
+                create_task=session.create_cell_task,
+                wait_for=self._run_until_complete,
+                runner=self.name,
+                waker=self._waker,
+            )
+        finally:
+            self._in_cell = False
 
     def _shutdown(self) -> int:
-        session, self._session = self._session, None
-        assert session is not None
+        session = self._session
+        if session is None:
+            return 0  # selected, but no cell ever ran
         try:
-            with outer_loop_paused():
-                return session.loop.run_until_complete(session.cancel_background())
+            if session.loop.is_closed():  # a borrowed loop its owner closed first
+                return 0
+            return self._run_until_complete(session.cancel_background())
         finally:
+            self._session = None
             session.close()
             if self._waker is not None:
                 self._waker.close()
@@ -107,7 +146,9 @@ class AsyncioRunner(AsyncioSessionRunner):
     def _inputhook(self, context: Any) -> None:
         """prompt_toolkit input hook: run the session loop until input is ready."""
         session = self._session
-        if session is None or session.loop.is_closed() or self._inside_cell():
+        if session is None or session.borrowed or session.loop.is_closed():
+            return  # a borrowed loop is run by its owner
+        if self._inside_cell():
             return
         loop = session.loop
         input_ready = loop.create_future()

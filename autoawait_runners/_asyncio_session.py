@@ -17,6 +17,7 @@ import contextvars
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,6 +27,11 @@ from ._runner import SHUTDOWN_TIMEOUT, Runner, say
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
 REPORT_DELAY = 0.1
+
+#: Set, in a session's context, to the session: see :class:`AsyncioSession`.
+_session_of_context: contextvars.ContextVar[AsyncioSession] = contextvars.ContextVar(
+    "autoawait_runners_session"
+)
 
 
 def translate_cancellation(exc: BaseException) -> BaseException | None:
@@ -80,18 +86,30 @@ def describe_task(task: asyncio.Task[Any]) -> str:
 
 
 class AsyncioSession:
-    """One asyncio loop and what lives on it between cells."""
+    """One asyncio loop and what lives on it between cells.
 
-    def __init__(self, runner_name: str) -> None:
+    The loop is the session's own, or (``host`` given) a loop already running in this thread
+    that the session borrows: a Jupyter kernel's, whose loop runs between cells anyway. A
+    borrowed loop is left open at the end, and only the tasks the session's cells started
+    (and the tasks those started) count as the session's background tasks.
+    """
+
+    def __init__(self, runner_name: str, host: asyncio.AbstractEventLoop | None = None) -> None:
         self.runner_name = runner_name
-        self.loop = asyncio.new_event_loop()
+        self.borrowed = host is not None
+        self.loop = host if host is not None else asyncio.new_event_loop()
         # Empty, not a copy of the caller's: the session starts from inside some cell, and a
         # Jupyter kernel (ipykernel 7) keeps the message being answered in a context
         # variable; a copy would pin that message, and every later cell's output would go
         # to it (the client shows nothing). Unset, ipykernel uses the current message.
         self.context = contextvars.Context()
+        # Tasks inherit their creator's context, so this marks everything the cells start,
+        # however indirectly, and nothing the host loop's own code starts.
+        self.context.run(_session_of_context.set, self)
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
+        self._host_task_factory = self.loop.get_task_factory()
         self.loop.set_task_factory(self._task_factory)
 
     # -- tasks -----------------------------------------------------------------------------
@@ -101,8 +119,16 @@ class AsyncioSession:
     ) -> asyncio.Task[Any]:
         # Python 3.13.0 names a task 'None' when given name=None explicitly.
         options = {key: value for key, value in kwargs.items() if value is not None}
-        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **options)
-        task.add_done_callback(self._on_task_done)
+        task: asyncio.Task[Any]
+        if self._host_task_factory is not None:
+            task = self._host_task_factory(loop, coro, **options)  # type: ignore[assignment]
+        else:
+            task = asyncio.Task(coro, loop=loop, **options)
+        if not self.borrowed:
+            task.add_done_callback(self._on_task_done)
+        elif _session_of_context.get(None) is self:
+            self._tasks.add(task)
+            task.add_done_callback(self._on_task_done)
         return task
 
     def _on_task_done(self, task: asyncio.Task[Any]) -> None:
@@ -139,7 +165,8 @@ class AsyncioSession:
     async def cancel_background(self) -> int:
         """Cancel every task left (a cell abandoned after Ctrl-C too) and let its clean-up
         run. Runs on the loop."""
-        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not asyncio.current_task()]
+        mine = asyncio.all_tasks(self.loop) if not self.borrowed else set(self._tasks)
+        tasks = [t for t in mine if not t.done() and t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -153,6 +180,8 @@ class AsyncioSession:
                     # Nobody will ever run them again: say so now, not at garbage collection.
                     task.remove_done_callback(self._on_task_done)
                     task._log_destroy_pending = False  # type: ignore[attr-defined]
+        if self.borrowed:
+            return len(tasks)  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()
         try:
             await asyncio.wait_for(self.loop.shutdown_default_executor(), SHUTDOWN_TIMEOUT)
@@ -161,9 +190,14 @@ class AsyncioSession:
         return len(tasks)
 
     def close(self) -> None:
-        """Close the loop, once :meth:`cancel_background` has run and the loop stopped."""
+        """Close the loop, once :meth:`cancel_background` has run and the loop stopped; a
+        borrowed loop is given back as it was."""
         self.report_failures()
-        self.loop.close()
+        if self.borrowed:
+            if not self.loop.is_closed():
+                self.loop.set_task_factory(self._host_task_factory)
+        else:
+            self.loop.close()
 
 
 class AsyncioSessionRunner(Runner):

@@ -269,6 +269,11 @@ class Extension:
                 return f"{entry.name} ({entry.description})"
         module = getattr(runner, "__module__", None) or type(runner).__module__
         if module.startswith("IPython."):
+            if str(runner) == "asyncio" and _in_kernel(self.shell):
+                return (
+                    "the kernel's own asyncio integration (ipykernel awaits cells on its loop; "
+                    "a catalogue runner: %autoawait --list)"
+                )
             return f"IPython's own {runner} runner (load a catalogue runner: %autoawait --list)"
         return repr(runner)
 

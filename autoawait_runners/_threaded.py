@@ -20,6 +20,7 @@ cell in it and stop it:
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,22 @@ from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say
 START_TIMEOUT = 10.0
 #: How often a thread waiting for a cell wakes up to run a signal handler that is due.
 SIGNAL_POLL = 0.1
+
+
+def _output_goes_to_the_current_cell() -> None:
+    """Undo ipykernel 6's pinning of this thread's output to the cell that started it.
+
+    ipykernel 6 (not 7) sends whatever a thread prints to the cell that was running when the
+    thread started; the session thread runs every cell, so everything would go to the cell
+    that selected the runner, and the cell being run would show nothing. Without the pin,
+    ipykernel falls back to the message it is answering now.
+    """
+    here = threading.get_ident()
+    for stream in (sys.stdout, sys.stderr):
+        for table in ("_thread_to_parent_header", "_thread_to_parent"):
+            pins = getattr(stream, table, None)
+            if isinstance(pins, dict):
+                pins.pop(here, None)
 
 
 class SubmittedCell:
@@ -143,6 +160,7 @@ class ThreadedRunner(Runner):
     def _thread_main(self, up: threading.Event, crashed: list[BaseException]) -> None:
         # Ctrl-C is the main thread's business (see the module docstring).
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        _output_goes_to_the_current_cell()
         try:
             self._serve(up.set)
         except BaseException as exc:

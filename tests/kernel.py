@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,23 +40,39 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=TIMEOUT * 2)
 
-    def execute(self, code: str) -> tuple[str, dict[str, Any]]:
-        """Run a cell; return everything it printed or displayed, and the reply."""
-        pieces: list[str] = []
+    def execute(self, code: str, *, interrupt_after: str | None = None) -> tuple[str, dict[str, Any]]:
+        """Run a cell; return everything it printed or displayed, and the reply.
 
-        def on_output(message: dict[str, Any]) -> None:
+        With ``interrupt_after``, interrupt the kernel (as Jupyter's stop button does) once the
+        cell's output contains that text.
+        """
+        msg_id = self.client.execute(code, allow_stdin=False)
+        pieces: list[str] = []
+        interrupted = False
+        deadline = time.monotonic() + TIMEOUT * 2
+        while True:
+            try:
+                message = self.client.get_iopub_msg(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                pytest.fail(f"cell did not finish: {code!r}\noutput so far:\n{''.join(pieces)}")
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
             kind, content = message["msg_type"], message["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
             if kind == "stream":
                 pieces.append(content["text"])
             elif kind in ("execute_result", "display_data"):
                 pieces.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":
                 pieces.append("\n".join(content["traceback"]) + "\n")
-
-        reply = self.client.execute_interactive(
-            code, timeout=TIMEOUT * 2, output_hook=on_output, allow_stdin=False
-        )
-        return "".join(pieces), reply["content"]
+            if interrupt_after is not None and not interrupted and interrupt_after in "".join(pieces):
+                self.manager.interrupt_kernel()
+                interrupted = True
+        while True:
+            reply = self.client.get_shell_msg(timeout=TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return "".join(pieces), reply["content"]
 
     def ok(self, code: str) -> str:
         """Run a cell that must succeed; return its output."""

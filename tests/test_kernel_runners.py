@@ -1,9 +1,15 @@
 """Every runner of the catalogue in a real Jupyter kernel, driven through jupyter_client
-(DESIGN K1: selectable, output reaches the client, objects persist between cells)."""
+(DESIGN K1): selectable, output reaches the client, objects persist between cells,
+background tasks run while the kernel is idle, and a kernel interrupt behaves as Ctrl-C
+does in the terminal (R5)."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
+from conftest import TIMEOUT
 from kernel import Kernel, kernel
 
 __all__ = ["kernel"]
@@ -19,16 +25,111 @@ RUNNERS = {
     "embed": ("import asyncio", "await asyncio.sleep(0)"),
 }
 
+#: runner -> a cell starting a background task that calls tick() every 20 ms, as a user
+#: would start one under that runner.
+TICKERS = {
+    "asyncio": "async def ticker():\n    while True:\n        tick()\n        await asyncio.sleep(0.02)\n"
+    "background = asyncio.create_task(ticker())",
+    "trio": "import autoawait_runners\n"
+    "async def ticker():\n    while True:\n        tick()\n        await trio.sleep(0.02)\n"
+    "autoawait_runners.trio_nursery().start_soon(ticker)",
+    "curio": "async def ticker():\n    while True:\n        tick()\n        await curio.sleep(0.02)\n"
+    "background = await curio.spawn(ticker, daemon=True)",
+}
+TICKERS["thread"] = TICKERS["embed"] = TICKERS["asyncio"]
 
-@pytest.mark.parametrize("runner", list(RUNNERS))
-def test_runner_output_reaches_the_client_and_objects_persist(kernel: Kernel, runner: str) -> None:
-    library, sleep = RUNNERS[runner]
+#: runner -> the library's sleep, for cells that wait.
+SLEEP = {"asyncio": "asyncio.sleep", "thread": "asyncio.sleep", "embed": "asyncio.sleep",
+         "trio": "trio.sleep", "curio": "curio.sleep"}
+
+
+def select(kernel: Kernel, runner: str) -> None:
+    library = RUNNERS[runner][0]
     pytest.importorskip(library.split()[1])
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(f"%autoawait {runner}")
     kernel.ok(library)
+
+
+def start_ticker(kernel: Kernel, runner: str, ticks: Path) -> None:
+    """A background task that appends a line to ``ticks`` on every tick."""
+    kernel.ok(f"def tick():\n    with open({str(ticks)!r}, 'a') as f:\n        f.write('tick\\n')")
+    kernel.ok(TICKERS[runner])
+
+
+def count(ticks: Path) -> int:
+    return len(ticks.read_text().splitlines()) if ticks.exists() else 0
+
+
+def wait_for_ticks(ticks: Path, more_than: int) -> int:
+    deadline = time.monotonic() + TIMEOUT
+    while count(ticks) <= more_than + 5:
+        assert time.monotonic() < deadline, f"no progress: {count(ticks)} ticks, was {more_than}"
+        time.sleep(0.05)
+    return count(ticks)
+
+
+@pytest.mark.parametrize("runner", list(RUNNERS))
+def test_runner_output_reaches_the_client_and_objects_persist(kernel: Kernel, runner: str) -> None:
+    select(kernel, runner)
+    sleep = RUNNERS[runner][1]
     assert "printed by a plain cell" in kernel.ok("print('printed by a plain cell')")
     assert "printed by an await cell" in kernel.ok(f"{sleep}\nprint('printed by an await cell')")
     kernel.ok(f"{sleep}\nmade_in_a_cell = ['kept']")
     assert "['kept']" in kernel.ok(f"{sleep}\nmade_in_a_cell")  # an execute_result
     assert "41" in kernel.ok("40 + 1")
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])
+def test_background_tasks_run_while_the_kernel_is_idle(
+    kernel: Kernel, runner: str, tmp_path: Path
+) -> None:  # K1, R2
+    select(kernel, runner)
+    ticks = tmp_path / "ticks"
+    start_ticker(kernel, runner, ticks)
+    # No cell runs from here on: the ticks come from the background task alone.
+    wait_for_ticks(ticks, count(ticks))
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio", "embed"])
+def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
+    kernel: Kernel, runner: str, tmp_path: Path
+) -> None:  # K1, R5
+    select(kernel, runner)
+    ticks = tmp_path / "ticks"
+    start_ticker(kernel, runner, ticks)
+    sleep = SLEEP[runner]
+    output, reply = kernel.execute(
+        "try:\n"
+        "    print('cell started', flush=True)\n"
+        f"    await {sleep}(60)\n"
+        "    print('cell resumed')\n"
+        "finally:\n"
+        "    print('finally ran', flush=True)",
+        interrupt_after="cell started",
+    )
+    assert reply["status"] == "error", output
+    assert reply["ename"] == "KeyboardInterrupt", reply
+    assert "finally ran" in output
+    # The background task lives on, idle or not; the runner still runs cells; nothing of
+    # the interrupted cell comes back in them.
+    wait_for_ticks(ticks, count(ticks))
+    later = kernel.ok(f"await {sleep}(0.2)\nprint('next cell ran')")
+    assert "next cell ran" in later
+    assert "cell resumed" not in later
+    wait_for_ticks(ticks, count(ticks))
+
+
+def test_the_kernels_own_integration_is_kept_until_a_runner_is_selected(kernel: Kernel) -> None:
+    kernel.ok("import asyncio\nkernel_loop = asyncio.get_running_loop()")
+    kernel.ok("%load_ext autoawait_runners")
+    assert "the kernel's own asyncio integration" in kernel.ok("%autoawait")
+    kernel.ok("%autoawait thread")
+    assert "False" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
+    # The asyncio runner runs its session on the kernel's loop.
+    kernel.ok("%autoawait asyncio")
+    assert "True" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
+    # Unloading gives the kernel its own integration back.
+    kernel.ok("%autoawait thread")
+    kernel.ok("%unload_ext autoawait_runners")
+    assert "True" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")

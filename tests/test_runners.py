@@ -213,8 +213,8 @@ def test_switching_cancels_background_tasks_with_one_line(
     assert old.loop is None
     # Selecting the closed runner again starts a fresh session.
     shell.ok(f"%autoawait {shell.name}")
-    assert old.started and old.loop is not None
     assert shell.ok("await asyncio.sleep(0, 'fresh')") == "fresh"
+    assert old.started and old.loop is not None
 
 
 def test_third_ctrl_c_abandons_a_cell_that_swallows_every_interrupt(runner_shell: Shell) -> None:
