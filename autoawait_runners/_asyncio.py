@@ -41,7 +41,7 @@ class AsyncioRunner(AsyncioSessionRunner):
     """One asyncio loop for the session, in the main thread."""
 
     name = "asyncio"
-    description = "one asyncio loop for the session; runs while the prompt is idle"
+    description = "one asyncio loop for the session (in a kernel, the kernel's); runs between cells"
 
     def __init__(self) -> None:
         super().__init__()

@@ -8,33 +8,39 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import SUPPORT, TIMEOUT
+
+if TYPE_CHECKING:
+    from jupyter_client import KernelManager
+
+
+def kernel_manager(tmp: Path) -> KernelManager:
+    """A kernel manager for a kernel of *this* interpreter (so it sees the same packages),
+    through a kernel spec written under ``tmp``."""
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec_dir = tmp / "kernels" / "autoawait-runners-test"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "autoawait_runners tests",
+        "language": "python",
+        "env": {"PYTHONPATH": str(SUPPORT)},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
+    return KernelManager(kernel_name="autoawait-runners-test", kernel_spec_manager=specs)
 
 
 class Kernel:
     """A running kernel and a client to execute cells in it."""
 
     def __init__(self, tmp: Path) -> None:
-        from jupyter_client import KernelManager
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        # A kernel spec for *this* interpreter, so the kernel sees the same packages.
-        spec_dir = tmp / "kernels" / "autoawait-runners-test"
-        spec_dir.mkdir(parents=True)
-        spec = {
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "autoawait_runners tests",
-            "language": "python",
-            "env": {"PYTHONPATH": str(SUPPORT)},
-        }
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-        specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
-        self.manager = KernelManager(
-            kernel_name="autoawait-runners-test", kernel_spec_manager=specs
-        )
+        self.manager = kernel_manager(tmp)
         self.manager.start_kernel()
         self.client = self.manager.client()
         self.client.start_channels()

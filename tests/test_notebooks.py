@@ -1,0 +1,94 @@
+"""The notebooks in examples/ run top to bottom in a real kernel (DESIGN K2), and show what
+they say they show. Any cell that raises fails the test (nbclient's default)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TIMEOUT
+from kernel import kernel_manager
+
+pytestmark = pytest.mark.kernel
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_notebook(name: str, tmp: Path) -> list[str]:
+    """Execute a notebook in a fresh kernel; return each code cell's output as text."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    nbclient.NotebookClient(
+        notebook, km=kernel_manager(tmp), timeout=TIMEOUT * 2, resources={"metadata": {"path": str(tmp)}}
+    ).execute()
+    return [text_of(cell) for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def text_of(cell: dict[str, Any]) -> str:
+    """What a cell shows, as plain text (pytest colours its output: the codes go)."""
+    pieces = []
+    for output in cell["outputs"]:
+        if output["output_type"] == "stream":
+            pieces.append(output["text"])
+        elif output["output_type"] in ("execute_result", "display_data"):
+            pieces.append(output["data"].get("text/plain", "") + "\n")
+        elif output["output_type"] == "error":
+            pieces.append("\n".join(output["traceback"]) + "\n")
+    return ANSI_CODE.sub("", "".join(pieces))
+
+
+def cell_with(outputs: list[str], text: str) -> str:
+    """The output of the first cell that shows ``text``."""
+    for output in outputs:
+        if text in output:
+            return output
+    raise AssertionError(f"no cell shows {text!r}; outputs:\n" + "\n---\n".join(outputs))
+
+
+def number_after(output: str, label: str) -> int:
+    return int(output.split(label, 1)[1].split()[0])
+
+
+def test_tour_notebook(tmp_path: Path) -> None:
+    outputs = run_notebook("tour.ipynb", tmp_path)
+    assert "the kernel's own asyncio integration" in outputs[0]
+    cell_with(outputs, "one asyncio loop for the session")  # the catalogue
+    assert number_after(cell_with(outputs, "ticks so far:"), "ticks so far:") >= 2
+    assert "RuntimeError: this task failed in the background" in cell_with(
+        outputs, "background task 'broken'"
+    )
+    assert number_after(cell_with(outputs, "ticks during asyncio.run:"), "run:") >= 2
+    cell_with(outputs, "nesting shim is on")
+    cell_with(outputs, "asyncio runner closed: cancelled 1 background task")
+    cell_with(outputs, "'autoawait_runners-thread'")
+    assert number_after(cell_with(outputs, "ticks in half a second:"), "second:") >= 2
+    cell_with(outputs, "thread runner closed: cancelled 1 background task")
+    assert number_after(cell_with(outputs, "trio ticks:"), "ticks:") >= 2
+    cell_with(outputs, "trio runner closed: cancelled 1 background task")
+    assert outputs[-1].strip() == "True"  # the kernel's own integration is back
+    assert sum("Traceback" in output for output in outputs) == 1  # the one shown on purpose
+
+
+def test_trio_nursery_notebook(tmp_path: Path) -> None:
+    outputs = run_notebook("trio_nursery.ipynb", tmp_path)
+    cell_with(outputs, "first items: [1, 2, 3, 4, 5]")
+    cell_with(outputs, "no more items: True")
+    cell_with(outputs, "timed out: True")
+    assert "ValueError: a background task failed" in cell_with(outputs, "background task")
+    cell_with(outputs, "same nursery: True")
+    # consumer and producer ended when the producer was stopped; "forever" is left.
+    cell_with(outputs, "trio runner closed: cancelled 1 background task")
+
+
+def test_pytest_asyncio_notebook(tmp_path: Path) -> None:
+    outputs = run_notebook("pytest_asyncio.ipynb", tmp_path)
+    report = cell_with(outputs, "passed")
+    assert "3 passed" in report
+    assert "failed" not in report
+    assert "warning" not in report
+    cell_with(outputs, "pytest exit code: 0")
+    assert outputs[-1].strip() == "True"
