@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, run_cell_as_task
 from ._cell import Waker
 from ._nesting import outer_loop_paused
-from ._parking import run_on_running_loop
 from ._runner import say
 
 if TYPE_CHECKING:
@@ -87,7 +86,10 @@ class AsyncioRunner(AsyncioSessionRunner):
         assert self._session is not None
         loop = self._session.loop
         if self._session.borrowed and asyncio.events._get_running_loop() is loop:
-            return run_on_running_loop(loop, awaitable)
+            from ._parking import run_on_running_loop  # greenlet: only when a loop is borrowed
+
+            result: T = run_on_running_loop(loop, awaitable)
+            return result
         with outer_loop_paused():
             return loop.run_until_complete(awaitable)
 

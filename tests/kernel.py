@@ -46,7 +46,9 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=TIMEOUT * 2)
 
-    def execute(self, code: str, *, interrupt_after: str | None = None) -> tuple[str, dict[str, Any]]:
+    def execute(
+        self, code: str, *, interrupt_after: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """Run a cell; return everything it printed or displayed, and the reply.
 
         With ``interrupt_after``, interrupt the kernel (as Jupyter's stop button does) once the
@@ -72,7 +74,11 @@ class Kernel:
                 pieces.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":
                 pieces.append("\n".join(content["traceback"]) + "\n")
-            if interrupt_after is not None and not interrupted and interrupt_after in "".join(pieces):
+            if (
+                interrupt_after is not None
+                and not interrupted
+                and interrupt_after in "".join(pieces)
+            ):
                 self.manager.interrupt_kernel()
                 interrupted = True
         while True:

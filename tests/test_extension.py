@@ -61,11 +61,29 @@ def test_dotted_paths_are_the_catalogue_objects() -> None:
         assert getattr(autoawait_runners, f"{name}_runner") is catalogue[name].runner()
 
 
+#: Imported only when something needs them (greenlet: the first nested call).
+LAZY = ("trio", "curio", "greenback", "greenlet", "ipykernel")
+
+
 def test_importing_runners_does_not_import_their_libraries() -> None:  # P3
     code = (
         "import sys, autoawait_runners as a\n"
         "a.trio_runner, a.curio_runner, a.asyncio_runner, a.thread_runner\n"
-        "print(sorted(m for m in ('trio', 'curio', 'greenback', 'ipykernel') if m in sys.modules))"
+        f"print(sorted(m for m in {LAZY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_asyncio_cells_after_load_ext_import_no_optional_library() -> None:  # P3
+    code = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
+        "ip.run_cell('import asyncio\\nx = 1')\n"
+        "ip.run_cell('await asyncio.sleep(0)')\n"
+        f"print(sorted(m for m in {LAZY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

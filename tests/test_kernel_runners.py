@@ -25,22 +25,23 @@ RUNNERS = {
     "embed": ("import asyncio", "await asyncio.sleep(0)"),
 }
 
-#: runner -> a cell starting a background task that calls tick() every 20 ms, as a user
-#: would start one under that runner.
-TICKERS = {
-    "asyncio": "async def ticker():\n    while True:\n        tick()\n        await asyncio.sleep(0.02)\n"
-    "background = asyncio.create_task(ticker())",
-    "trio": "import autoawait_runners\n"
-    "async def ticker():\n    while True:\n        tick()\n        await trio.sleep(0.02)\n"
-    "autoawait_runners.trio_nursery().start_soon(ticker)",
-    "curio": "async def ticker():\n    while True:\n        tick()\n        await curio.sleep(0.02)\n"
-    "background = await curio.spawn(ticker, daemon=True)",
-}
-TICKERS["thread"] = TICKERS["embed"] = TICKERS["asyncio"]
-
 #: runner -> the library's sleep, for cells that wait.
-SLEEP = {"asyncio": "asyncio.sleep", "thread": "asyncio.sleep", "embed": "asyncio.sleep",
-         "trio": "trio.sleep", "curio": "curio.sleep"}
+SLEEP = {
+    "asyncio": "asyncio.sleep",
+    "thread": "asyncio.sleep",
+    "embed": "asyncio.sleep",
+    "trio": "trio.sleep",
+    "curio": "curio.sleep",
+}
+
+#: runner -> how a user starts a background task under that runner.
+START_IN_BACKGROUND = {
+    "asyncio": "background = asyncio.create_task(ticker())",
+    "thread": "background = asyncio.create_task(ticker())",
+    "embed": "background = asyncio.create_task(ticker())",
+    "trio": "import autoawait_runners\nautoawait_runners.trio_nursery().start_soon(ticker)",
+    "curio": "background = await curio.spawn(ticker, daemon=True)",
+}
 
 
 def select(kernel: Kernel, runner: str) -> None:
@@ -54,7 +55,12 @@ def select(kernel: Kernel, runner: str) -> None:
 def start_ticker(kernel: Kernel, runner: str, ticks: Path) -> None:
     """A background task that appends a line to ``ticks`` on every tick."""
     kernel.ok(f"def tick():\n    with open({str(ticks)!r}, 'a') as f:\n        f.write('tick\\n')")
-    kernel.ok(TICKERS[runner])
+    kernel.ok(
+        "async def ticker():\n"
+        "    while True:\n"
+        "        tick()\n"
+        f"        await {SLEEP[runner]}(0.02)\n" + START_IN_BACKGROUND[runner]
+    )
 
 
 def count(ticks: Path) -> int:
@@ -78,6 +84,10 @@ def test_runner_output_reaches_the_client_and_objects_persist(kernel: Kernel, ru
     kernel.ok(f"{sleep}\nmade_in_a_cell = ['kept']")
     assert "['kept']" in kernel.ok(f"{sleep}\nmade_in_a_cell")  # an execute_result
     assert "41" in kernel.ok("40 + 1")
+    if runner != "embed":  # R4: the persistent runners run every cell in one context
+        kernel.ok("import contextvars\nvar = contextvars.ContextVar('var')")
+        kernel.ok(f"{sleep}\nvar.set('set in a cell')")
+        assert "set in a cell" in kernel.ok("var.get('not seen')")
 
 
 @pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])

@@ -23,7 +23,10 @@ def run_notebook(name: str, tmp: Path) -> list[str]:
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
     nbclient.NotebookClient(
-        notebook, km=kernel_manager(tmp), timeout=TIMEOUT * 2, resources={"metadata": {"path": str(tmp)}}
+        notebook,
+        km=kernel_manager(tmp),
+        timeout=TIMEOUT * 2,
+        resources={"metadata": {"path": str(tmp)}},
     ).execute()
     return [text_of(cell) for cell in notebook.cells if cell.cell_type == "code"]
 
