@@ -47,22 +47,35 @@ class Kernel:
         self.client.wait_for_ready(timeout=TIMEOUT * 2)
 
     def execute(
-        self, code: str, *, interrupt_after: str | None = None
+        self,
+        code: str,
+        *,
+        interrupt_after: str | None = None,
+        input_lines: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Run a cell; return everything it printed or displayed, and the reply.
 
         With ``interrupt_after``, interrupt the kernel (as Jupyter's stop button does) once the
-        cell's output contains that text.
+        cell's output contains that text. ``input_lines`` answer the cell's input requests
+        (``input()``, as Jupyter's input box does), in order.
         """
-        msg_id = self.client.execute(code, allow_stdin=False)
+        lines = list(input_lines) if input_lines is not None else None
+        msg_id = self.client.execute(code, allow_stdin=lines is not None)
         pieces: list[str] = []
         interrupted = False
         deadline = time.monotonic() + TIMEOUT * 2
         while True:
-            try:
-                message = self.client.get_iopub_msg(timeout=max(deadline - time.monotonic(), 0.1))
-            except queue.Empty:
+            if time.monotonic() > deadline:
                 pytest.fail(f"cell did not finish: {code!r}\noutput so far:\n{''.join(pieces)}")
+            if lines is not None and self.client.stdin_channel.msg_ready():
+                request = self.client.get_stdin_msg(timeout=TIMEOUT)
+                pieces.append(request["content"]["prompt"])
+                assert lines, f"more input asked for than given; output:\n{''.join(pieces)}"
+                self.client.input(lines.pop(0))
+            try:
+                message = self.client.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
             if message["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]

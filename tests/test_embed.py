@@ -179,3 +179,20 @@ def test_embed_runner_in_a_kernel_runs_cells_on_the_kernels_loop(kernel: Kernel)
     )
     output = kernel.ok("print('got', await answer, asyncio.get_running_loop() is kernel_loop)")
     assert "got 7 True" in output
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("call", ["autoawait_runners.embed()", "await autoawait_runners.aembed()"])
+def test_embed_in_a_kernel_reads_lines_from_the_input_box(kernel: Kernel, call: str) -> None:
+    kernel.ok("import asyncio\nkernel_loop = asyncio.get_running_loop()\nimport autoawait_runners")
+    output, reply = kernel.execute(
+        f"{call}\nprint('after the shell')",
+        input_lines=[
+            "await asyncio.sleep(0)",
+            "print('on the kernel loop:', asyncio.get_running_loop() is kernel_loop)",
+            "exit",
+        ],
+    )
+    assert reply["status"] == "ok", output
+    assert "on the kernel loop: True" in output
+    assert "after the shell" in output
