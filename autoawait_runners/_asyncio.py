@@ -70,11 +70,6 @@ class AsyncioRunner(AsyncioSessionRunner):
         self._session = session
         return session
 
-    @property
-    def borrows_loop(self) -> bool:
-        """Whether the session runs on a loop that was already running (a kernel's)."""
-        return self._session is not None and self._session.borrowed
-
     def _inside_cell(self) -> bool:
         return self._in_cell or (
             self._session is not None
