@@ -143,3 +143,22 @@ def test_the_kernels_own_integration_is_kept_until_a_runner_is_selected(kernel: 
     kernel.ok("%autoawait thread")
     kernel.ok("%unload_ext autoawait_runners")
     assert "True" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
+
+
+def test_closing_the_asyncio_runner_cancels_its_tasks_not_the_kernels(kernel: Kernel) -> None:
+    # A task of the kernel's own integration, made before the runner's session existed.
+    kernel.ok("import asyncio\noutside = asyncio.create_task(asyncio.sleep(100))")
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok("%autoawait asyncio")
+    kernel.ok(
+        "async def started_by_a_task():\n"
+        "    return asyncio.create_task(asyncio.sleep(100))\n"
+        "inside = asyncio.create_task(asyncio.sleep(100))\n"
+        "grandchild = await asyncio.create_task(started_by_a_task())"
+    )
+    assert "cancelled 2 background tasks" in kernel.ok("%autoawait thread")
+    output = kernel.ok(
+        "print('inside', inside.cancelled(), 'grandchild', grandchild.cancelled(),"
+        " 'outside', outside.done())"
+    )
+    assert "inside True grandchild True outside False" in output

@@ -95,3 +95,14 @@ def test_pytest_asyncio_notebook(tmp_path: Path) -> None:
     assert "warning" not in report
     cell_with(outputs, "pytest exit code: 0")
     assert outputs[-1].strip() == "True"
+
+
+def test_debug_live_asyncio_notebook(tmp_path: Path) -> None:
+    outputs = run_notebook("debug_live_asyncio.ipynb", tmp_path)
+    assert "ValueError: unlucky item 13" in cell_with(outputs, "background task 'consumer'")
+    cell_with(outputs, "consumer stopped: True\nbacklog grows: True")
+    assert "in producer" in cell_with(outputs, "Stack for <Task pending name='producer'")
+    cell_with(outputs, "backlog drained: True")
+    cell_with(outputs, "got an item: True")
+    cell_with(outputs, "the cell gave up; producer alive: True")
+    cell_with(outputs, "asyncio runner closed: cancelled 2 background tasks")
