@@ -162,3 +162,32 @@ def test_closing_the_asyncio_runner_cancels_its_tasks_not_the_kernels(kernel: Ke
         " 'outside', outside.done())"
     )
     assert "inside True grandchild True outside False" in output
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio", "embed"])
+def test_a_kernel_interrupt_stops_a_busy_cell_where_it_is(kernel: Kernel, runner: str) -> None:
+    select(kernel, runner)  # R5: Python code (no await) gets KeyboardInterrupt in place
+    output, reply = kernel.execute(
+        f"await {SLEEP[runner]}(0)\n"
+        "try:\n"
+        "    print('busy', flush=True)\n"
+        "    while True:\n"
+        "        pass\n"
+        "finally:\n"
+        "    print('finally ran', flush=True)",
+        interrupt_after="busy",
+    )
+    assert reply["status"] == "error", output
+    assert reply["ename"] == "KeyboardInterrupt", reply
+    assert "finally ran" in output
+    assert "still usable" in kernel.ok(f"await {SLEEP[runner]}(0)\nprint('still usable')")
+
+
+def test_the_sync_runner_is_selectable_and_turns_autoawait_off(kernel: Kernel) -> None:
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok("%autoawait sync")
+    assert "runner: sync" in kernel.ok("%autoawait")
+    assert "3" in kernel.ok("1 + 2")
+    output, reply = kernel.execute("import asyncio\nawait asyncio.sleep(0)")
+    assert reply["status"] == "error"
+    assert reply["ename"] == "SyntaxError", output
