@@ -50,19 +50,22 @@ class Kernel:
         self,
         code: str,
         *,
-        interrupt_after: str | None = None,
+        interrupt_after: str | list[str] = (),
         input_lines: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Run a cell; return everything it printed or displayed, and the reply.
 
         With ``interrupt_after``, interrupt the kernel (as Jupyter's stop button does) once the
-        cell's output contains that text. ``input_lines`` answer the cell's input requests
-        (``input()``, as Jupyter's input box does), in order.
+        cell's output contains that text; given a list, once per text, in order.
+        ``input_lines`` answer the cell's input requests (``input()``, as Jupyter's input box
+        does), in order.
         """
         lines = list(input_lines) if input_lines is not None else None
         msg_id = self.client.execute(code, allow_stdin=lines is not None)
         pieces: list[str] = []
-        interrupted = False
+        interrupts = (
+            [interrupt_after] if isinstance(interrupt_after, str) else list(interrupt_after)
+        )
         deadline = time.monotonic() + TIMEOUT * 2
         while True:
             if time.monotonic() > deadline:
@@ -87,13 +90,9 @@ class Kernel:
                 pieces.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":
                 pieces.append("\n".join(content["traceback"]) + "\n")
-            if (
-                interrupt_after is not None
-                and not interrupted
-                and interrupt_after in "".join(pieces)
-            ):
+            if interrupts and interrupts[0] in "".join(pieces):
                 self.manager.interrupt_kernel()
-                interrupted = True
+                interrupts.pop(0)
         while True:
             reply = self.client.get_shell_msg(timeout=TIMEOUT)
             if reply["parent_header"].get("msg_id") == msg_id:

@@ -191,3 +191,24 @@ def test_the_sync_runner_is_selectable_and_turns_autoawait_off(kernel: Kernel) -
     output, reply = kernel.execute("import asyncio\nawait asyncio.sleep(0)")
     assert reply["status"] == "error"
     assert reply["ename"] == "SyntaxError", output
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_the_third_interrupt_gives_the_kernel_back_from_a_cell_that_swallows_them(
+    kernel: Kernel, runner: str
+) -> None:  # R5
+    select(kernel, runner)
+    output, reply = kernel.execute(
+        "swallowed = 0\n"
+        "while True:\n"
+        "    try:\n"
+        "        print(f'waiting after {swallowed}', flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "    except BaseException:\n"
+        "        swallowed += 1",
+        interrupt_after=[f"waiting after {n}" for n in range(3)],
+    )
+    assert reply["status"] == "error", output
+    assert reply["ename"] == "KeyboardInterrupt", reply
+    assert "the cell ignored cancellation; its task was left pending" in output
+    assert "kernel is back" in kernel.ok("await asyncio.sleep(0)\nprint('kernel is back')")
