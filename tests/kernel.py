@@ -17,16 +17,17 @@ if TYPE_CHECKING:
     from jupyter_client import KernelManager
 
 
-def kernel_manager(tmp: Path) -> KernelManager:
+def kernel_manager(tmp: Path, options: tuple[str, ...] = ()) -> KernelManager:
     """A kernel manager for a kernel of *this* interpreter (so it sees the same packages),
-    through a kernel spec written under ``tmp``."""
+    through a kernel spec written under ``tmp``; ``options`` go on the kernel's command line
+    (configuration, as ``--AutoawaitRunners.default=trio``)."""
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec_dir = tmp / "kernels" / "autoawait-runners-test"
     spec_dir.mkdir(parents=True)
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *options],
         "display_name": "autoawait_runners tests",
         "language": "python",
         "env": {"PYTHONPATH": str(SUPPORT)},
@@ -39,8 +40,8 @@ def kernel_manager(tmp: Path) -> KernelManager:
 class Kernel:
     """A running kernel and a client to execute cells in it."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.manager = kernel_manager(tmp)
+    def __init__(self, tmp: Path, options: tuple[str, ...] = ()) -> None:
+        self.manager = kernel_manager(tmp, options)
         self.manager.start_kernel()
         self.client = self.manager.client()
         self.client.start_channels()

@@ -212,3 +212,19 @@ def test_the_third_interrupt_gives_the_kernel_back_from_a_cell_that_swallows_the
     assert reply["ename"] == "KeyboardInterrupt", reply
     assert "the cell ignored cancellation; its task was left pending" in output
     assert "kernel is back" in kernel.ok("await asyncio.sleep(0)\nprint('kernel is back')")
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_configuration_selects_a_runner_when_the_kernel_starts(tmp_path: Path, runner: str) -> None:
+    pytest.importorskip(runner)
+    started = Kernel(
+        tmp_path,
+        ("--IPKernelApp.extensions=autoawait_runners", f"--AutoawaitRunners.default={runner}"),
+    )
+    try:
+        assert f"runner: {runner} (" in started.ok("%autoawait")
+        library, sleep = RUNNERS[runner]
+        started.ok(library)
+        assert "configured" in started.ok(f"{sleep}\nprint('configured')")
+    finally:
+        started.shutdown()
