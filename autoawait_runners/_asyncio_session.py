@@ -57,9 +57,18 @@ def run_cell_as_task(
     ``create_task`` makes the cell's task; ``wait_for(awaitable)`` runs the loop until the
     awaitable is done and returns its result (the asyncio runner runs its session loop;
     the embed runner waits on a loop already running below it).
+
+    The Ctrl-C that gives up on a cell (see ``CellCoroutine.interrupt``) raises
+    KeyboardInterrupt in the signal handler, wherever the main thread is: that is what
+    breaks a loop stuck in Python code. On a loop already running below (a Jupyter
+    kernel's), the main thread is mostly the kernel's own machinery (its output streams,
+    its messaging), which an exception at an arbitrary point can leave half-done; there
+    the waiting caller is told to give up instead, and raises from its own frame.
     """
     cell = CellCoroutine(coro, translate_cancellation)
     task = create_task(cell)
+    running_below = asyncio.events._get_running_loop() is loop
+    given_up = loop.create_future() if running_below else None
 
     def cancel() -> None:
         loop.call_soon_threadsafe(task.cancel)
@@ -68,13 +77,33 @@ def run_cell_as_task(
         wait_for(asyncio.wait([task], timeout=timeout))
         return task.done()
 
+    def interrupt() -> bool:
+        if cell.interrupt(cancel=cancel, cell_thread=here):
+            return True
+        if given_up is None:
+            return False  # the handler raises KeyboardInterrupt where it is
+        loop.call_soon_threadsafe(_settle, given_up)
+        return True
+
     here = threading.get_ident()
-    with sigint_routed_to(lambda: cell.interrupt(cancel=cancel, cell_thread=here), waker=waker):
+    with sigint_routed_to(interrupt, waker=waker):
         try:
-            return wait_for(task)
+            if given_up is None:
+                return wait_for(task)
+            wait_for(asyncio.wait([task, given_up], return_when=asyncio.FIRST_COMPLETED))
+            if not task.done():
+                raise KeyboardInterrupt
+            return task.result()
         finally:
+            if given_up is not None:
+                given_up.cancel()
             if not task.done():
                 cell.abandon(cancel=cancel, wait=wait, runner=runner)
+
+
+def _settle(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def describe_task(task: asyncio.Task[Any]) -> str:
@@ -157,8 +186,12 @@ class AsyncioSession:
         """Start a cell as a task on the loop, in the session's context. Loop thread only.
 
         Made directly rather than through the task factory: a cell is not background work.
+        Still the session's: one abandoned after Ctrl-C is cancelled when the session ends.
         """
-        return asyncio.Task(cell, loop=self.loop, context=self.context)
+        task = asyncio.Task(cell, loop=self.loop, context=self.context)
+        if self.borrowed:
+            self._tasks.add(task)
+        return task
 
     # -- shutdown --------------------------------------------------------------------------
 
