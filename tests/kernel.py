@@ -6,7 +6,7 @@ import json
 import queue
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ class Kernel:
         self,
         code: str,
         *,
-        interrupt_after: str | list[str] = (),
+        interrupt_after: str | Sequence[str] = (),
         input_lines: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Run a cell; return everything it printed or displayed, and the reply.

@@ -6,6 +6,7 @@ does in the terminal (R5)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,16 +17,7 @@ __all__ = ["kernel"]
 
 pytestmark = pytest.mark.kernel
 
-#: runner -> (import, an await cell that sleeps).
-RUNNERS = {
-    "asyncio": ("import asyncio", "await asyncio.sleep(0)"),
-    "thread": ("import asyncio", "await asyncio.sleep(0)"),
-    "trio": ("import trio", "await trio.sleep(0)"),
-    "curio": ("import curio", "await curio.sleep(0)"),
-    "embed": ("import asyncio", "await asyncio.sleep(0)"),
-}
-
-#: runner -> the library's sleep, for cells that wait.
+#: runner -> the library's sleep, for cells that wait (its module is the library).
 SLEEP = {
     "asyncio": "asyncio.sleep",
     "thread": "asyncio.sleep",
@@ -44,12 +36,24 @@ START_IN_BACKGROUND = {
 }
 
 
+def library(runner: str) -> str:
+    return SLEEP[runner].split(".")[0]
+
+
 def select(kernel: Kernel, runner: str) -> None:
-    library = RUNNERS[runner][0]
-    pytest.importorskip(library.split()[1])
+    pytest.importorskip(library(runner))
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(f"%autoawait {runner}")
-    kernel.ok(library)
+    kernel.ok(f"import {library(runner)}")
+
+
+def interrupted(kernel: Kernel, code: str, *, interrupt_after: str | Sequence[str]) -> str:
+    """Run a cell, interrupting the kernel as ``Kernel.execute`` says; the cell must end
+    with KeyboardInterrupt (R5). Returns its output."""
+    output, reply = kernel.execute(code, interrupt_after=interrupt_after)
+    assert reply["status"] == "error", output
+    assert reply["ename"] == "KeyboardInterrupt", reply
+    return output
 
 
 def start_ticker(kernel: Kernel, runner: str, ticks: Path) -> None:
@@ -75,10 +79,10 @@ def wait_for_ticks(ticks: Path, more_than: int) -> int:
     return count(ticks)
 
 
-@pytest.mark.parametrize("runner", list(RUNNERS))
+@pytest.mark.parametrize("runner", list(SLEEP))
 def test_runner_output_reaches_the_client_and_objects_persist(kernel: Kernel, runner: str) -> None:
     select(kernel, runner)
-    sleep = RUNNERS[runner][1]
+    sleep = f"await {SLEEP[runner]}(0)"
     assert "printed by a plain cell" in kernel.ok("print('printed by a plain cell')")
     assert "printed by an await cell" in kernel.ok(f"{sleep}\nprint('printed by an await cell')")
     kernel.ok(f"{sleep}\nmade_in_a_cell = ['kept']")
@@ -109,7 +113,8 @@ def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
     ticks = tmp_path / "ticks"
     start_ticker(kernel, runner, ticks)
     sleep = SLEEP[runner]
-    output, reply = kernel.execute(
+    output = interrupted(
+        kernel,
         "try:\n"
         "    print('cell started', flush=True)\n"
         f"    await {sleep}(60)\n"
@@ -118,8 +123,6 @@ def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
         "    print('finally ran', flush=True)",
         interrupt_after="cell started",
     )
-    assert reply["status"] == "error", output
-    assert reply["ename"] == "KeyboardInterrupt", reply
     assert "finally ran" in output
     # The background task lives on, idle or not; the runner still runs cells; nothing of
     # the interrupted cell comes back in them.
@@ -167,7 +170,8 @@ def test_closing_the_asyncio_runner_cancels_its_tasks_not_the_kernels(kernel: Ke
 @pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio", "embed"])
 def test_a_kernel_interrupt_stops_a_busy_cell_where_it_is(kernel: Kernel, runner: str) -> None:
     select(kernel, runner)  # R5: Python code (no await) gets KeyboardInterrupt in place
-    output, reply = kernel.execute(
+    output = interrupted(
+        kernel,
         f"await {SLEEP[runner]}(0)\n"
         "try:\n"
         "    print('busy', flush=True)\n"
@@ -177,8 +181,6 @@ def test_a_kernel_interrupt_stops_a_busy_cell_where_it_is(kernel: Kernel, runner
         "    print('finally ran', flush=True)",
         interrupt_after="busy",
     )
-    assert reply["status"] == "error", output
-    assert reply["ename"] == "KeyboardInterrupt", reply
     assert "finally ran" in output
     assert "still usable" in kernel.ok(f"await {SLEEP[runner]}(0)\nprint('still usable')")
 
@@ -198,7 +200,8 @@ def test_the_third_interrupt_gives_the_kernel_back_from_a_cell_that_swallows_the
     kernel: Kernel, runner: str
 ) -> None:  # R5
     select(kernel, runner)
-    output, reply = kernel.execute(
+    output = interrupted(
+        kernel,
         "swallowed = 0\n"
         "while True:\n"
         "    try:\n"
@@ -208,8 +211,6 @@ def test_the_third_interrupt_gives_the_kernel_back_from_a_cell_that_swallows_the
         "        swallowed += 1",
         interrupt_after=[f"waiting after {n}" for n in range(3)],
     )
-    assert reply["status"] == "error", output
-    assert reply["ename"] == "KeyboardInterrupt", reply
     assert "the cell ignored cancellation; its task was left pending" in output
     assert "kernel is back" in kernel.ok("await asyncio.sleep(0)\nprint('kernel is back')")
     if runner != "embed":  # the embed runner has no session of its own to end
@@ -226,8 +227,7 @@ def test_configuration_selects_a_runner_when_the_kernel_starts(tmp_path: Path, r
     )
     try:
         assert f"runner: {runner} (" in started.ok("%autoawait")
-        library, sleep = RUNNERS[runner]
-        started.ok(library)
-        assert "configured" in started.ok(f"{sleep}\nprint('configured')")
+        started.ok(f"import {library(runner)}")
+        assert "configured" in started.ok(f"await {SLEEP[runner]}(0)\nprint('configured')")
     finally:
         started.shutdown()

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import nbclient
+import nbformat
 import pytest
 from conftest import TIMEOUT
 from kernel import kernel_manager
@@ -19,8 +21,6 @@ ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 def run_notebook(name: str, tmp: Path) -> list[str]:
     """Execute a notebook in a fresh kernel; return each code cell's output as text."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
     nbclient.NotebookClient(
         notebook,
