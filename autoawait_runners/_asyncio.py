@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, run_cell_as_task
 from ._cell import Waker
-from ._nesting import outer_loop_paused
 from ._runner import say
 
 if TYPE_CHECKING:
@@ -78,15 +77,17 @@ class AsyncioRunner(AsyncioSessionRunner):
         )
 
     def _run_until_complete(self, awaitable: Coroutine[Any, Any, T] | asyncio.Future[T]) -> T:
+        # greenlet is imported here, at the first cell, not by %load_ext.
+        from ._parking import run_from_outside, run_on_running_loop
+
         assert self._session is not None
         loop = self._session.loop
+        result: T
         if self._session.borrowed and asyncio.events._get_running_loop() is loop:
-            from ._parking import run_on_running_loop  # greenlet: only when a loop is borrowed
-
-            result: T = run_on_running_loop(loop, awaitable)
-            return result
-        with outer_loop_paused():
-            return loop.run_until_complete(awaitable)
+            result = run_on_running_loop(loop, awaitable)
+        else:
+            result = run_from_outside(loop, awaitable)
+        return result
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         session = self._session_here()
@@ -110,7 +111,16 @@ class AsyncioRunner(AsyncioSessionRunner):
         try:
             if session.loop.is_closed():  # a borrowed loop its owner closed first
                 return 0
-            return self._run_until_complete(session.cancel_background())
+            cancelled = self._run_until_complete(session.cancel_background())
+            if not session.borrowed:
+                from ._parking import finish_outside
+
+                if not finish_outside(session.loop):
+                    say(
+                        "a task of the asyncio runner is stuck in a nested asyncio.run(); "
+                        "its loop was left open"
+                    )
+            return cancelled
         finally:
             self._session = None
             session.close()

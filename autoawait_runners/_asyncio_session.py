@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._cell import CellCoroutine, CellInterrupted, Waker, sigint_routed_to
+from ._nesting import context_entered
 from ._runner import SHUTDOWN_TIMEOUT, Runner, say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
@@ -188,6 +189,10 @@ class AsyncioSession:
         Made directly rather than through the task factory: a cell is not background work.
         Still the session's: one abandoned after Ctrl-C is cancelled when the session ends.
         """
+        if context_entered(self.context):
+            # A cell abandoned inside a nested call holds the context (see _parking): the
+            # session goes on in a copy, with every variable as that cell left it.
+            self.context = self.context.copy()
         task = asyncio.Task(cell, loop=self.loop, context=self.context)
         if self.borrowed:
             self._tasks.add(task)
@@ -223,13 +228,13 @@ class AsyncioSession:
         return len(tasks)
 
     def close(self) -> None:
-        """Close the loop, once :meth:`cancel_background` has run and the loop stopped; a
-        borrowed loop is given back as it was."""
+        """Close the loop, once :meth:`cancel_background` has run and the loop stopped (one
+        that could not be stopped is left open); a borrowed loop is given back as it was."""
         self.report_failures()
         if self.borrowed:
             if not self.loop.is_closed():
                 self.loop.set_task_factory(self._host_task_factory)
-        else:
+        elif not self.loop.is_running():
             self.loop.close()
 
 

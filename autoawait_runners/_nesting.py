@@ -38,10 +38,15 @@ import asyncio.events
 import asyncio.runners
 import asyncio.tasks
 import contextlib
+import contextvars
+import functools
+import importlib.abc
+import importlib.machinery
 import inspect
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
@@ -59,40 +64,111 @@ STRATEGY = (
 _lock = threading.Lock()
 _on = False
 _trio_cells = False
-#: name -> (owner, attribute, original) of what is patched now.
-_patched: dict[str, tuple[Any, str, Any]] = {}
+#: name -> (owner, attribute, original, whether the owner defined it itself) of what is
+#: patched now; an inherited attribute is deleted again rather than set back.
+_patched: dict[str, tuple[Any, str, Any, bool]] = {}
 #: name -> the original, for a replacement still running after the shim was turned off.
 _seen: dict[str, Any] = {}
+#: Libraries whose entry points the shim replaces once they are imported (it never imports
+#: them): patched at once if imported already, else as soon as they are (see _AfterImport).
+_LIBRARIES = ("trio", "anyio", "uvloop")
 
 
 def _targets() -> dict[str, tuple[Any, str, Any]]:
-    """name -> (owner, attribute, replacement): every object the shim patches.
-
-    ``trio.run`` is among them once trio is imported (it is never imported for this).
-    """
-    targets = {
+    """name -> (owner, attribute, replacement): every object the shim patches now."""
+    targets: dict[str, tuple[Any, str, Any]] = {
         "asyncio.run": (asyncio, "run", _run),
         "asyncio.runners.run": (asyncio.runners, "run", _run),
-        "asyncio.Runner.run": (asyncio.Runner, "run", _runner_run),
+        "asyncio.Runner.run": (asyncio.Runner, "run", _privately("asyncio.Runner.run")),
+        # Runner.close runs the runner's loop once more (shutdown_asyncgens)
+        "asyncio.Runner.close": (asyncio.Runner, "close", _privately("asyncio.Runner.close")),
         "asyncio.BaseEventLoop.run_until_complete": (
             asyncio.BaseEventLoop,
             "run_until_complete",
-            _run_until_complete,
+            _run_until_complete("asyncio.BaseEventLoop.run_until_complete"),
         ),
     }
     trio = sys.modules.get("trio")
     if trio is not None and hasattr(trio, "run"):
         targets["trio.run"] = (trio, "run", _trio_run)
+    anyio = sys.modules.get("anyio")
+    if anyio is not None and hasattr(anyio, "run"):
+        targets["anyio.run"] = (anyio, "run", _anyio_run)
+    uvloop = sys.modules.get("uvloop")
+    if uvloop is not None and hasattr(uvloop, "Loop"):
+        # uvloop.Loop is a Python subclass of the compiled loop: its methods can be
+        # overridden there. uvloop.run on Python 3.11 refuses a running loop by itself.
+        targets["uvloop.Loop.run_until_complete"] = (
+            uvloop.Loop,
+            "run_until_complete",
+            _run_until_complete("uvloop.Loop.run_until_complete"),
+        )
+        targets["uvloop.run"] = (uvloop, "run", _privately("uvloop.run"))
     return targets
 
 
 def _patch() -> None:
     for name, (owner, attribute, replacement) in _targets().items():
         if name not in _patched:
-            original = vars(owner)[attribute]
-            _patched[name] = (owner, attribute, original)
+            original = getattr(owner, attribute)
+            _patched[name] = (owner, attribute, original, attribute in vars(owner))
             _seen.setdefault(name, original)
             setattr(owner, attribute, replacement)
+    if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport())
+
+
+def _unpatch() -> None:
+    while _patched:
+        _, (owner, attribute, original, own) = _patched.popitem()
+        if own:
+            setattr(owner, attribute, original)
+        else:
+            delattr(owner, attribute)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Patches a library of :data:`_LIBRARIES` right after it is imported, so that
+    ``import anyio; anyio.run(main)`` in one cell is served.
+
+    It finds nothing itself: it asks the finders after it, and wraps the loader it gets in
+    one that runs :func:`refresh` once the module is executed (and then puts the real loader
+    back on the module).
+    """
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name not in _LIBRARIES or name in sys.modules:
+            return None
+        later = sys.meta_path[sys.meta_path.index(self) + 1 :] if self in sys.meta_path else []
+        for finder in later:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RefreshingLoader(spec.loader)
+                return spec  # type: ignore[no-any-return]
+        return None
+
+
+class _RefreshingLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        refresh()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
 
 
 def nest_on(*, trio: bool | None = None) -> None:
@@ -118,9 +194,7 @@ def nest_off() -> None:
     global _on
     with _lock:
         _on = False
-        while _patched:
-            _, (owner, attribute, original) = _patched.popitem()
-            setattr(owner, attribute, original)
+        _unpatch()
 
 
 def is_nesting() -> bool:
@@ -182,26 +256,26 @@ def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: A
     return cast(T, run_on_running_loop(loop, main))
 
 
-def _runner_run(self: asyncio.Runner, coro: Coroutine[Any, Any, T], **kwargs: Any) -> T:
-    """``asyncio.Runner.run``: a runner's loop is always its own, run privately."""
-    if asyncio.events._get_running_loop() is None:
-        return _original("asyncio.Runner.run")(self, coro, **kwargs)  # type: ignore[no-any-return]
-    with outer_loop_paused():
-        return _original("asyncio.Runner.run")(self, coro, **kwargs)  # type: ignore[no-any-return]
+def _privately(name: str) -> Callable[..., Any]:
+    """A replacement for ``name``, which runs a loop of its own: inside a running loop, it
+    runs with that loop paused (``asyncio.Runner.run``: a runner's loop is always its own)."""
+
+    def replacement(*args: Any, **kwargs: Any) -> Any:
+        if asyncio.events._get_running_loop() is None:
+            return _original(name)(*args, **kwargs)
+        with outer_loop_paused():
+            return _original(name)(*args, **kwargs)
+
+    replacement.__name__ = replacement.__qualname__ = name.rpartition(".")[2]
+    return replacement
 
 
 def _trio_run(async_fn: Callable[..., Awaitable[T]], *args: Any, **options: Any) -> T:
     """``trio.run``: inside a ``trio``-runner cell, run ``async_fn`` in the cell's task on
     the session's trio loop (through the cell's portal, see ``_portal``)."""
-    if _on and "greenlet" in sys.modules:
-        from ._portal import current_portal
-
-        portal = current_portal()
-        if portal is not None:
-            coro = async_fn(*args)
-            if not inspect.isawaitable(coro):
-                raise TypeError(f"trio.run() expected an async function, got {async_fn!r}")
-            return cast(T, portal.await_(coro))
+    served, value = _in_trio_portal(async_fn, args)
+    if served:
+        return cast(T, value)
     try:
         return cast(T, _original("trio.run")(async_fn, *args, **options))
     except RuntimeError as exc:
@@ -211,17 +285,79 @@ def _trio_run(async_fn: Callable[..., Awaitable[T]], *args: Any, **options: Any)
         raise
 
 
-def _run_until_complete(self: asyncio.BaseEventLoop, future: Any) -> Any:
-    """``loop.run_until_complete``: re-entrant on the running loop, private on another."""
-    running = asyncio.events._get_running_loop()
-    if running is None:
-        return _original("asyncio.BaseEventLoop.run_until_complete")(self, future)
-    if running is self:
-        from ._parking import run_on_running_loop
+def _in_trio_portal(async_fn: Callable[..., Awaitable[Any]], args: Any) -> tuple[bool, Any]:
+    """(True, result) when called in a ``trio``-runner cell that has a portal: ``async_fn``
+    was run in the cell's task; (False, None) when there is no portal here."""
+    if not (_on and "greenlet" in sys.modules):
+        return False, None
+    from ._portal import current_portal
 
-        return run_on_running_loop(self, future)
-    with outer_loop_paused():
-        return _original("asyncio.BaseEventLoop.run_until_complete")(self, future)
+    portal = current_portal()
+    if portal is None:
+        return False, None
+    coro = async_fn(*args)
+    if not inspect.isawaitable(coro):
+        raise TypeError(f"expected an async function, got {async_fn!r}")
+    return True, portal.await_(coro)
+
+
+def _run_until_complete(name: str) -> Callable[..., Any]:
+    """A replacement for a loop class's ``run_until_complete``: re-entrant on the running
+    loop, private on another."""
+
+    def run_until_complete(self: asyncio.AbstractEventLoop, future: Any) -> Any:
+        running = asyncio.events._get_running_loop()
+        if running is None:
+            return _original(name)(self, future)
+        if running is self:
+            from ._parking import run_on_running_loop
+
+            return run_on_running_loop(self, future)
+        with outer_loop_paused():
+            return _original(name)(self, future)
+
+    return run_until_complete
+
+
+def _anyio_run(
+    func: Callable[..., Awaitable[T]],
+    *args: Any,
+    backend: str = "asyncio",
+    backend_options: dict[str, Any] | None = None,
+) -> T:
+    """``anyio.run``: nests as ``asyncio.run`` does (asyncio backend), or as ``trio.run``
+    does in a ``trio``-runner cell (trio backend). anyio refuses a running loop itself,
+    before asking asyncio, so the shim must answer before it."""
+    options = backend_options or {}
+    if backend == "trio":
+        served, value = _in_trio_portal(func, args)
+        if served:
+            return cast(T, value)
+    original = functools.partial(_original("anyio.run"), backend=backend, backend_options=options)
+    loop = asyncio.events._get_running_loop()
+    if loop is None or backend != "asyncio":
+        return cast(T, original(func, *args))
+    if options.get("loop_factory") is not None or options.get("use_uvloop"):
+        with outer_loop_paused():  # a loop of its own kind, as asyncio.run(loop_factory=)
+            return cast(T, original(func, *args))
+    coro = func(*args)
+    if not asyncio.iscoroutine(coro):
+        raise TypeError(f"anyio.run() expected an async function, got {func!r}")
+    from ._parking import run_on_running_loop
+
+    return cast(T, run_on_running_loop(loop, coro))
+
+
+def context_entered(context: contextvars.Context) -> bool:
+    """Whether ``context`` is entered (its ``run()`` is on some stack), so cannot be run.
+
+    A parked nested call stays inside its task's context; contexts have no public flag.
+    """
+    try:
+        context.run(int)
+    except RuntimeError:
+        return True
+    return False
 
 
 # -- private loop: pause the running one ---------------------------------------------------

@@ -1,17 +1,32 @@
-"""Parking: run a coroutine to completion on the asyncio loop that is running below us.
+"""Parking: run a coroutine to completion on an asyncio loop without unwinding the caller.
 
-The same-loop strategy of the nesting shim (``_nesting``), also used by ``embed()``. A
-nested call happens in the middle of some step of the running loop: the loop's `_run_once`
-is on the stack below the caller. The caller's greenlet is parked (switched away from,
-stack intact) and a *driver* greenlet takes over, calling `_run_once` in a loop. When the
-nested future is done, the parked greenlet is switched back in and its own `_run_once`
-carries on; whichever greenlet was driving until then steps aside. Only one greenlet runs
-at a time, so at every moment exactly one of them drives the loop.
+The same-loop strategy of the nesting shim (``_nesting``), also used by ``embed()`` and by
+the ``asyncio`` runner to run its session loop. Two kinds of caller wait here:
+
+- **a nested call**, made in the middle of some step of the running loop (its `_run_once` is
+  on the stack below the caller): :func:`run_on_running_loop`;
+- **an outside caller**, code the loop is not running (the ``asyncio`` runner waiting for a
+  cell, or for input at the prompt): :func:`run_from_outside`. The loop then runs in
+  greenlets of its own, so a background task parked in a nested call sits on one of *their*
+  stacks, never on the caller's: the cell and the prompt never wait for it (DESIGN N7).
+
+A waiting caller's greenlet is parked (switched away from, stack intact) and a *driver*
+greenlet takes over, calling `_run_once` in a loop. When the awaited future is done, the
+parked greenlet is switched back in and carries on; whichever greenlet was driving until then
+steps aside. Only one greenlet runs at a time, so at every moment exactly one of them drives
+the loop.
 
 A `_run_once` that was suspended half-way resumes popping the handles it counted when it
 started, some of which other greenlets have run since: before it resumes, the ready queue is
 padded with cancelled handles (which `_run_once` skips) so that it holds at least as many
 handles as that `_run_once` still means to pop (read from its frame).
+
+A nested call parks inside a ``Context.run()``: the step of its task runs in the task's
+context, which stays *entered* until the call returns. A handle of another task that shares
+that context (ipykernel 7 runs every cell in one) cannot enter it meanwhile: asyncio would
+report a RuntimeError and drop the step, and the task would never run. While nested calls
+are parked, the loop's ready queue is therefore a :class:`_DeferringQueue`, which sets such
+handles aside and queues them again, in order, whenever a parked caller resumes.
 """
 
 from __future__ import annotations
@@ -22,12 +37,14 @@ import contextlib
 import functools
 import sys
 from collections import deque
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import greenlet
 
 from ._cell import CellCoroutine
+from ._nesting import context_entered, outer_loop_paused
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
 #: that is in the middle of a step only sets a flag on it; nothing wakes the parked call.
@@ -35,7 +52,8 @@ CANCEL_CHECK_INTERVAL = 0.005
 
 
 class _Parked:
-    """A caller waiting in a nested call."""
+    """A caller waiting for a future: inside a step of the loop (a nested call), or outside
+    the loop (``ready`` is None)."""
 
     __slots__ = ("cancels", "future", "greenlet", "ready", "task", "waiting")
 
@@ -44,7 +62,7 @@ class _Parked:
         holder: greenlet.greenlet,
         task: asyncio.Task[Any] | None,
         future: asyncio.Future[Any],
-        ready: int,
+        ready: int | None,
     ) -> None:
         self.greenlet = holder
         self.task = task
@@ -54,54 +72,131 @@ class _Parked:
         self.waiting = True
 
 
+class _DeferringQueue(deque):  # type: ignore[type-arg]
+    """The loop's ready queue while nested calls are parked: a handle whose context is
+    entered (by a parked caller) is set aside, and a cancelled filler popped in its place."""
+
+    __slots__ = ("deferred", "filler")
+
+    def __init__(self, handles: deque[asyncio.Handle], filler: asyncio.Handle) -> None:
+        super().__init__(handles)
+        self.filler = filler
+        self.deferred: list[asyncio.Handle] = []
+
+    def popleft(self) -> asyncio.Handle:
+        handle: asyncio.Handle = super().popleft()
+        if not handle._cancelled and context_entered(handle._context):  # type: ignore[attr-defined]
+            self.deferred.append(handle)
+            return self.filler
+        return handle
+
+
 class _LoopNesting:
     """The nesting state of one loop."""
 
-    __slots__ = ("cancel_check", "drivers", "filler", "idle", "loop", "parked", "wakeups")
+    __slots__ = (
+        "cancel_check",
+        "drivers",
+        "filler",
+        "hooks",
+        "idle",
+        "loop",
+        "nested",
+        "owner",
+        "parked",
+        "wakeups",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.parked: list[_Parked] = []
+        self.nested = 0  # how many of them wait inside a step (hold a context)
         self.wakeups: deque[_Parked] = deque()
         # Greenlets that were driving the loop when a parked call had to resume, with what
         # their `_run_once` still meant to pop: the driver in charge hands back to them.
         self.idle: list[tuple[greenlet.greenlet, int]] = []
         self.drivers: set[greenlet.greenlet] = set()
+        self.owner: greenlet.greenlet | None = None  # runs run_forever for outside callers
         self.cancel_check: asyncio.TimerHandle | None = None
-        self.filler: asyncio.Handle | None = None
+        self.filler = asyncio.Handle(_nothing, (), loop)
+        self.filler.cancel()
+        # The async generator hooks of the loop's own greenlets, for an outside caller to
+        # put back when it hands the loop over (run_forever set them in the loop's greenlet).
+        self.hooks: Any = None
+
+    def park(self, parked: _Parked) -> None:
+        self.parked.append(parked)
+        if parked.ready is None:
+            return
+        self.nested += 1
+        ready = self.loop._ready  # type: ignore[attr-defined]
+        if not isinstance(ready, _DeferringQueue):
+            self.loop._ready = _DeferringQueue(ready, self.filler)  # type: ignore[attr-defined]
+
+    def unpark(self, parked: _Parked) -> None:
+        parked.waiting = False
+        self.parked.remove(parked)
+        if parked.ready is None:
+            return
+        self.nested -= 1
+        if self.nested == 0:
+            ready = self.loop._ready  # type: ignore[attr-defined]
+            if isinstance(ready, _DeferringQueue):
+                plain: deque[asyncio.Handle] = deque(ready)
+                plain.extend(ready.deferred)
+                self.loop._ready = plain  # type: ignore[attr-defined]
+
+    def requeue_deferred(self) -> None:
+        """Queue the handles set aside again (after those queued now): a caller resumes,
+        and the context it held is free once its step returns."""
+        ready = self.loop._ready  # type: ignore[attr-defined]
+        if isinstance(ready, _DeferringQueue) and ready.deferred:
+            deferred, ready.deferred = ready.deferred, []
+            ready.extend(deferred)
+
+    def in_use(self) -> bool:
+        return bool(self.parked or self.drivers or self.idle)
 
 
 #: The loop attribute holding its nesting state (on the loop, so it goes with the loop).
 _STATE = "_autoawait_runners_nesting"
 
 
-def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
-    """Run ``awaitable`` to completion on ``loop``, which is running in this thread and
-    somewhere below us on the stack; other tasks of the loop keep running meanwhile."""
+def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopNesting:
     if not isinstance(loop, asyncio.BaseEventLoop):
         raise RuntimeError(
             f"the nesting shim cannot re-enter a running {type(loop).__qualname__} "
             "(only asyncio's own event loops); run this code in a thread instead"
         )
-    future = asyncio.ensure_future(awaitable, loop=loop)
-    if future.done():
-        return future.result()
     state: _LoopNesting | None = getattr(loop, _STATE, None)
     if state is None:
         state = _LoopNesting(loop)
         setattr(loop, _STATE, state)
+    return state
+
+
+def _new_greenlet(run: Callable[[], Any]) -> greenlet.greenlet:
+    root = greenlet.getcurrent()
+    while root.parent is not None:
+        root = root.parent
+    return greenlet.greenlet(run, parent=root)
+
+
+def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """Run ``awaitable`` to completion on ``loop``, which is running in this thread and
+    somewhere below us on the stack; other tasks of the loop keep running meanwhile."""
+    state = _state_of(loop)
+    future = asyncio.ensure_future(awaitable, loop=loop)
+    if future.done():
+        return future.result()
     task = asyncio.current_task(loop)
-    here = greenlet.getcurrent()
-    parked = _Parked(here, task, future, _still_to_run(loop))
-    state.parked.append(parked)
+    parked = _Parked(greenlet.getcurrent(), task, future, _still_to_run(loop))
+    state.park(parked)
     future.add_done_callback(functools.partial(_wake, state, parked))
     _check_cancellation_soon(state)
     if task is not None:
         asyncio.tasks._leave_task(loop, task)
-    root = here
-    while root.parent is not None:
-        root = root.parent
-    driver = greenlet.greenlet(functools.partial(_drive, state), parent=root)
+    driver = _new_greenlet(functools.partial(_drive, state))
     state.drivers.add(driver)
     cell = _cell_of(task)
     try:
@@ -111,11 +206,10 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
         future.cancel()
         raise
     finally:
-        parked.waiting = False
-        state.parked.remove(parked)
+        state.unpark(parked)
         if task is not None:
             asyncio.tasks._enter_task(loop, task)
-        if not state.parked and not state.drivers:
+        if not state.in_use():
             _forget(state)
     try:
         return future.result()
@@ -123,6 +217,87 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
         if cell is None:
             raise
         raise cell.nested_call_cancelled(exc) from None
+
+
+def run_from_outside(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """Run ``loop`` until ``awaitable`` is done, from code the loop is not running (another
+    loop may be running below it: it is paused meanwhile, see ``outer_loop_paused``).
+
+    Between calls the loop stays where it was, inside its own greenlets: ``run_forever`` in
+    one (the *owner*), and a driver for each nested call parked in a step. A call returns as
+    soon as its awaitable is done, whatever is parked. :func:`finish_outside` stops it.
+    """
+    state = _state_of(loop)
+    future = asyncio.ensure_future(awaitable, loop=loop)
+    parked = _Parked(greenlet.getcurrent(), None, future, None)
+    state.park(parked)
+    future.add_done_callback(functools.partial(_wake, state, parked))
+    try:
+        with _in_the_loop(state):
+            while not future.done():
+                target = _next_holder(state)
+                if target is None:
+                    target = _new_holder(state)
+                target.switch()
+    finally:
+        state.unpark(parked)
+        if not state.in_use():
+            _forget(state)
+    return future.result()
+
+
+def _new_holder(state: _LoopNesting) -> greenlet.greenlet:
+    """A greenlet to run the loop: the owner if the loop is not running (again, if a cell
+    stopped it), else a driver (the owner is parked in a nested call)."""
+    owner = state.owner
+    if owner is None or owner.dead:
+        # run_forever sets up what a running loop needs (the running loop, async generator
+        # hooks, its thread), and puts it back when the loop stops.
+        owner = state.owner = _new_greenlet(state.loop.run_forever)
+        owner.parent = greenlet.getcurrent()  # where run_forever returns to
+        return owner
+    driver = _new_greenlet(functools.partial(_drive, state))
+    state.drivers.add(driver)
+    return driver
+
+
+@contextlib.contextmanager
+def _in_the_loop(state: _LoopNesting) -> Iterator[None]:
+    """Around switches from outside into the loop's greenlets: the running loop and the
+    async generator hooks are theirs while they run, the caller's when it runs."""
+    with outer_loop_paused():
+        own_hooks = sys.get_asyncgen_hooks()
+        try:
+            if state.loop.is_running():
+                asyncio.events._set_running_loop(state.loop)
+                if state.hooks is not None:
+                    sys.set_asyncgen_hooks(*state.hooks)
+            yield
+            if state.loop.is_running():
+                state.hooks = sys.get_asyncgen_hooks()
+        finally:
+            sys.set_asyncgen_hooks(*own_hooks)
+
+
+def finish_outside(loop: asyncio.AbstractEventLoop) -> bool:
+    """Stop the ``run_forever`` that :func:`run_from_outside` left running, so the loop can
+    be closed; False if it cannot be stopped (its greenlet is parked in a nested call)."""
+    state: _LoopNesting | None = getattr(loop, _STATE, None)
+    owner = state.owner if state is not None else None
+    if state is None or owner is None or owner.dead:
+        return True
+    stepped_aside = [entry for entry in state.idle if entry[0] is owner]
+    if not stepped_aside:
+        return False
+    state.idle.remove(stepped_aside[0])
+    _pad(state, stepped_aside[0][1])
+    loop.stop()
+    owner.parent = greenlet.getcurrent()
+    with _in_the_loop(state):
+        owner.switch()
+    if not state.in_use():
+        _forget(state)
+    return bool(owner.dead)
 
 
 def _cell_of(task: asyncio.Task[Any] | None) -> CellCoroutine[Any] | None:
@@ -158,8 +333,8 @@ def _drive(state: _LoopNesting) -> None:
 
 
 def _next_holder(state: _LoopNesting, *, failing: bool = False) -> greenlet.greenlet | None:
-    """Who should drive the loop instead of the current driver: a caller whose nested call
-    is done, else a greenlet that stepped aside for one (the loop's own ``run_forever``)."""
+    """Who should drive the loop instead of the current driver: a caller whose call is done,
+    else a greenlet that stepped aside for one (the loop's own ``run_forever``)."""
     woken = _next_woken(state)
     if woken is not None:
         return woken
@@ -175,7 +350,7 @@ def _next_holder(state: _LoopNesting, *, failing: bool = False) -> greenlet.gree
 
 
 def _next_woken(state: _LoopNesting) -> greenlet.greenlet | None:
-    """The next caller whose nested call is done, its ready queue restored."""
+    """The next caller whose call is done, its ready queue restored."""
     while state.wakeups:
         parked = state.wakeups.popleft()
         if parked.waiting:
@@ -186,18 +361,21 @@ def _next_woken(state: _LoopNesting) -> greenlet.greenlet | None:
 def _resume(state: _LoopNesting, parked: _Parked) -> greenlet.greenlet:
     """Make a parked caller the next to run: no longer waiting, its ready queue restored."""
     parked.waiting = False
-    _pad(state, parked.ready)
+    if parked.ready is not None:
+        _pad(state, parked.ready)
+        state.requeue_deferred()
     return parked.greenlet
 
 
 def _wake(state: _LoopNesting, parked: _Parked, _: asyncio.Future[Any]) -> None:
-    """Done callback of a nested future: resume its caller."""
+    """Done callback of an awaited future: resume its caller."""
     state.wakeups.append(parked)
     me = greenlet.getcurrent()
     if me in state.drivers:
         return  # the driver hands over after this iteration
     # The loop's own greenlet (or a foreign one) is driving: it steps aside now, in the
-    # middle of its iteration, and a driver hands the loop back to it later.
+    # middle of its iteration, and a driver (or an outside caller) hands the loop back to
+    # it later.
     while True:
         ready = _still_to_run(state.loop)
         woken = _next_woken(state)
@@ -205,6 +383,11 @@ def _wake(state: _LoopNesting, parked: _Parked, _: asyncio.Future[Any]) -> None:
             return
         state.idle.append((me, ready))
         woken.switch()
+
+
+def _settle(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
@@ -230,12 +413,8 @@ def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:
 def _pad(state: _LoopNesting, length: int) -> None:
     ready: deque[asyncio.Handle] = state.loop._ready  # type: ignore[attr-defined]
     missing = length - len(ready)
-    if missing <= 0:
-        return
-    if state.filler is None:
-        state.filler = asyncio.Handle(_nothing, (), state.loop)
-        state.filler.cancel()
-    ready.extendleft([state.filler] * missing)
+    if missing > 0:
+        ready.extendleft([state.filler] * missing)
 
 
 def _nothing() -> None:
@@ -285,4 +464,4 @@ def parked_calls(loop: asyncio.AbstractEventLoop) -> int:
     return len(state.parked) if state is not None else 0
 
 
-__all__ = ["parked_calls", "run_on_running_loop"]
+__all__ = ["finish_outside", "parked_calls", "run_from_outside", "run_on_running_loop"]

@@ -27,7 +27,6 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine
-from ._nesting import refresh as refresh_nesting
 from ._nesting import trio_cells_nest
 from ._runner import say
 from ._threaded import SubmittedCell, ThreadedRunner
@@ -122,7 +121,6 @@ class TrioRunner(ThreadedRunner):
     def _serve(self, ready: Callable[[], None]) -> None:
         import trio
 
-        refresh_nesting()  # trio is imported now: the shim can serve trio.run() too
         trio.run(self._main, ready)
 
     async def _main(self, ready: Callable[[], None]) -> None:
