@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._cell import CellCoroutine, CellInterrupted, Waker, sigint_routed_to
-from ._nesting import context_entered
+from ._nesting import context_entered, nested_calls
 from ._runner import SHUTDOWN_TIMEOUT, Runner, say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
@@ -205,8 +205,11 @@ class AsyncioSession:
         run. Runs on the loop."""
         mine = asyncio.all_tasks(self.loop) if not self.borrowed else set(self._tasks)
         tasks = [t for t in mine if not t.done() and t is not asyncio.current_task()]
+        # A nested asyncio.run() is its caller's business: cancelling the caller cancels it.
+        nested = nested_calls(self.loop)
         for task in tasks:
-            task.cancel()
+            if task not in nested:
+                task.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
             if pending:
@@ -218,14 +221,15 @@ class AsyncioSession:
                     # Nobody will ever run them again: say so now, not at garbage collection.
                     task.remove_done_callback(self._on_task_done)
                     task._log_destroy_pending = False  # type: ignore[attr-defined]
+        count = len([task for task in tasks if task not in nested])
         if self.borrowed:
-            return len(tasks)  # the host's async generators and executor are the host's
+            return count  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()
         try:
             await asyncio.wait_for(self.loop.shutdown_default_executor(), SHUTDOWN_TIMEOUT)
         except TimeoutError:
             say(f"the {self.runner_name} runner's executor threads did not finish in time")
-        return len(tasks)
+        return count
 
     def close(self) -> None:
         """Close the loop, once :meth:`cancel_background` has run and the loop stopped (one

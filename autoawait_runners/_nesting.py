@@ -360,6 +360,19 @@ def context_entered(context: contextvars.Context) -> bool:
     return False
 
 
+#: The loop attribute holding its parking state (see ``_parking``), read here without
+#: importing greenlet.
+NESTING_STATE = "_autoawait_runners_nesting"
+
+
+def nested_calls(loop: asyncio.AbstractEventLoop) -> set[asyncio.Future[Any]]:
+    """What the nested calls parked on ``loop`` wait for (tasks of the loop's own)."""
+    state = getattr(loop, NESTING_STATE, None)
+    if state is None:
+        return set()
+    return {parked.future for parked in state.parked if parked.ready is not None}
+
+
 # -- private loop: pause the running one ---------------------------------------------------
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import greenlet
 
 from ._cell import CellCoroutine
-from ._nesting import context_entered, outer_loop_paused
+from ._nesting import NESTING_STATE, context_entered, outer_loop_paused
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
 #: that is in the middle of a step only sets a flag on it; nothing wakes the parked call.
@@ -159,7 +159,7 @@ class _LoopNesting:
 
 
 #: The loop attribute holding its nesting state (on the loop, so it goes with the loop).
-_STATE = "_autoawait_runners_nesting"
+_STATE = NESTING_STATE
 
 
 def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopNesting:

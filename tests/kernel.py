@@ -63,41 +63,77 @@ class Kernel:
         """
         lines = list(input_lines) if input_lines is not None else None
         msg_id = self.client.execute(code, allow_stdin=lines is not None)
-        pieces: list[str] = []
         interrupts = (
             [interrupt_after] if isinstance(interrupt_after, str) else list(interrupt_after)
         )
+        [output] = self._outputs([msg_id], interrupts=interrupts, input_lines=lines)
+        [reply] = self._replies([msg_id])
+        return output, reply
+
+    def execute_queued(self, cells: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Send every cell at once, as Jupyter's Run All does (each queued behind the one
+        before); return each cell's output and reply, in the order the replies came."""
+        msg_ids = [self.client.execute(code) for code in cells]
+        outputs = dict(zip(msg_ids, self._outputs(msg_ids), strict=True))
+        return [
+            (outputs[reply["parent_header"]["msg_id"]], reply["content"])
+            for reply in self._replies(msg_ids, content_only=False)
+        ]
+
+    def _outputs(
+        self,
+        msg_ids: Sequence[str],
+        *,
+        interrupts: list[str] | None = None,
+        input_lines: list[str] | None = None,
+    ) -> list[str]:
+        """What each of these cells printed or displayed, once all of them are idle."""
+        pieces: dict[str, list[str]] = {msg_id: [] for msg_id in msg_ids}
+        busy = set(msg_ids)
+        interrupts = interrupts if interrupts is not None else []
         deadline = time.monotonic() + TIMEOUT * 2
-        while True:
+        while busy:
             if time.monotonic() > deadline:
-                pytest.fail(f"cell did not finish: {code!r}\noutput so far:\n{''.join(pieces)}")
-            if lines is not None and self.client.stdin_channel.msg_ready():
+                so_far = "".join("".join(p) for p in pieces.values())
+                pytest.fail(f"cells did not finish: {len(busy)} left\noutput so far:\n{so_far}")
+            if input_lines is not None and self.client.stdin_channel.msg_ready():
                 request = self.client.get_stdin_msg(timeout=TIMEOUT)
-                pieces.append(request["content"]["prompt"])
-                assert lines, f"more input asked for than given; output:\n{''.join(pieces)}"
-                self.client.input(lines.pop(0))
+                pieces[msg_ids[0]].append(request["content"]["prompt"])
+                assert input_lines, f"more input asked for than given: {pieces}"
+                self.client.input(input_lines.pop(0))
             try:
                 message = self.client.get_iopub_msg(timeout=0.05)
             except queue.Empty:
                 continue
-            if message["parent_header"].get("msg_id") != msg_id:
+            msg_id = message["parent_header"].get("msg_id")
+            if msg_id not in busy:
                 continue
             kind, content = message["msg_type"], message["content"]
+            cell = pieces[msg_id]
             if kind == "status" and content["execution_state"] == "idle":
-                break
-            if kind == "stream":
-                pieces.append(content["text"])
+                busy.discard(msg_id)
+            elif kind == "stream":
+                cell.append(content["text"])
             elif kind in ("execute_result", "display_data"):
-                pieces.append(content["data"].get("text/plain", "") + "\n")
+                cell.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":
-                pieces.append("\n".join(content["traceback"]) + "\n")
-            if interrupts and interrupts[0] in "".join(pieces):
+                cell.append("\n".join(content["traceback"]) + "\n")
+            if interrupts and interrupts[0] in "".join(cell):
                 self.manager.interrupt_kernel()
                 interrupts.pop(0)
-        while True:
+        return ["".join(pieces[msg_id]) for msg_id in msg_ids]
+
+    def _replies(self, msg_ids: Sequence[str], *, content_only: bool = True) -> list[Any]:
+        """The shell replies to these cells, in the order they came."""
+        replies = []
+        waiting = set(msg_ids)
+        while waiting:
             reply = self.client.get_shell_msg(timeout=TIMEOUT)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return "".join(pieces), reply["content"]
+            msg_id = reply["parent_header"].get("msg_id")
+            if msg_id in waiting:
+                waiting.discard(msg_id)
+                replies.append(reply["content"] if content_only else reply)
+        return replies
 
     def ok(self, code: str) -> str:
         """Run a cell that must succeed; return its output."""

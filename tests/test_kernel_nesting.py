@@ -55,3 +55,25 @@ def test_pytest_asyncio_tests_in_a_cell_run_through_ipytest(kernel: Kernel) -> N
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(PYTEST_ASYNCIO_CELL)
     assert kernel.ok("print('exit code', int(ipytest.exit_code))").strip() == "exit code 0"
+
+
+RUN_ALL = [
+    "import asyncio\nasyncio.run(asyncio.sleep(1))\nprint('cell A ran')",
+    "print('cell B ran')",
+    "await asyncio.sleep(0.01)\nprint('cell C ran')",
+    "asyncio.run(asyncio.sleep(0.2))\nprint('cell D ran')",
+    "print('cell E ran')",
+]
+
+
+@pytest.mark.parametrize("runner", ["the kernel's own", "asyncio", "thread"])
+def test_run_all_loses_no_cell_queued_behind_a_nested_run(kernel: Kernel, runner: str) -> None:
+    # N7: ipykernel 7 runs every cell in one Context, which the cell parked in asyncio.run()
+    # holds; a task stepping in it meanwhile was dropped, and the queued cells never ran.
+    kernel.ok("%load_ext autoawait_runners")
+    if runner != "the kernel's own":
+        kernel.ok(f"%autoawait {runner}")
+    results = kernel.execute_queued(RUN_ALL)
+    assert [reply["status"] for _, reply in results] == ["ok"] * len(RUN_ALL)
+    assert [output.strip() for output, _ in results] == [f"cell {name} ran" for name in "ABCDE"]
+    assert kernel.ok("print('after')").strip() == "after"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.runners
+import contextvars
+import subprocess
 import sys
 
 import pytest
@@ -329,3 +331,176 @@ def test_the_shim_serves_a_loop_outside_ipython() -> None:
     with autoawait_runners.nesting():
         assert asyncio.run(main()) == 7
     assert order == ["timer ran during the nested call", "nested call returned"]
+
+
+# -- N7: no nested call loses or holds up other work -----------------------------------------
+
+
+def test_a_task_sharing_the_parked_callers_context_still_runs() -> None:
+    # ipykernel 7 runs every cell in one Context. A caller parked in a nested call is still
+    # inside it; a task made in the same Context must not lose its first step meanwhile.
+    # (nest-asyncio2's test_shared_context checks the same.)
+    shared = contextvars.copy_context()
+    loop = asyncio.new_event_loop()
+
+    async def answer() -> int:
+        return 42
+
+    async def caller() -> asyncio.Task[int]:
+        task = loop.create_task(answer(), context=shared)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        return task
+
+    try:
+        with autoawait_runners.nesting():
+            task = loop.run_until_complete(loop.create_task(caller(), context=shared))
+            loop.run_until_complete(asyncio.sleep(0.01))
+        assert task.result() == 42
+    finally:
+        loop.close()
+
+
+def test_cells_sharing_a_context_run_in_order_behind_a_parked_one() -> None:
+    # Three "cells" in one Context, the first parked in asyncio.run(): the others run, in
+    # order, once it returns; the loop's other work goes on meanwhile.
+    shared = contextvars.copy_context()
+    order: list[str] = []
+
+    async def cell(name: str, nested: float) -> None:
+        if nested:
+            asyncio.run(asyncio.sleep(nested))
+        order.append(name)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticking = asyncio.create_task(ticker())
+        cells = [
+            loop.create_task(cell(name, nested), context=shared)
+            for name, nested in (("A", 0.2), ("B", 0), ("C", 0.05), ("D", 0))
+        ]
+        await asyncio.wait(cells, timeout=30)
+        ticking.cancel()
+        assert all(task.done() for task in cells)
+        assert ticks >= 5  # the loop went on while A was parked
+
+    with autoawait_runners.nesting():
+        asyncio.run(main())
+    # Each waits for the Context, so they run as Run All would: in order.
+    assert order == ["A", "B", "C", "D"]
+
+
+def test_a_background_task_parked_in_a_nested_call_holds_up_no_cell(nested_shell: Shell) -> None:
+    # The asyncio runner used to run its loop on the caller's stack: a background task
+    # parked there kept the cell (and the prompt) waiting until its nested call returned.
+    nested_shell.ok(
+        "async def parked():\n"
+        "    asyncio.run(asyncio.sleep(60))\n"
+        "p = asyncio.ensure_future(parked())\n"
+        "await asyncio.sleep(0.05)"
+    )
+    assert nested_shell.ok("p.done()") is False
+    assert nested_shell.ok("await asyncio.sleep(0.01, 'later cells run')") == "later cells run"
+    assert nested_shell.ok("sync_library(3)") == 6  # and nest themselves
+    nested_shell.ok("p.cancel()\nawait asyncio.wait([p], timeout=30)")
+    assert nested_shell.ok("p.cancelled()") is True
+
+
+def test_switching_runner_ends_a_background_task_parked_in_a_nested_call(
+    nested_shell: Shell,
+) -> None:
+    nested_shell.ok(
+        "cleaned = []\n"
+        "async def parked():\n"
+        "    try:\n"
+        "        asyncio.run(asyncio.sleep(60))\n"
+        "    finally:\n"
+        "        cleaned.append(True)\n"
+        "p = asyncio.ensure_future(parked())\n"
+        "await asyncio.sleep(0.05)"
+    )
+    nested_shell.output()
+    nested_shell.ok("%autoawait sync")
+    assert nested_shell.ns["cleaned"] == [True]
+    assert "cancelled 1 background task" in nested_shell.output()
+
+
+# -- N8: anyio.run, and private loops of any class ------------------------------------------
+
+ANYIO = """
+import anyio, sniffio
+async def library_and_double(x):
+    await anyio.sleep(0.01)
+    return sniffio.current_async_library(), 2 * x
+"""
+
+
+def test_anyio_run_nests_like_asyncio_run(nested_shell: Shell) -> None:
+    pytest.importorskip("anyio")
+    nested_shell.ok(ANYIO)
+    assert nested_shell.ok("anyio.run(library_and_double, 1)") == ("asyncio", 2)
+    assert nested_shell.ok("await asyncio.sleep(0)\nanyio.run(library_and_double, 2)") == (
+        "asyncio",
+        4,
+    )
+
+
+def test_anyio_imported_in_the_cell_that_runs_it_nests(ipshell: Shell) -> None:
+    pytest.importorskip("anyio")
+    # A fresh process, so that anyio is imported by the cell after the shim is on.
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
+        "import sys; assert 'anyio' not in sys.modules\n"
+        "ip.run_cell('import anyio\\nasync def one(): return 1\\nresult = anyio.run(one)')\n"
+        "print(ip.user_ns['result'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "1", out.stderr
+
+
+def test_anyio_run_with_the_trio_backend_nests_in_trio_cells(ipshell: Shell) -> None:
+    pytest.importorskip("trio")
+    pytest.importorskip("anyio")
+    ipshell.ok("%autoawait trio")
+    ipshell.ok("%nest trio on")
+    ipshell.ok(ANYIO)
+    assert ipshell.ok("anyio.run(library_and_double, 3, backend='trio')") == ("trio", 6)
+    assert ipshell.ok(
+        "import trio\nawait trio.sleep(0)\nanyio.run(library_and_double, 4, backend='trio')"
+    ) == ("trio", 8)
+
+
+UVLOOP = """
+import uvloop
+async def loop_class():
+    await asyncio.sleep(0.01)
+    return type(asyncio.get_running_loop()).__module__.split('.')[0]
+"""
+
+
+def test_a_private_uvloop_loop_runs_inside_a_cell(nested_shell: Shell) -> None:
+    pytest.importorskip("uvloop")
+    nested_shell.ok(UVLOOP)
+    nested_shell.ok(
+        "with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:\n"
+        "    by_runner = runner.run(loop_class())"
+    )
+    assert nested_shell.ns["by_runner"] == "uvloop"
+    assert nested_shell.ok("uvloop.new_event_loop().run_until_complete(loop_class())") == "uvloop"
+    assert nested_shell.ok("await asyncio.sleep(0)\nuvloop.run(loop_class())") == "uvloop"
+    uvloop_option = "backend_options={'use_uvloop': True}"
+    assert nested_shell.ok(f"import anyio\nanyio.run(loop_class, {uvloop_option})") == "uvloop"
+    if sys.version_info >= (3, 12):
+        assert (
+            nested_shell.ok("asyncio.run(loop_class(), loop_factory=uvloop.new_event_loop)")
+            == "uvloop"
+        )

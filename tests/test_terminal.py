@@ -149,3 +149,47 @@ def test_ctrl_c_interrupts_a_nested_run(ipython_pty: type[IPythonPty], runner: s
     ipy.cell(f"print('nested', 'again', {again})", "nested again None")
     assert "sleeper: resumed" not in ipy.text()
     ipy.exit()
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_a_cell_abandoned_in_a_nested_run_holds_up_no_later_cell(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # N7, R5
+    # The abandoned cell stays parked inside asyncio.run(), inside the session's Context:
+    # the next cell must not need that Context (it failed with "cannot enter context").
+    ipy = start(ipython_pty, runner)
+    ipy.cell("import asyncio")
+    ipy.child.sendline("asyncio.run(h.stubborn(6))")
+    ipy.expect("stubborn: waiting")
+    for swallowed in (1, 2):
+        ipy.child.sendintr()
+        ipy.expect(f"stubborn: swallowed {swallowed}")
+        ipy.expect("stubborn: waiting")
+    ipy.child.sendintr()  # the third: the prompt comes back, the cell is left behind
+    ipy.expect("KeyboardInterrupt")
+    ipy.prompt()
+    ipy.cell("print('next', 'cell', 1 + 1)", "next cell 2")
+    ipy.cell("await asyncio.sleep(0); print('await', 'cell')", "await cell")
+    assert "cannot enter context" not in ipy.text()
+    ipy.exit()
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_a_background_task_parked_in_a_nested_run_holds_up_neither_cell_nor_prompt(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # N7
+    ipy = start(ipython_pty, runner)
+    ipy.cell("import asyncio")
+    ipy.cell(
+        "p = h.nest_in_background(600); await asyncio.sleep(0.1); print('cell', 'ended')",
+        "cell ended",
+    )
+    # The prompt is back and serves cells while the nested call is still parked.
+    ipy.cell("print('parked', 'still', not p.done())", "parked still True")
+    ipy.cell("t = await h.background(h.tick, 0.05)")
+    ipy.expect("tick 2")  # the idle prompt keeps the loop running
+    ipy.cell(
+        "p.cancel(); await asyncio.wait([p], timeout=30); print('cancelled', p.cancelled())",
+        "cancelled True",
+    )
+    ipy.exit()

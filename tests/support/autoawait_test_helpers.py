@@ -104,3 +104,28 @@ def busy() -> None:
 async def busy_async() -> None:
     """A coroutine stuck in Python code (run nested with asyncio.run)."""
     busy()
+
+
+async def stubborn(times: int) -> None:
+    """Swallows the first `times` cancellations (asyncio), then gives in."""
+    import asyncio
+
+    for swallowed in range(times):
+        try:
+            print("stubborn: waiting", flush=True)
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            print("stubborn: swallowed", swallowed + 1, flush=True)
+    print("stubborn: gave in", flush=True)
+
+
+def nest_in_background(seconds: float):
+    """Start a background task that waits `seconds` in a nested asyncio.run() (a
+    synchronous library's call, made from a task); return the task."""
+    import asyncio
+
+    async def parked() -> str:
+        asyncio.run(asyncio.sleep(seconds))
+        return "parked call returned"
+
+    return asyncio.ensure_future(parked())
