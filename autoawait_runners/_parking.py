@@ -25,8 +25,9 @@ A nested call parks inside a ``Context.run()``: the step of its task runs in the
 context, which stays *entered* until the call returns. A handle of another task that shares
 that context (ipykernel 7 runs every cell in one) cannot enter it meanwhile: asyncio would
 report a RuntimeError and drop the step, and the task would never run. While nested calls
-are parked, the loop's ready queue is therefore a :class:`_DeferringQueue`, which sets such
-handles aside and queues them again, in order, whenever a parked caller resumes.
+are parked, the loop's exception handler is therefore looked at first (:meth:`_LoopNesting.
+handle_exception`): such a handle is set aside, and queued again, in order, whenever a parked
+caller resumes. Nothing is checked when nothing fails, so nesting costs no more per handle.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import asyncio.tasks
 import contextlib
 import functools
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -72,30 +74,12 @@ class _Parked:
         self.waiting = True
 
 
-class _DeferringQueue(deque):  # type: ignore[type-arg]
-    """The loop's ready queue while nested calls are parked: a handle whose context is
-    entered (by a parked caller) is set aside, and a cancelled filler popped in its place."""
-
-    __slots__ = ("deferred", "filler")
-
-    def __init__(self, handles: deque[asyncio.Handle], filler: asyncio.Handle) -> None:
-        super().__init__(handles)
-        self.filler = filler
-        self.deferred: list[asyncio.Handle] = []
-
-    def popleft(self) -> asyncio.Handle:
-        handle: asyncio.Handle = super().popleft()
-        if not handle._cancelled and context_entered(handle._context):  # type: ignore[attr-defined]
-            self.deferred.append(handle)
-            return self.filler
-        return handle
-
-
 class _LoopNesting:
     """The nesting state of one loop."""
 
     __slots__ = (
         "cancel_check",
+        "deferred",
         "drivers",
         "filler",
         "hooks",
@@ -111,6 +95,7 @@ class _LoopNesting:
         self.loop = loop
         self.parked: list[_Parked] = []
         self.nested = 0  # how many of them wait inside a step (hold a context)
+        self.deferred: list[asyncio.Handle] = []
         self.wakeups: deque[_Parked] = deque()
         # Greenlets that were driving the loop when a parked call had to resume, with what
         # their `_run_once` still meant to pop: the driver in charge hands back to them.
@@ -129,9 +114,8 @@ class _LoopNesting:
         if parked.ready is None:
             return
         self.nested += 1
-        ready = self.loop._ready  # type: ignore[attr-defined]
-        if not isinstance(ready, _DeferringQueue):
-            self.loop._ready = _DeferringQueue(ready, self.filler)  # type: ignore[attr-defined]
+        # An instance attribute, found before the class's method (see the module docstring).
+        self.loop.call_exception_handler = self.handle_exception  # type: ignore[method-assign]
 
     def unpark(self, parked: _Parked) -> None:
         parked.waiting = False
@@ -140,19 +124,31 @@ class _LoopNesting:
             return
         self.nested -= 1
         if self.nested == 0:
-            ready = self.loop._ready  # type: ignore[attr-defined]
-            if isinstance(ready, _DeferringQueue):
-                plain: deque[asyncio.Handle] = deque(ready)
-                plain.extend(ready.deferred)
-                self.loop._ready = plain  # type: ignore[attr-defined]
+            del self.loop.call_exception_handler
+            # After what is queued now: the caller's step, still inside the context, ends
+            # before the loop's next iteration.
+            self.requeue_deferred()
+
+    def handle_exception(self, context: dict[str, Any]) -> None:
+        """The loop's exception handler while nested calls are parked: a handle that could
+        not enter its context, held by one of them, is set aside instead of dropped."""
+        handle = context.get("handle")
+        exc = context.get("exception")
+        if (
+            isinstance(exc, RuntimeError)
+            and isinstance(handle, asyncio.Handle)
+            and context_entered(handle._context)  # type: ignore[attr-defined]
+        ):
+            self.deferred.append(handle)
+            return
+        type(self.loop).call_exception_handler(self.loop, context)
 
     def requeue_deferred(self) -> None:
         """Queue the handles set aside again (after those queued now): a caller resumes,
         and the context it held is free once its step returns."""
-        ready = self.loop._ready  # type: ignore[attr-defined]
-        if isinstance(ready, _DeferringQueue) and ready.deferred:
-            deferred, ready.deferred = ready.deferred, []
-            ready.extend(deferred)
+        if self.deferred:
+            deferred, self.deferred = self.deferred, []
+            self.loop._ready.extend(deferred)  # type: ignore[attr-defined]
 
     def in_use(self) -> bool:
         return bool(self.parked or self.drivers or self.idle)
@@ -175,11 +171,13 @@ def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopNesting:
     return state
 
 
-def _new_greenlet(run: Callable[[], Any]) -> greenlet.greenlet:
+def _new_greenlet(run: Callable[[], Any]) -> Any:
+    """A driver, or the owner: children of the thread's main greenlet."""
     root = greenlet.getcurrent()
     while root.parent is not None:
         root = root.parent
-    return greenlet.greenlet(run, parent=root)
+    kind = _Driver if run is _driver_main else greenlet.greenlet
+    return kind(run, parent=root)
 
 
 def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
@@ -193,11 +191,9 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     parked = _Parked(greenlet.getcurrent(), task, future, _still_to_run(loop))
     state.park(parked)
     future.add_done_callback(functools.partial(_wake, state, parked))
-    _check_cancellation_soon(state)
     if task is not None:
         asyncio.tasks._leave_task(loop, task)
-    driver = _new_greenlet(functools.partial(_drive, state))
-    state.drivers.add(driver)
+    driver = _driver_for(state)
     cell = _cell_of(task)
     try:
         with cell.in_nested_call() if cell is not None else contextlib.nullcontext():
@@ -256,9 +252,7 @@ def _new_holder(state: _LoopNesting) -> greenlet.greenlet:
         owner = state.owner = _new_greenlet(state.loop.run_forever)
         owner.parent = greenlet.getcurrent()  # where run_forever returns to
         return owner
-    driver = _new_greenlet(functools.partial(_drive, state))
-    state.drivers.add(driver)
-    return driver
+    return _driver_for(state)
 
 
 @contextlib.contextmanager
@@ -306,23 +300,58 @@ def _cell_of(task: asyncio.Task[Any] | None) -> CellCoroutine[Any] | None:
     return coro if isinstance(coro, CellCoroutine) else None
 
 
-def _drive(state: _LoopNesting) -> None:
-    """A driver greenlet: run the loop until someone else should have it, then finish into
-    them (a greenlet that finishes switches to its parent)."""
+class _Driver(greenlet.greenlet):  # type: ignore[misc]
+    """A greenlet that drives a loop for parked callers (see :func:`_drive`); when it hands
+    the loop over it waits, as a spare, to drive again: starting a greenlet costs about
+    ten times as much as switching to one."""
+
+    state: _LoopNesting | None = None
+
+
+#: Spare drivers, per thread (a greenlet runs only in the thread that made it).
+_spares = threading.local()
+MAX_SPARE_DRIVERS = 4
+
+
+def _driver_for(state: _LoopNesting) -> _Driver:
+    spares: list[_Driver] = getattr(_spares, "drivers", None) or []
+    driver = spares.pop() if spares else _new_greenlet(_driver_main)
+    driver.state = state
+    state.drivers.add(driver)
+    return driver
+
+
+def _driver_main() -> None:
+    me = greenlet.getcurrent()
+    while True:
+        assert me.state is not None
+        target = _drive(me.state)
+        me.state = None
+        spares = _spares.__dict__.setdefault("drivers", [])
+        if len(spares) >= MAX_SPARE_DRIVERS:
+            me.parent = target  # finish into it
+            return
+        spares.append(me)
+        target.switch()
+
+
+def _drive(state: _LoopNesting) -> greenlet.greenlet:
+    """Run the loop until someone else should have it; return who."""
     me = greenlet.getcurrent()
     loop = state.loop
     try:
         while True:
+            _check_cancellation(state)
             target = _next_holder(state)
             if target is not None:
-                me.parent = target
-                return
+                return target
             try:
                 loop._run_once()  # type: ignore[attr-defined]
             except greenlet.GreenletExit:
                 raise
             except BaseException:
-                # Ctrl-C, SystemExit: raise it where a caller waits, the most recent first.
+                # Ctrl-C, SystemExit: raise it where a caller waits, the most recent first
+                # (this driver ends: the exception goes to its parent).
                 target = _next_holder(state, failing=True)
                 if target is None:
                     raise
@@ -335,25 +364,34 @@ def _drive(state: _LoopNesting) -> None:
 def _next_holder(state: _LoopNesting, *, failing: bool = False) -> greenlet.greenlet | None:
     """Who should drive the loop instead of the current driver: a caller whose call is done,
     else a greenlet that stepped aside for one (the loop's own ``run_forever``)."""
-    woken = _next_woken(state)
-    if woken is not None:
-        return woken
-    if failing:
+    target = _next_woken(state)
+    if target is None and failing:
         for parked in reversed(state.parked):
             if parked.waiting:
-                return _resume(state, parked)
-    if state.idle:
-        holder, ready = state.idle.pop()
+                target = _resume(state, parked)
+                break
+    if target is None and state.idle:
+        target, ready = state.idle.pop()
         _pad(state, ready)
-        return holder
-    return None
+    if target is not None and any(p.waiting and p.ready is not None for p in state.parked):
+        # The greenlet taking over may drive the loop itself (run_forever), without the
+        # drivers' checks between iterations: a timer makes them for the calls still parked.
+        _check_cancellation_soon(state)
+    return target
 
 
 def _next_woken(state: _LoopNesting) -> greenlet.greenlet | None:
-    """The next caller whose call is done, its ready queue restored."""
+    """The next caller whose call is done, its ready queue restored.
+
+    Its future's done callback (:func:`_wake`) says so one loop iteration after the future
+    is done; a driver looks at the futures themselves between iterations, and saves it.
+    """
     while state.wakeups:
         parked = state.wakeups.popleft()
         if parked.waiting:
+            return _resume(state, parked)
+    for parked in state.parked:
+        if parked.waiting and parked.future.done():
             return _resume(state, parked)
     return None
 
@@ -424,8 +462,15 @@ def _nothing() -> None:
 def _check_cancellation_soon(state: _LoopNesting) -> None:
     if state.cancel_check is None:
         state.cancel_check = state.loop.call_later(
-            CANCEL_CHECK_INTERVAL, _check_cancellation, state
+            CANCEL_CHECK_INTERVAL, _check_cancellation_again, state
         )
+
+
+def _check_cancellation_again(state: _LoopNesting) -> None:
+    state.cancel_check = None
+    _check_cancellation(state)
+    if any(p.waiting and p.ready is not None for p in state.parked):
+        _check_cancellation_soon(state)
 
 
 def _check_cancellation(state: _LoopNesting) -> None:
@@ -433,9 +478,8 @@ def _check_cancellation(state: _LoopNesting) -> None:
 
     A task cancelled in the middle of a step (a parked caller is in the middle of one) only
     records the request; we pass it on to the call it waits for, as asyncio passes a
-    cancellation on to the future a task awaits.
+    cancellation on to the future a task awaits. Drivers check between iterations.
     """
-    state.cancel_check = None
     for parked in state.parked:
         task = parked.task
         if task is None or not parked.waiting:
@@ -447,15 +491,14 @@ def _check_cancellation(state: _LoopNesting) -> None:
             cell = _cell_of(task)
             if cell is not None:
                 cell.absorb_stale_cancellation(task)
-    if state.parked:
-        _check_cancellation_soon(state)
 
 
 def _forget(state: _LoopNesting) -> None:
+    """Nothing waits on the loop any more. The state stays on it for the next nested call
+    (making it anew each time costs a tenth of a call)."""
     if state.cancel_check is not None:
         state.cancel_check.cancel()
-    if getattr(state.loop, _STATE, None) is state:
-        delattr(state.loop, _STATE)
+        state.cancel_check = None
 
 
 def parked_calls(loop: asyncio.AbstractEventLoop) -> int:
