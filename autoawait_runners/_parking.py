@@ -154,20 +154,16 @@ class _LoopNesting:
         return bool(self.parked or self.drivers or self.idle)
 
 
-#: The loop attribute holding its nesting state (on the loop, so it goes with the loop).
-_STATE = NESTING_STATE
-
-
 def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopNesting:
     if not isinstance(loop, asyncio.BaseEventLoop):
         raise RuntimeError(
             f"the nesting shim cannot re-enter a running {type(loop).__qualname__} "
             "(only asyncio's own event loops); run this code in a thread instead"
         )
-    state: _LoopNesting | None = getattr(loop, _STATE, None)
+    state: _LoopNesting | None = getattr(loop, NESTING_STATE, None)
     if state is None:
         state = _LoopNesting(loop)
-        setattr(loop, _STATE, state)
+        setattr(loop, NESTING_STATE, state)
     return state
 
 
@@ -276,7 +272,7 @@ def _in_the_loop(state: _LoopNesting) -> Iterator[None]:
 def finish_outside(loop: asyncio.AbstractEventLoop) -> bool:
     """Stop the ``run_forever`` that :func:`run_from_outside` left running, so the loop can
     be closed; False if it cannot be stopped (its greenlet is parked in a nested call)."""
-    state: _LoopNesting | None = getattr(loop, _STATE, None)
+    state: _LoopNesting | None = getattr(loop, NESTING_STATE, None)
     owner = state.owner if state is not None else None
     if state is None or owner is None or owner.dead:
         return True
@@ -503,7 +499,7 @@ def _forget(state: _LoopNesting) -> None:
 
 def parked_calls(loop: asyncio.AbstractEventLoop) -> int:
     """How many nested calls are waiting on ``loop`` (for tests)."""
-    state: _LoopNesting | None = getattr(loop, _STATE, None)
+    state: _LoopNesting | None = getattr(loop, NESTING_STATE, None)
     return len(state.parked) if state is not None else 0
 
 

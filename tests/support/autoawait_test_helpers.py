@@ -125,7 +125,10 @@ def nest_in_background(seconds: float):
     import asyncio
 
     async def parked() -> str:
-        asyncio.run(asyncio.sleep(seconds))
+        try:
+            asyncio.run(asyncio.sleep(seconds))
+        finally:
+            print("parked call cleanup", flush=True)
         return "parked call returned"
 
     return asyncio.ensure_future(parked())
