@@ -22,7 +22,12 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, run_cell_as_task
+from ._asyncio_session import (
+    AsyncioSession,
+    AsyncioSessionRunner,
+    raised_by_a_task,
+    run_cell_as_task,
+)
 from ._cell import Waker
 from ._runner import say
 
@@ -86,7 +91,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         if self._session.borrowed and asyncio.events._get_running_loop() is loop:
             result = run_on_running_loop(loop, awaitable)
         else:
-            result = run_from_outside(loop, awaitable)
+            result = run_from_outside(loop, awaitable, survives=raised_by_a_task)
         return result
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import sys
 import threading
 import traceback
@@ -21,7 +22,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._cell import CellCoroutine, CellInterrupted, Waker, sigint_routed_to
+from ._cell import CellCoroutine, CellInterrupted, GaveUpWaiting, Waker, sigint_routed_to
 from ._nesting import context_entered, nested_calls
 from ._runner import SHUTDOWN_TIMEOUT, Runner, say
 
@@ -105,6 +106,28 @@ def run_cell_as_task(
 def _settle(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def raised_by_a_task(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt or SystemExit that ended ``run_forever`` came from user
+    code (a background task), so the session loop should run on (F1).
+
+    asyncio lets both end ``run_forever`` and keeps them as the task's exception too: the
+    task is reported as a failed background task, with the traceback of its own frames
+    (the loop's frames the exception went through since are cut off). The Ctrl-C that gives
+    up waiting for a cell must end it.
+    """
+    if isinstance(exc, GaveUpWaiting):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PLUMBING):
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+    return True
+
+
+#: Where the frames between a loop's run_forever and a task's code live.
+_PLUMBING = (os.path.dirname(asyncio.__file__), os.path.dirname(__file__))
 
 
 def describe_task(task: asyncio.Task[Any]) -> str:

@@ -67,6 +67,16 @@ def _asyncio_interruption() -> type[KeyboardInterrupt]:
 CellInterrupted: type[KeyboardInterrupt] = _asyncio_interruption()
 
 
+class GaveUpWaiting(KeyboardInterrupt):
+    """The Ctrl-C that stops waiting for a cell (see :meth:`CellCoroutine.interrupt`),
+    raised by the SIGINT handler wherever the main thread is. Told apart from a
+    KeyboardInterrupt that user code raised (a background task), which must not end the
+    session loop."""
+
+
+GaveUpWaiting.__name__ = GaveUpWaiting.__qualname__ = "KeyboardInterrupt"  # as IPython shows it
+
+
 class CellCoroutine(Coroutine[Any, Any, T]):
     """The cell's coroutine, wrapped so a runner knows whether the cell's code is running.
 
@@ -364,7 +374,7 @@ def sigint_routed_to(
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         if not interrupt():
-            raise KeyboardInterrupt
+            raise GaveUpWaiting
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     previous_fd = None

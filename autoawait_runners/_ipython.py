@@ -86,11 +86,23 @@ class Extension:
             shell.set_hook("complete_command", _complete_autoawait, str_key=key)
         shell.observe(self._on_loop_runner_change, names="loop_runner")
         atexit.register(self.close_active)
+        # Terminal IPython clears the user namespace (``_atexit_once``) as soon as its main
+        # loop ends, before atexit handlers run: the session ends first, so the clean-up of
+        # background tasks still finds the names it uses (F2).
+        clear_namespace = shell._atexit_once
+
+        def end_session_then_clear() -> None:
+            self.close_active()
+            clear_namespace()
+
+        shell._atexit_once = end_session_then_clear  # type: ignore[method-assign]
         self._select_at_start()
 
     def uninstall(self) -> None:
         shell = self.shell
         atexit.unregister(self.close_active)
+        if "_atexit_once" in vars(shell):
+            del shell._atexit_once
         shell.unobserve(self._on_loop_runner_change, names="loop_runner")
         self._deactivate()
         saved = self._saved

@@ -88,6 +88,7 @@ class _LoopNesting:
         "nested",
         "owner",
         "parked",
+        "survives",
         "wakeups",
     )
 
@@ -108,6 +109,7 @@ class _LoopNesting:
         # The async generator hooks of the loop's own greenlets, for an outside caller to
         # put back when it hands the loop over (run_forever set them in the loop's greenlet).
         self.hooks: Any = None
+        self.survives: Callable[[BaseException], bool] | None = None  # see run_from_outside
 
     def park(self, parked: _Parked) -> None:
         self.parked.append(parked)
@@ -211,15 +213,24 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
         raise cell.nested_call_cancelled(exc) from None
 
 
-def run_from_outside(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+def run_from_outside(
+    loop: asyncio.AbstractEventLoop,
+    awaitable: Any,
+    *,
+    survives: Callable[[BaseException], bool] | None = None,
+) -> Any:
     """Run ``loop`` until ``awaitable`` is done, from code the loop is not running (another
     loop may be running below it: it is paused meanwhile, see ``outer_loop_paused``).
 
     Between calls the loop stays where it was, inside its own greenlets: ``run_forever`` in
     one (the *owner*), and a driver for each nested call parked in a step. A call returns as
     soon as its awaitable is done, whatever is parked. :func:`finish_outside` stops it.
+
+    asyncio lets a KeyboardInterrupt or SystemExit that a task raises end ``run_forever``
+    (the task keeps it as its exception too); ``survives(exc)`` true runs the loop on.
     """
     state = _state_of(loop)
+    state.survives = survives
     future = asyncio.ensure_future(awaitable, loop=loop)
     parked = _Parked(greenlet.getcurrent(), None, future, None)
     state.park(parked)
@@ -245,10 +256,22 @@ def _new_holder(state: _LoopNesting) -> greenlet.greenlet:
     if owner is None or owner.dead:
         # run_forever sets up what a running loop needs (the running loop, async generator
         # hooks, its thread), and puts it back when the loop stops.
-        owner = state.owner = _new_greenlet(state.loop.run_forever)
+        owner = state.owner = _new_greenlet(functools.partial(_run_forever, state))
         owner.parent = greenlet.getcurrent()  # where run_forever returns to
         return owner
     return _driver_for(state)
+
+
+def _run_forever(state: _LoopNesting) -> None:
+    """The owner's body: the loop's ``run_forever``, started again after an exception that
+    ``state.survives`` lets pass (its task, which holds it, is reported by the session)."""
+    while True:
+        try:
+            state.loop.run_forever()
+            return
+        except (KeyboardInterrupt, SystemExit) as exc:
+            if state.survives is None or not state.survives(exc):
+                raise
 
 
 @contextlib.contextmanager

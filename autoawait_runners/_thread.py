@@ -15,7 +15,12 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._asyncio_session import AsyncioSession, AsyncioSessionRunner, translate_cancellation
+from ._asyncio_session import (
+    AsyncioSession,
+    AsyncioSessionRunner,
+    raised_by_a_task,
+    translate_cancellation,
+)
 from ._cell import CellCoroutine
 from ._threaded import SubmittedCell, ThreadedRunner
 
@@ -35,9 +40,11 @@ class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
                 try:
                     session.loop.run_forever()
                     return
-                except KeyboardInterrupt:
-                    # Ctrl-C aimed at a busy cell that yielded just before it landed: the
-                    # loop itself must survive it.
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    # Ctrl-C aimed at a busy cell that yielded just before it landed, or a
+                    # background task's KeyboardInterrupt or SystemExit (the task keeps it
+                    # and is reported): the loop itself must survive it (F1).
+                    raised_by_a_task(exc)
                     continue
         finally:
             session.close()

@@ -243,3 +243,27 @@ def test_third_ctrl_c_abandons_a_cell_that_swallows_every_interrupt(runner_shell
     assert "the cell ignored cancellation; its task was left pending" in shell.output()
     assert len(shell.ns["swallowed"]) >= 2
     assert shell.ok("await asyncio.sleep(0, 'prompt is back')") == "prompt is back"
+
+
+@pytest.mark.parametrize("raised", ["SystemExit(3)", "KeyboardInterrupt()"])
+def test_a_background_task_raising_systemexit_or_ctrl_c_is_a_reported_failure(
+    runner_shell: Shell, raised: str
+) -> None:  # F1
+    # asyncio lets these end run_forever (the task also keeps them): the session loop, and
+    # IPython with it, must live on.
+    shell = runner_shell
+    shell.ok(
+        "import asyncio\n"
+        "async def boom():\n"
+        "    await asyncio.sleep(0.05)\n"
+        f"    raise {raised}\n"
+        "doomed = asyncio.create_task(boom())"
+    )
+    shell.output()
+    assert shell.ok("await asyncio.wait([doomed], timeout=30); 'cell went on'") == "cell went on"
+    assert shell.ok("await asyncio.sleep(0, 'next cell')") == "next cell"
+    report = shell.output()
+    assert report.count("running boom() failed") == 1
+    assert raised.split("(")[0] in report
+    assert "autoawait_runners/" not in report and "base_events" not in report  # user frames
+    assert isinstance(shell.ok("doomed.exception()"), (SystemExit, KeyboardInterrupt))

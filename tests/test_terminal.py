@@ -115,6 +115,40 @@ def test_exit_cancels_background_tasks_promptly(
     assert elapsed < 10, elapsed  # the target is 2 s (see benchmarks); this catches hangs
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_clean_up_at_exit_still_sees_the_session_namespace(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # F2, R8
+    # Terminal IPython clears the user namespace as soon as its main loop ends: the session
+    # must end (and its tasks' clean-up run) before that.
+    ipy = start(ipython_pty, runner)
+    ipy.cell("import json")
+    ipy.cell(
+        "t = await h.background(h.sleeper_with_cleanup, lambda: print('saw', json.dumps([1])))"
+    )
+    ipy.cell("await h.until(lambda: h.waiting == 1); print('task', 'waiting')", "task waiting")
+    ipy.exit()
+    text = ipy.text()
+    assert "saw [1]" in text
+    assert "NameError" not in text and "Traceback" not in text
+    assert ipy.child.exitstatus == 0
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+@pytest.mark.parametrize("what", ["exit", "ctrl-c"])
+def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
+    ipython_pty: type[IPythonPty], runner: str, what: str
+) -> None:  # F1, R6
+    ipy = start(ipython_pty, runner)
+    ipy.cell(f"f = await h.background(h.raise_later, 0.3, {what!r})")
+    # No cell runs from here on: the prompt is idle when the task raises.
+    ipy.expect(r"running raise_later\(\) failed")
+    ipy.expect("SystemExit: 3" if what == "exit" else "KeyboardInterrupt")
+    ipy.cell("print('still', 'alive')", "still alive")
+    ipy.exit()
+    assert ipy.child.exitstatus == 0
+
+
 #: runner -> the cells that set up nesting, and how a cell runs its own loop.
 NESTED_RUN = {
     "asyncio": (["import asyncio"], "asyncio.run(h.{fn}({args}))"),

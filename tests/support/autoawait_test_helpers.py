@@ -132,3 +132,23 @@ def nest_in_background(seconds: float):
         return "parked call returned"
 
     return asyncio.ensure_future(parked())
+
+
+async def sleeper_with_cleanup(cleanup) -> None:
+    """Waits until cancelled, then calls cleanup() (a function of the session's)."""
+    global waiting
+    try:
+        waiting += 1
+        await sleep(100)
+    finally:
+        cleanup()
+
+
+async def raise_later(delay: float, what: str) -> None:
+    """A background task that calls sys.exit() ('exit') or raises KeyboardInterrupt."""
+    import sys
+
+    await sleep(delay)
+    if what == "exit":
+        sys.exit(3)
+    raise KeyboardInterrupt
