@@ -162,6 +162,8 @@ class AsyncioSession:
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
+        self._cell: asyncio.Task[Any] | None = None  # the cell running, or the last one
+        self._made_during_cell: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._host_task_factory = self.loop.get_task_factory()
         self.loop.set_task_factory(self._task_factory)
 
@@ -177,11 +179,13 @@ class AsyncioSession:
             task = self._host_task_factory(loop, coro, **options)  # type: ignore[assignment]
         else:
             task = asyncio.Task(coro, loop=loop, **options)
-        if not self.borrowed:
-            task.add_done_callback(self._on_task_done)
-        elif _session_of_context.get(None) is self:
+        if self.borrowed and _session_of_context.get(None) is not self:
+            return task  # the host's
+        if self.borrowed:
             self._tasks.add(task)
-            task.add_done_callback(self._on_task_done)
+        task.add_done_callback(self._on_task_done)
+        if self._cell is not None and not self._cell.done():
+            self._made_during_cell.add(task)
         return task
 
     def _on_task_done(self, task: asyncio.Task[Any]) -> None:
@@ -191,12 +195,22 @@ class AsyncioSession:
             return
         with self._failed_lock:
             self._failed.append(task)
-        self.loop.call_later(REPORT_DELAY, self.report_failures)
+        self.loop.call_later(REPORT_DELAY, self.report_failures, True)
 
-    def report_failures(self) -> None:
-        """Print the traceback of each background task that failed unnoticed."""
+    def report_failures(self, cell_may_retrieve: bool = False) -> None:
+        """Print the traceback of each background task that failed unnoticed.
+
+        ``cell_may_retrieve``: while a cell runs, the tasks it started are left for it to
+        await (``b = create_task(boom()); await sleep(1); await b`` shows the cell's error
+        only, not a background failure too); they are looked at again when it ends (R6).
+        """
+        cell = self._cell
+        keep = cell_may_retrieve and cell is not None and not cell.done()
         with self._failed_lock:
             failed, self._failed = self._failed, []
+            if keep:
+                self._failed = [task for task in failed if task in self._made_during_cell]
+                failed = [task for task in failed if task not in self._made_during_cell]
         for task in failed:
             if not getattr(task, "_log_traceback", False):
                 continue  # someone awaited it in the meantime
@@ -219,6 +233,7 @@ class AsyncioSession:
         task = asyncio.Task(cell, loop=self.loop, context=self.context)
         if self.borrowed:
             self._tasks.add(task)
+        self._cell, self._made_during_cell = task, weakref.WeakSet()
         return task
 
     # -- shutdown --------------------------------------------------------------------------

@@ -63,8 +63,9 @@ class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
             task.add_done_callback(lambda _: _settle(task, submitted))
 
         def cancel() -> None:
-            # Callbacks run in order: by the time this one runs, the task exists.
-            session.loop.call_soon_threadsafe(lambda: tasks[0].cancel())
+            # Callbacks run in order: by the time this one runs, the task exists (unless
+            # the hand-over itself was interrupted).
+            session.loop.call_soon_threadsafe(lambda: tasks and tasks[0].cancel())
 
         submitted.cancel = cancel
         session.loop.call_soon_threadsafe(start)

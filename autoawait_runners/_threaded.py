@@ -202,11 +202,18 @@ class ThreadedRunner(Runner):
         # The handler is in place before the hand-over: a Ctrl-C at any point reaches the
         # cell, never this thread's own code.
         with sigint_routed_to(interrupt):
-            submitted = self._submit_to_live_session(cell, attempts)
             try:
-                self._wait(submitted)
+                submitted = self._submit_to_live_session(cell, attempts)
+                submitted.wait()
+            except KeyboardInterrupt:
+                # Only the Ctrl-C that gives up on the cell (see CellCoroutine.interrupt)
+                # gets here: while it is handed over, or waited for.
+                if attempts:
+                    last = attempts[-1]
+                    last.cell.abandon(cancel=last.cancel, wait=last.wait, runner=self.name)
+                raise
             finally:
-                self._waiting.discard(submitted)
+                self._waiting.difference_update(attempts)
         return submitted.result()
 
     def _submit_to_live_session(
@@ -234,15 +241,6 @@ class ThreadedRunner(Runner):
                     raise
                 self.start()
         raise AssertionError("unreachable")
-
-    def _wait(self, submitted: SubmittedCell) -> None:
-        """Wait for the cell; Ctrl-C is routed to it meanwhile. Only the Ctrl-C that
-        abandons the cell (see CellCoroutine.interrupt) interrupts the wait."""
-        try:
-            submitted.wait()
-        except KeyboardInterrupt:
-            submitted.cell.abandon(cancel=submitted.cancel, wait=submitted.wait, runner=self.name)
-            raise
 
     def _shutdown(self) -> int:
         thread, self._thread = self._thread, None  # an ending expected: see _thread_ended

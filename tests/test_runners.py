@@ -267,3 +267,16 @@ def test_a_background_task_raising_systemexit_or_ctrl_c_is_a_reported_failure(
     assert raised.split("(")[0] in report
     assert "autoawait_runners/" not in report and "base_events" not in report  # user frames
     assert isinstance(shell.ok("doomed.exception()"), (SystemExit, KeyboardInterrupt))
+
+
+def test_a_failure_the_cell_retrieves_is_shown_once(runner_shell: Shell) -> None:  # F6
+    shell = runner_shell
+    shell.ok("import asyncio\nasync def boom():\n    raise LookupError('mine')")
+    shell.output()
+    result = shell.run("b = asyncio.create_task(boom())\nawait asyncio.sleep(0.5)\nawait b")
+    assert isinstance(result.error_in_exec, LookupError)
+    shell.ok("await asyncio.sleep(0.3)")  # a report would be due by now
+    assert "background task" not in shell.output()
+    # One the cell leaves alone is still reported, by the end of the cell at the latest.
+    shell.run("c = asyncio.create_task(boom())\nawait asyncio.sleep(0.5)")
+    assert "running boom() failed" in shell.output()
