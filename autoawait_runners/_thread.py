@@ -12,6 +12,7 @@ pace). The thread plumbing is shared with the trio and curio runners (``_threade
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -31,21 +32,26 @@ class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
     name = "thread"
     description = "an asyncio loop in its own thread, always running; cells run there"
 
+    _stopped: threading.Event  # set when the session ends, made by _serve
+
     def _serve(self, ready: Callable[[], None]) -> None:
         session = self._session = AsyncioSession(self.name)
         asyncio.set_event_loop(session.loop)
         session.loop.call_soon(ready)
+        stopped = self._stopped = threading.Event()
         try:
             while True:
                 try:
                     session.loop.run_forever()
-                    return
+                    if stopped.is_set():
+                        return
+                    # Else a cell stopped the loop (loop.stop()): it only ends with the
+                    # session, or its tasks and the cells waiting on it would be lost (F4).
                 except (KeyboardInterrupt, SystemExit) as exc:
                     # Ctrl-C aimed at a busy cell that yielded just before it landed, or a
                     # background task's KeyboardInterrupt or SystemExit (the task keeps it
                     # and is reported): the loop itself must survive it (F1).
                     raised_by_a_task(exc)
-                    continue
         finally:
             session.close()
 
@@ -74,8 +80,11 @@ class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
         session = self._session
         assert session is not None
 
+        stopped = self._stopped
+
         async def stop() -> None:
             self._cancelled = await session.cancel_background()
+            stopped.set()
             session.loop.stop()
 
         session.loop.call_soon_threadsafe(lambda: session.loop.create_task(stop()))

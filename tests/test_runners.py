@@ -280,3 +280,24 @@ def test_a_failure_the_cell_retrieves_is_shown_once(runner_shell: Shell) -> None
     # One the cell leaves alone is still reported, by the end of the cell at the latest.
     shell.run("c = asyncio.create_task(boom())\nawait asyncio.sleep(0.5)")
     assert "running boom() failed" in shell.output()
+
+
+def test_a_cell_that_stops_the_loop_costs_no_other_cell_or_task(runner_shell: Shell) -> None:
+    shell = runner_shell  # F4
+    shell.ok(
+        "import asyncio\n"
+        "cleaned = []\n"
+        "async def background():\n"
+        "    try:\n"
+        "        await asyncio.sleep(100)\n"
+        "    finally:\n"
+        "        cleaned.append('clean-up ran')\n"
+        "t = asyncio.create_task(background())"
+    )
+    shell.ok("asyncio.get_running_loop().stop()")
+    assert shell.ok("await asyncio.sleep(0.05, 'next cell')") == "next cell"
+    assert shell.ok("x = 1; t.done()") is False
+    shell.output()
+    shell.ok("%autoawait sync")
+    assert shell.ns["cleaned"] == ["clean-up ran"]
+    assert "cancelled 1 background task" in shell.output()
