@@ -13,8 +13,13 @@ can, and works without the extension.
 
 from __future__ import annotations
 
-from traitlets import Bool, Unicode
-from traitlets.config import Configurable
+import copy
+from typing import Any
+
+from traitlets import Bool, TraitError, Unicode
+from traitlets.config import Config, Configurable
+
+from ._runner import say
 
 
 class AutoawaitRunners(Configurable):
@@ -43,3 +48,26 @@ class AutoawaitRunners(Configurable):
         every trio-runner cell in a greenlet portal, which costs each cell about 80 us and
         each step of its task two greenlet switches. %nest trio on|off changes it.""",
     ).tag(config=True)
+
+
+def load_config(parent: Any) -> AutoawaitRunners:
+    """The options from ``parent``'s configuration; a bad value is one line, not a
+    traceback, and the option keeps its default (F5)."""
+    section = parent.config.get("AutoawaitRunners", {})
+    if not section:
+        return AutoawaitRunners(parent=parent)
+    checker = AutoawaitRunners()
+    cleaned = copy.deepcopy(parent.config)
+    for name, value in list(section.items()):
+        if not checker.has_trait(name):
+            continue  # traitlets warns about options it does not know
+        try:
+            setattr(checker, name, value)
+        except TraitError:
+            trait = checker.traits()[name]
+            say(
+                f"c.AutoawaitRunners.{name} = {value!r} is not valid (it takes "
+                f"{trait.info()}); the default {trait.default_value!r} is used"
+            )
+            del cleaned.AutoawaitRunners[name]
+    return AutoawaitRunners(parent=parent, config=Config(cleaned))

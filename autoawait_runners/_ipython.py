@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._catalogue import Entry, discover
-from ._config import AutoawaitRunners
+from ._config import load_config
 from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
 from ._runner import Runner, RunnerUnavailable, say
 
@@ -56,7 +56,7 @@ class Extension:
 
     def __init__(self, shell: InteractiveShell) -> None:
         self.shell = shell
-        self.config = AutoawaitRunners(parent=shell)
+        self.config = load_config(shell)
         self.catalogue = discover()
         self.active: Any = None  # the loop runner the extension last saw selected
         self._saved: dict[str, Any] = {}
@@ -138,9 +138,12 @@ class Extension:
         if not name:
             return
         entry = self.catalogue.get(name)
-        if entry is None:
-            say(f"c.AutoawaitRunners.default: {_unknown(name, self.catalogue)}")
-            return
+        why = _unknown(name, self.catalogue) if entry is None else _unavailable(entry)
+        if entry is None or why is not None:
+            # One line, and the session still gets a runner of ours (F5).
+            say(f"c.AutoawaitRunners.default: {why}; the asyncio runner is used instead")
+            entry = self.catalogue["asyncio"]
+            name = "asyncio"
         if not self.select(entry):
             say(f"c.AutoawaitRunners.default = {name!r} was not applied")
 
@@ -148,14 +151,9 @@ class Extension:
 
     def select(self, entry: Entry) -> bool:
         """Make an entry the active runner; False (after saying why) if it cannot be."""
-        if not entry.installed:
-            if entry.error:
-                say(f"the {entry.name} runner cannot be loaded: {entry.error}")
-            else:
-                say(
-                    f"the {entry.name} runner needs {entry.library}, which is not installed: "
-                    f"{entry.install_command}"
-                )
+        why = _unavailable(entry)
+        if why is not None:
+            say(why)
             return False
         try:
             runner = entry.runner()
@@ -322,6 +320,18 @@ def _start(runner: Any, name: str) -> bool:
         say(f"the {name} runner could not start: {reason}")
         return False
     return True
+
+
+def _unavailable(entry: Entry) -> str | None:
+    """Why the entry's runner cannot be selected here, if it cannot."""
+    if entry.installed:
+        return None
+    if entry.error:
+        return f"the {entry.name} runner cannot be loaded: {entry.error}"
+    return (
+        f"the {entry.name} runner needs {entry.library}, which is not installed: "
+        f"{entry.install_command}"
+    )
 
 
 def _unknown(name: str, catalogue: Mapping[str, Entry]) -> str:

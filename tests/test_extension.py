@@ -265,7 +265,8 @@ def test_config_default_selects_a_runner_at_start(capfd: pytest.CaptureFixture[s
         assert "c.AutoawaitRunners.default: unknown runner 'thred'; did you mean thread?" in (
             out.err
         )
-        assert ip.loop_runner is _asyncio_runner  # nothing changed
+        assert "the asyncio runner is used instead" in out.err  # F5: still one of ours
+        assert ip.loop_runner is autoawait_runners.asyncio_runner
     finally:
         if "autoawait_runners" in ip.extension_manager.loaded:
             ip.run_line_magic("unload_ext", "autoawait_runners")
@@ -316,7 +317,30 @@ def test_bad_config_value_is_a_warning_not_a_crash(tmp_path: Path) -> None:  # S
     assert out.returncode == 0, out.stderr
     assert "c.AutoawaitRunners.default: unknown runner 'tiro'; did you mean trio?" in out.stderr
     assert "Traceback" not in out.stderr
-    assert "autoawait is on; runner: IPython's own asyncio runner" in out.stdout
+    assert "autoawait is on; runner: asyncio (" in out.stdout  # F5: the fallback
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("nest = 'yes please'", "c.AutoawaitRunners.nest = 'yes please' is not valid"),
+        ("default = 3", "c.AutoawaitRunners.default = 3 is not valid"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_and_the_extension_loads(
+    tmp_path: Path, setting: str, line: str
+) -> None:  # F5
+    out = run_ipython_with_config(
+        tmp_path,
+        f'c.InteractiveShellApp.extensions = ["autoawait_runners"]\nc.AutoawaitRunners.{setting}\n',
+        "%nest\n%autoawait",
+    )
+    assert out.returncode == 0, out.stderr
+    ours = [text for text in out.stderr.splitlines() if text.startswith("autoawait_runners:")]
+    assert len(ours) == 1 and ours[0].startswith(f"autoawait_runners: {line}"), out.stderr
+    assert "Traceback" not in out.stderr
+    assert "nesting shim is on" in out.stdout  # the extension loaded, with its defaults
+    assert "autoawait is on; runner: asyncio (" in out.stdout
 
 
 def test_dotted_path_in_config_works_without_the_extension(tmp_path: Path) -> None:
