@@ -120,6 +120,12 @@ class IPythonPty:
         self.child.expect(rf"In \[{self.count}\]:")
         self.count += 1
 
+    def next_prompt(self) -> None:
+        """Wait for the next input prompt, whatever its number (a cell given up on with
+        Ctrl-C leaves the count as it was under IPython 8, and moves it on under 9)."""
+        self.child.expect(r"In \[(\d+)\]:")
+        self.count = int(self.child.match.group(1)) + 1
+
     def cell(self, line: str, *expect: str) -> None:
         """Type a one-line cell, wait for each expected pattern, then the next prompt."""
         self.child.sendline(line)

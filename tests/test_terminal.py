@@ -201,7 +201,7 @@ def test_a_cell_abandoned_in_a_nested_run_holds_up_no_later_cell(
         ipy.expect("stubborn: waiting")
     ipy.child.sendintr()  # the third: the prompt comes back, the cell is left behind
     ipy.expect("KeyboardInterrupt")
-    ipy.prompt()
+    ipy.next_prompt()
     ipy.cell("print('next', 'cell', 1 + 1)", "next cell 2")
     ipy.cell("await asyncio.sleep(0); print('await', 'cell')", "await cell")
     assert "cannot enter context" not in ipy.text()
