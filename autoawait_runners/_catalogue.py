@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from ._runner import RunnerUnavailable, say
+
 GROUP = "autoawait_runners"
 
 #: The built-in entries, as pyproject.toml declares them (a test keeps the two equal).
@@ -53,6 +55,11 @@ def _factory(load: Callable[[], Any]) -> Callable[[], Any]:
     return lambda: load()()
 
 
+def describe_error(exc: Exception) -> str:
+    """One line: a RunnerUnavailable's message says it all; anything else is named."""
+    return str(exc) if isinstance(exc, RunnerUnavailable) else f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class Entry:
     """One runner in the catalogue; the runner object itself is made on first use."""
@@ -68,16 +75,30 @@ class Entry:
         return self.origin in (DISTRIBUTION, "IPython")
 
     def runner(self) -> Any:
-        """The runner object (loaded once: one object is one session)."""
+        """The runner object (loaded once: one object is one session).
+
+        Raises :class:`RunnerUnavailable`, in one line, for whatever a plugin's factory does
+        wrong: it raises (anything, KeyboardInterrupt included), or returns something that
+        is not a loop runner.
+        """
         if self._runner is None:
-            self._runner = self.factory()
+            try:
+                made = self.factory()
+            except BaseException as exc:  # a plugin's code: reported, not fatal
+                raise RunnerUnavailable(f"{type(exc).__name__}: {exc}") from None
+            if not callable(made):
+                raise RunnerUnavailable(
+                    f"its entry point gave {made!r}, not a loop runner "
+                    "(a callable taking the cell's coroutine)"
+                )
+            self._runner = made
         return self._runner
 
     def _attr(self, name: str, default: Any = None) -> Any:
         try:
             return getattr(self.runner(), name, default)
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = describe_error(exc)
             return default
 
     @property
@@ -152,8 +173,11 @@ def discover() -> dict[str, Entry]:
     """
     declared: dict[str, Entry] = {}
     for ep in entry_points(group=GROUP):
-        if ep.name in BUILTIN_ENTRY_POINTS:
-            if ep.value != BUILTIN_ENTRY_POINTS[ep.name]:
+        if ep.name in BUILTIN_ENTRY_POINTS or ep.name == "sync":
+            if ep.value != BUILTIN_ENTRY_POINTS.get(ep.name):
+                dist = ep.dist.name if ep.dist is not None else "a plugin"
+                if dist != DISTRIBUTION:  # an older install of ours is no plugin
+                    say(f"{dist} declares the runner {ep.name!r}, a built-in name: left out")
                 continue
             origin = DISTRIBUTION
         else:

@@ -15,10 +15,10 @@ import difflib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._catalogue import Entry, discover
+from ._catalogue import Entry, describe_error, discover
 from ._config import load_config
 from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
-from ._runner import Runner, RunnerUnavailable, say
+from ._runner import Runner, say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -158,7 +158,7 @@ class Extension:
         try:
             runner = entry.runner()
         except Exception as exc:
-            say(f"the {entry.name} runner cannot be loaded: {type(exc).__name__}: {exc}")
+            say(f"the {entry.name} runner cannot be loaded: {describe_error(exc)}")
             return False
         if not _start(runner, entry.name):
             return False
@@ -191,15 +191,11 @@ class Extension:
             old.detach(self.shell)
         if getattr(old, "every_cell", False):
             self.shell.trio_runner = self._saved["trio_runner"]
-        close = getattr(old, "close", None)
-        if callable(close):
-            close()
+        _close(old)
 
     def close_active(self) -> None:
         """At exit: end the active runner's session (its background tasks are cancelled)."""
-        close = getattr(self.active, "close", None)
-        if callable(close):
-            close()
+        _close(self.active)
 
     # -- %autoawait ------------------------------------------------------------------------
 
@@ -293,7 +289,13 @@ class Extension:
             active = entry._runner is not None and (
                 self.shell.loop_runner in (entry._runner, getattr(entry._runner, "wrapped", 0))
             )
-            installed = "yes" if entry.installed else f"no: {entry.install_command}"
+            installed = (
+                "yes"
+                if entry.installed
+                else "no"
+                if entry.error
+                else f"no: {entry.install_command}"
+            )
             rows.append((name, entry.library, installed, "*" if active else "", entry.description))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         return "\n".join(
@@ -309,6 +311,18 @@ def _in_kernel(shell: InteractiveShell) -> bool:
     return type(shell).__module__.startswith("ipykernel.")
 
 
+def _close(runner: Any) -> None:
+    """End a runner's session, if it has one; a plugin's ``close()`` that fails is one line
+    (at exit too, where a traceback would come out half-torn-down) (F5)."""
+    close = getattr(runner, "close", None)
+    if not callable(close):
+        return
+    try:
+        close()
+    except BaseException as exc:  # whatever a plugin raises, the shell goes on
+        say(f"closing the {runner} runner failed: {type(exc).__name__}: {exc}")
+
+
 def _start(runner: Any, name: str) -> bool:
     """Start a runner's session; on failure say why in one line and return False."""
     if not isinstance(runner, Runner):
@@ -316,8 +330,7 @@ def _start(runner: Any, name: str) -> bool:
     try:
         runner.start()
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, RunnerUnavailable) else f"{type(exc).__name__}: {exc}"
-        say(f"the {name} runner could not start: {reason}")
+        say(f"the {name} runner could not start: {describe_error(exc)}")
         return False
     return True
 

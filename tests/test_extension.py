@@ -38,6 +38,10 @@ def demo_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
             failing = demo_runner_plugin:FailsToStart
             broken = demo_plugin_broken:anything
             asyncio = demo_runner_plugin:FreshLoopRunner
+            nothing = demo_runner_plugin:returns_none
+            number = demo_runner_plugin:returns_a_number
+            interrupted = demo_runner_plugin:interrupted
+            closefails = demo_runner_plugin:CloseFails
             """
         )
     )
@@ -239,6 +243,40 @@ def test_missing_library_prints_the_install_command(ipshell: Shell, demo_plugin:
         out = ipshell.output()
         assert message in out and out.count("\n") == 1, out
         assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+
+
+def test_broken_plugins_are_one_line_each_and_change_nothing(
+    ipshell: Shell, demo_plugin: None
+) -> None:  # F5, S6
+    ipshell.ok("%unload_ext autoawait_runners")
+    ipshell.ok("%load_ext autoawait_runners")
+    assert (
+        "autoawait-demo-plugin declares the runner 'asyncio', a built-in name: left out"
+        in ipshell.output()
+    )
+    ipshell.ok("%autoawait --list")  # nothing a plugin does breaks the listing
+    rows = {line.split()[0]: line for line in ipshell.output().splitlines()[1:]}
+    assert "cannot be loaded (its entry point gave None, not a loop runner" in rows["nothing"]
+    assert "its entry point gave 42, not a loop runner" in rows["number"]
+    assert "cannot be loaded (KeyboardInterrupt" in rows["interrupted"]
+    assert "pip install ?" not in rows["broken"]
+    for name, message in [
+        ("nothing", "the nothing runner cannot be loaded: its entry point gave None"),
+        ("number", "the number runner cannot be loaded"),
+        ("interrupted", "the interrupted runner cannot be loaded"),
+    ]:
+        ipshell.ok(f"%autoawait {name}")
+        out = ipshell.output()
+        assert message in out and out.count("\n") == 1, out
+        assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+    assert ipshell.ok("import asyncio; await asyncio.sleep(0, 'still fine')") == "still fine"
+    ipshell.output()
+    ipshell.ok("%autoawait closefails")
+    ipshell.ok("%autoawait asyncio")
+    out = ipshell.output()
+    assert "closing the closefails runner failed: RuntimeError: cannot close" in out
+    assert out.count("\n") == 1 and "Traceback" not in out
+    assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
 
 
 def test_builtin_runners_name_their_extra_for_install() -> None:  # S4

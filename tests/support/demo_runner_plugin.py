@@ -61,3 +61,28 @@ class FailsToStart(Runner):
 fresh = FreshLoopRunner()
 missing = NeedsMissingLibrary()
 failing = FailsToStart()
+
+
+def returns_none():
+    """An entry point that forgets to return its runner."""
+    return None
+
+
+def returns_a_number():
+    return 42
+
+
+def interrupted():
+    raise KeyboardInterrupt
+
+
+class CloseFails(FreshLoopRunner):
+    """Its close() raises."""
+
+    description = "demo plugin: close fails"
+
+    def close(self) -> None:
+        raise RuntimeError("cannot close")
+
+    def __str__(self) -> str:
+        return "closefails"
