@@ -29,7 +29,7 @@ from ._asyncio_session import (
     run_cell_as_task,
 )
 from ._cell import Waker
-from ._runner import say
+from ._runner import RunnerUnavailable, say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -52,7 +52,14 @@ class AsyncioRunner(AsyncioSessionRunner):
         self._in_cell = False
 
     def _startup(self) -> None:
-        pass  # the loop is chosen by the first cell, where it runs: see _session_here
+        # The loop is chosen by the first cell, where it runs (see _session_here); a loop
+        # policy that cannot make one is refused now, in one line (F4).
+        try:
+            asyncio.new_event_loop().close()
+        except Exception as exc:
+            raise RunnerUnavailable(
+                f"asyncio cannot make an event loop ({type(exc).__name__}: {exc})"
+            ) from None
 
     def _session_here(self) -> AsyncioSession:
         """The session; made at the first cell, in the thread IPython runs cells in.
@@ -95,7 +102,10 @@ class AsyncioRunner(AsyncioSessionRunner):
         return result
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        session = self._session_here()
+        try:
+            session = self._session_here()
+        except Exception as exc:  # a loop policy broken since the runner was selected
+            return self._without_session(coro, f"{type(exc).__name__}: {exc}")
         self._in_cell = True
         try:
             return run_cell_as_task(

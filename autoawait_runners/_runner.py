@@ -64,7 +64,10 @@ class Runner(ABC):
     # -- IPython's loop-runner contract ----------------------------------------------------
 
     def __call__(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        self.start()
+        try:
+            self.start()
+        except RunnerUnavailable as exc:
+            return self._without_session(coro, str(exc))
         if self._inside_cell():
             # A cell called run_cell (or a magic that does): the loop is busy with the
             # outer cell, so run the inner one the way IPython runs plain cells.
@@ -149,6 +152,15 @@ class Runner(ABC):
     @abstractmethod
     def _inside_cell(self) -> bool:
         """Whether the caller is running inside this runner's loop right now."""
+
+    def _without_session(self, coro: Coroutine[Any, Any, Any], why: str) -> Any:
+        """Run a cell when the session cannot be had (it could when the runner was
+        selected): without a loop, as IPython runs plain cells, so that the way out (a
+        magic such as ``%autoawait sync``) still works (F4)."""
+        from IPython.core.async_helpers import _pseudo_sync_runner
+
+        say(f"the {self.name} runner cannot run its session ({why}); this cell runs without it")
+        return _pseudo_sync_runner(coro)
 
     def _after_cell(self) -> None:  # noqa: B027 - optional hook
         """Called after each top-level cell, before the next prompt."""

@@ -14,6 +14,8 @@ import threading
 import pytest
 from conftest import TIMEOUT, Shell
 
+import autoawait_runners
+
 
 def send_sigint_when(event: threading.Event) -> threading.Thread:
     """Send a real SIGINT to this process once `event` is set (from a helper thread)."""
@@ -301,3 +303,42 @@ def test_a_cell_that_stops_the_loop_costs_no_other_cell_or_task(runner_shell: Sh
     shell.ok("%autoawait sync")
     assert shell.ns["cleaned"] == ["clean-up ran"]
     assert "cancelled 1 background task" in shell.output()
+
+
+BROKEN_POLICY = """
+import asyncio
+class BrokenPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self):
+        raise OSError("no loops today")
+"""
+
+
+def test_a_broken_loop_policy_costs_at_most_a_cell_and_never_the_way_out(
+    ipshell: Shell,
+) -> None:  # F4
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # policies: deprecated in 3.14
+        original = asyncio.get_event_loop_policy()
+        try:
+            ipshell.ok("%autoawait thread")
+            ipshell.ok(BROKEN_POLICY + "asyncio.set_event_loop_policy(BrokenPolicy())")
+            ipshell.output()
+            ipshell.ok("%autoawait asyncio")  # refused, in one line
+            out = ipshell.output()
+            assert "the asyncio runner could not start: asyncio cannot make an event loop" in out
+            assert out.count("\n") == 1
+            assert ipshell.ip.loop_runner is autoawait_runners.thread_runner
+            # Broken once selected, before its first cell: the way out still works.
+            ipshell.ok("asyncio.set_event_loop_policy(None)")
+            ipshell.ok("%autoawait asyncio\nasyncio.set_event_loop_policy(BrokenPolicy())")
+            ipshell.output()
+            assert ipshell.ok("1 + 1") == 2
+            assert "cannot run its session (OSError: no loops today)" in ipshell.output()
+            ipshell.ok("%autoawait sync")
+            assert ipshell.ip.loop_runner is not autoawait_runners.asyncio_runner
+            assert ipshell.ok("'sync selected'") == "sync selected"
+        finally:
+            asyncio.set_event_loop_policy(original)
