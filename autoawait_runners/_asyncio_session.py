@@ -17,6 +17,7 @@ import contextvars
 import os
 import sys
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Coroutine
@@ -24,11 +25,15 @@ from typing import Any
 
 from ._cell import CellCoroutine, CellInterrupted, GaveUpWaiting, Waker, sigint_routed_to
 from ._nesting import context_entered, nested_calls
-from ._runner import SHUTDOWN_TIMEOUT, Runner, say
+from ._runner import SHUTDOWN_TIMEOUT, Runner, plural, say
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
 REPORT_DELAY = 0.1
+
+#: A background failure like one shown less than this long ago (same coroutine, exception
+#: type and message) is counted, not shown again; one line gives the count (F6).
+COALESCE_WINDOW = 5.0
 
 #: Set, in a session's context, to the session: see :class:`AsyncioSession`.
 _session_of_context: contextvars.ContextVar[AsyncioSession] = contextvars.ContextVar(
@@ -130,10 +135,14 @@ def raised_by_a_task(exc: BaseException) -> bool:
 _PLUMBING = (os.path.dirname(asyncio.__file__), os.path.dirname(__file__))
 
 
+def _coro_name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return str(getattr(coro, "__qualname__", type(coro).__name__))
+
+
 def describe_task(task: asyncio.Task[Any]) -> str:
     """``'name' running coro()``; Python 3.13.0 names factory-made tasks 'None'."""
-    coro = task.get_coro()
-    running = f"running {getattr(coro, '__qualname__', type(coro).__name__)}()"
+    running = f"running {_coro_name(task)}()"
     name = task.get_name()
     return running if name == "None" else f"{name!r} {running}"
 
@@ -164,6 +173,8 @@ class AsyncioSession:
         self._failed_lock = threading.Lock()
         self._cell: asyncio.Task[Any] | None = None  # the cell running, or the last one
         self._made_during_cell: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        # (coroutine, exception type, message) -> [when last shown, repeats counted since]
+        self._shown: dict[tuple[str, str, str], list[Any]] = {}
         self._host_task_factory = self.loop.get_task_factory()
         self.loop.set_task_factory(self._task_factory)
 
@@ -211,14 +222,37 @@ class AsyncioSession:
             if keep:
                 self._failed = [task for task in failed if task in self._made_during_cell]
                 failed = [task for task in failed if task not in self._made_during_cell]
+        now = time.monotonic()
         for task in failed:
             if not getattr(task, "_log_traceback", False):
                 continue  # someone awaited it in the meantime
             exc = task.exception()  # marks it retrieved: asyncio will not log it again
             assert exc is not None
+            like = (_coro_name(task), type(exc).__qualname__, str(exc))
+            shown = self._shown.get(like)
+            if shown is not None and now - shown[0] < COALESCE_WINDOW:
+                if not shown[1]:  # the first repeat: the count is said when the window ends
+                    self.loop.call_later(COALESCE_WINDOW, self.report_failures, True)
+                shown[1] += 1
+                continue
+            self._say_repeats(like)
+            self._shown[like] = [now, 0]
             lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
             say(f"background task {describe_task(task)} failed:")
             print("".join(lines), end="", file=sys.stderr, flush=True)
+        for like, (since, _) in list(self._shown.items()):
+            if not cell_may_retrieve or now - since >= COALESCE_WINDOW:
+                self._say_repeats(like)
+            if now - since >= COALESCE_WINDOW:
+                del self._shown[like]  # the next one like it is shown again
+
+    def _say_repeats(self, like: tuple[str, str, str]) -> None:
+        """One line for the failures like an earlier one that were counted, not shown."""
+        shown = self._shown.get(like)
+        if shown is not None and shown[1]:
+            name, kind, message = like
+            say(f"... and {plural(shown[1], 'more failure')} like it ({name}(): {kind}: {message})")
+            shown[1] = 0
 
     def create_cell_task(self, cell: CellCoroutine[Any]) -> asyncio.Task[Any]:
         """Start a cell as a task on the loop, in the session's context. Loop thread only.

@@ -342,3 +342,25 @@ def test_a_broken_loop_policy_costs_at_most_a_cell_and_never_the_way_out(
             assert ipshell.ok("'sync selected'") == "sync selected"
         finally:
             asyncio.set_event_loop_policy(original)
+
+
+def test_a_flood_of_like_failures_is_one_traceback_and_an_exact_count(
+    runner_shell: Shell,
+) -> None:  # F6
+    shell = runner_shell
+    shell.ok(
+        "import asyncio\n"
+        "async def flaky(i):\n"
+        "    raise ValueError('flood')\n"
+        "async def other():\n"
+        "    raise KeyError('different')\n"
+        "tasks = [asyncio.create_task(flaky(i)) for i in range(300)]\n"
+        "tasks.append(asyncio.create_task(other()))\n"
+        "done, _ = await asyncio.wait(tasks, timeout=30)"
+    )
+    report = shell.output()
+    assert report.count("running flaky() failed") == 1
+    assert report.splitlines().count("ValueError: flood") == 1  # one traceback
+    assert "... and 299 more failures like it (flaky(): ValueError: flood)" in report
+    assert report.count("running other() failed") == 1  # another kind is shown on its own
+    assert shell.ok("await asyncio.sleep(0, 'loop keeps pace')") == "loop keeps pace"

@@ -4,6 +4,7 @@ reported while idle (R6) and exit (R8), for every persistent runner."""
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -147,6 +148,23 @@ def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
     ipy.cell("print('still', 'alive')", "still alive")
     ipy.exit()
     assert ipy.child.exitstatus == 0
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_a_failure_flood_at_the_idle_prompt_coalesces_and_the_loop_keeps_pace(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # F6, R2
+    ipy = start(ipython_pty, runner)
+    ipy.cell("f = await h.background(h.flood, 300, 0.01)")
+    ipy.expect("ValueError: flood")  # the first is shown, while the prompt is idle
+    ipy.cell("await h.until(lambda: h.spawned == 300, 60); print('all', 'spawned')", "all spawned")
+    ipy.cell("print('still', 'alive')", "still alive")
+    text = ipy.text()
+    shown = text.count("flaky() failed")
+    counted = sum(int(n) for n in re.findall(r"\.\.\. and (\d+) more failures? like it", text))
+    assert shown + counted == 300  # every failure shown or counted, exactly
+    assert shown <= 20  # was one traceback per failure: 300
+    ipy.exit()
 
 
 #: runner -> the cells that set up nesting, and how a cell runs its own loop.

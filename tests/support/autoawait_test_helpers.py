@@ -152,3 +152,21 @@ async def raise_later(delay: float, what: str) -> None:
     if what == "exit":
         sys.exit(3)
     raise KeyboardInterrupt
+
+
+spawned = 0
+
+
+async def flood(count: int, period: float) -> None:
+    """Start `count` background tasks that fail alike, one every `period` seconds."""
+    import asyncio
+
+    global spawned
+
+    async def flaky() -> None:
+        raise ValueError("flood")
+
+    for _ in range(count):
+        asyncio.create_task(flaky())  # noqa: RUF006 - left to fail in the background
+        spawned += 1
+        await asyncio.sleep(period)
