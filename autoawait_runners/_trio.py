@@ -86,16 +86,22 @@ def translate_cancellation(resumed: Any) -> Any:
     """What trio resumes an interrupted cell with, as the cell should see it.
 
     trio resumes a task by sending it an outcome; after the runner cancelled the cell's
-    scope that is ``Error(Cancelled)``. The cell gets ``Error(KeyboardInterrupt)`` instead:
-    IPython shows KeyboardInterrupt, and ``finally`` blocks run as for any exception.
+    scope that is ``Error(Cancelled)`` at every checkpoint that is not shielded. The cell
+    gets ``Error(KeyboardInterrupt)`` instead: IPython shows KeyboardInterrupt, and
+    ``finally`` blocks run as for any exception.
     (``trio.Cancelled`` cannot be subclassed, so this one is a plain KeyboardInterrupt.)
     """
     import outcome
     import trio
 
-    if isinstance(resumed, outcome.Error) and isinstance(resumed.error, trio.Cancelled):
-        return outcome.Error(KeyboardInterrupt())
-    return None
+    if not (isinstance(resumed, outcome.Error) and isinstance(resumed.error, trio.Cancelled)):
+        return None
+    # Only the cancellation of the cell's scope (explicit); not a deadline's, such as the
+    # one inside trio.sleep(), which a shielded clean-up awaits: shields must hold (F3).
+    # (trio before 0.30 does not say where a cancellation comes from.)
+    if getattr(resumed.error, "source", "explicit") != "explicit":
+        return None
+    return outcome.Error(KeyboardInterrupt())
 
 
 class TrioRunner(ThreadedRunner):

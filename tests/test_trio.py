@@ -99,6 +99,31 @@ def test_ctrl_c_cancels_only_the_cell(trio_shell: Shell) -> None:  # R5
     assert shell.ok("len(autoawait_runners.trio_nursery().child_tasks)") == 1
 
 
+def test_a_shielded_clean_up_after_ctrl_c_runs_to_the_end(trio_shell: Shell) -> None:  # F3
+    # The sleeps inside the shield end by their own deadlines: those cancellations are not
+    # the interruption, and must not be turned into KeyboardInterrupt.
+    shell = trio_shell
+    shell.ns["at_await"] = at_await = threading.Event()
+    sender = send_sigint_when(at_await)
+    result = shell.run(
+        "steps = []\n"
+        "trio.lowlevel.current_trio_token().run_sync_soon(at_await.set)\n"
+        "try:\n"
+        "    await trio.sleep(60)\n"
+        "finally:\n"
+        "    with trio.CancelScope(shield=True):\n"
+        "        await trio.sleep(0.2)\n"
+        "        steps.append('step 1')\n"
+        "        with trio.move_on_after(0.05):\n"
+        "            await trio.sleep(10)\n"
+        "        steps.append('step 2')\n"
+    )
+    sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert shell.ns["steps"] == ["step 1", "step 2"]
+    assert "Cancelled" not in shell.output()
+
+
 def test_failing_background_task_is_reported_and_the_session_lives(trio_shell: Shell) -> None:
     shell = trio_shell  # R6
     shell.ok(
