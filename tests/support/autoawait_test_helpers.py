@@ -170,4 +170,3 @@ async def flood(count: int, period: float) -> None:
         asyncio.create_task(flaky())  # noqa: RUF006 - left to fail in the background
         spawned += 1
         await asyncio.sleep(period)
-
