@@ -50,6 +50,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         super().__init__()
         self._waker: Waker | None = None
         self._in_cell = False
+        self._shell: InteractiveShell | None = None
 
     def _startup(self) -> None:
         # The loop is chosen by the first cell, where it runs (see _session_here); a loop
@@ -146,7 +147,13 @@ class AsyncioRunner(AsyncioSessionRunner):
     # -- idle progress in the terminal -----------------------------------------------------
 
     def attach(self, shell: InteractiveShell) -> None:
+        self._shell = shell
         if not _has_prompt_toolkit_prompt(shell):
+            if getattr(shell, "simple_prompt", None) is True:  # a terminal: say why
+                say(
+                    "--simple-prompt reads input with no event loop: asyncio background "
+                    "tasks run only while cells run (the thread runner keeps them running)"
+                )
             return
         from IPython.terminal.pt_inputhooks import register
 
@@ -158,12 +165,27 @@ class AsyncioRunner(AsyncioSessionRunner):
                 "(turn it off with %gui to let them run while the prompt is idle)"
             )
             return
-        if active is None:
-            shell.enable_gui(INPUTHOOK_NAME)
+        self._keep_idle_progress()
 
     def detach(self, shell: InteractiveShell) -> None:
+        self._shell = None
         if getattr(shell, "active_eventloop", None) == INPUTHOOK_NAME:
             shell.enable_gui(None)
+
+    def _after_cell(self) -> None:
+        super()._after_cell()
+        self._keep_idle_progress()
+
+    def _keep_idle_progress(self) -> None:
+        """Run the session loop from the prompt's input hook whenever no other GUI event
+        loop has it: after ``%gui`` (none) too, which removes ours (F3, R2)."""
+        shell = self._shell
+        if (
+            shell is not None
+            and _has_prompt_toolkit_prompt(shell)
+            and getattr(shell, "active_eventloop", None) is None
+        ):
+            shell.enable_gui(INPUTHOOK_NAME)
 
     def _inputhook(self, context: Any) -> None:
         """prompt_toolkit input hook: run the session loop until input is ready."""

@@ -167,6 +167,26 @@ def test_a_failure_flood_at_the_idle_prompt_coalesces_and_the_loop_keeps_pace(
     ipy.exit()
 
 
+def test_gui_off_gives_idle_progress_back(ipython_pty: type[IPythonPty]) -> None:  # R2, F3
+    # %gui with no argument removes the input hook, ours too: the runner puts it back.
+    ipy = start(ipython_pty, "asyncio")
+    ipy.cell("%gui")
+    ipy.cell("t = await h.background(h.tick, 0.05)")
+    ipy.expect("tick 2")  # no cell runs: only the idle prompt can run the loop
+    ipy.exit()
+
+
+def test_simple_prompt_says_that_idle_progress_cannot_be_had(
+    ipython_pty: type[IPythonPty],
+) -> None:  # R2
+    ipy = ipython_pty("--simple-prompt")
+    ipy.cell(
+        "%load_ext autoawait_runners",
+        "--simple-prompt reads input with no event loop: asyncio background tasks run only",
+    )
+    ipy.exit()
+
+
 #: runner -> the cells that set up nesting, and how a cell runs its own loop.
 NESTED_RUN = {
     "asyncio": (["import asyncio"], "asyncio.run(h.{fn}({args}))"),
