@@ -92,16 +92,19 @@ def translate_cancellation(resumed: Any) -> Any:
     (``trio.Cancelled`` cannot be subclassed, so this one is a plain KeyboardInterrupt.)
     """
     import outcome
+
+    if isinstance(resumed, outcome.Error) and _is_the_interruption(resumed.error):
+        return outcome.Error(KeyboardInterrupt())
+    return None
+
+
+def _is_the_interruption(exc: BaseException) -> bool:
+    """Whether ``exc`` is the cancellation of the cell's scope (explicit), not a deadline's
+    such as the one inside ``trio.sleep()`` that a shielded clean-up awaits: shields must
+    hold (F3). (trio before 0.30 does not say where a cancellation comes from.)"""
     import trio
 
-    if not (isinstance(resumed, outcome.Error) and isinstance(resumed.error, trio.Cancelled)):
-        return None
-    # Only the cancellation of the cell's scope (explicit); not a deadline's, such as the
-    # one inside trio.sleep(), which a shielded clean-up awaits: shields must hold (F3).
-    # (trio before 0.30 does not say where a cancellation comes from.)
-    if getattr(resumed.error, "source", "explicit") != "explicit":
-        return None
-    return outcome.Error(KeyboardInterrupt())
+    return isinstance(exc, trio.Cancelled) and getattr(exc, "source", "explicit") == "explicit"
 
 
 class TrioRunner(ThreadedRunner):
@@ -137,11 +140,18 @@ class TrioRunner(ThreadedRunner):
         # seen by the next (R4); tasks a cell starts copy it, as usual.
         self._context = contextvars.copy_context()
         self._stop_requested = trio.Event()
+        trios_own = set(_system_tasks())  # this one, and trio's own
         async with trio.open_nursery() as background:
             self._nursery = SessionNursery(background, self.name)
             ready()
             await self._stop_requested.wait()
-            self._cancelled = len(background.child_tasks)
+            # System tasks that cells spawned end with the run: they count too (R8).
+            spawned = [
+                task
+                for task in _system_tasks()
+                if task not in trios_own and task.name != CELL_TASK_NAME
+            ]
+            self._cancelled = len(background.child_tasks) + len(spawned)
             background.cancel_scope.cancel()
         # Cells still running (the one that closed the session) are system tasks: trio
         # cancels them when this, the main task, returns.
@@ -158,7 +168,9 @@ class TrioRunner(ThreadedRunner):
         submitted.cancel = lambda: token.run_sync_soon(scope.cancel)
         # A system task, because only those take a context; _run_cell_task never raises.
         token.run_sync_soon(
-            lambda: trio.lowlevel.spawn_system_task(_cell_task, submitted, scope, context=context)
+            lambda: trio.lowlevel.spawn_system_task(
+                _cell_task, submitted, scope, context=context, name=CELL_TASK_NAME
+            )
         )
 
     def _request_stop(self) -> None:
@@ -173,6 +185,18 @@ class TrioRunner(ThreadedRunner):
         self._token = self._context = self._nursery = self._stop_requested = None
 
 
+#: The name of a cell's task (a system task, as those a cell may spawn itself).
+CELL_TASK_NAME = "autoawait_runners cell"
+
+
+def _system_tasks() -> list[trio.lowlevel.Task]:
+    import trio
+
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return [task for nursery in root.child_nurseries for task in nursery.child_tasks]
+
+
 def _cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> Coroutine[Any, Any, None]:
     """The cell's task: with the nesting shim on, in a portal, so that ``trio.run()`` called
     from the cell's synchronous code runs in the cell's task (see ``_portal``)."""
@@ -185,11 +209,7 @@ def _cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> Coroutine[A
     assert isinstance(cell, CellCoroutine)
 
     def interrupted(exc: BaseException) -> BaseException:
-        import trio
-
-        if cell.pending_interrupt and isinstance(exc, trio.Cancelled):
-            return KeyboardInterrupt()
-        return exc
+        return KeyboardInterrupt() if cell.pending_interrupt and _is_the_interruption(exc) else exc
 
     return Portal(coro, cell=cell, error_hook=interrupted)
 

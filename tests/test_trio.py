@@ -288,3 +288,22 @@ def test_trio_cells_nest_only_when_asked_and_say_how(trio_shell: Shell) -> None:
     shell.ok("%nest off")
     result = shell.run("sync_library(1)")
     assert "%nest trio on" not in str(result.error_in_exec)  # trio's own message
+
+
+def test_closing_counts_system_tasks_that_cells_spawned(trio_shell: Shell) -> None:  # R8
+    shell = trio_shell
+    shell.ok(
+        "cleaned = []\n"
+        "async def waits():\n"
+        "    try:\n"
+        "        await trio.sleep_forever()\n"
+        "    finally:\n"
+        "        cleaned.append(1)\n"
+        "autoawait_runners.trio_nursery().start_soon(waits)\n"
+        "trio.lowlevel.spawn_system_task(waits)\n"
+        "await trio.sleep(0.01)"
+    )
+    shell.output()
+    shell.ok("%autoawait asyncio")
+    assert "trio runner closed: cancelled 2 background tasks" in shell.output()
+    assert shell.ns["cleaned"] == [1, 1]
