@@ -22,6 +22,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import traceback
 from abc import abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -134,6 +135,10 @@ class ThreadedRunner(Runner):
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
         """Wrap a cell's coroutine so that cancellation reaches it as an interruption."""
 
+    def _lost_tasks(self) -> list[str]:
+        """The names of the background tasks a session that died took with it."""
+        return []
+
     def _reset(self) -> None:
         """Forget the session's objects (the thread has ended)."""
 
@@ -167,9 +172,18 @@ class ThreadedRunner(Runner):
             crashed.append(exc)
             if self._thread is not None:  # it was running: say so, cells will restart it
                 cause = exc.__cause__ if exc.__cause__ is not None else exc
+                lost = self._lost_tasks()
                 say(
                     f"the {self.name} session ended unexpectedly "
                     f"({type(cause).__name__}: {cause}); the next cell starts a new one"
+                    + (f"; background tasks lost: {', '.join(lost)}" if lost else "")
+                )
+                # The cause, in full (F6): what failed, where.
+                print(
+                    "".join(traceback.format_exception(type(cause), cause, cause.__traceback__)),
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
                 )
         finally:
             up.set()

@@ -47,6 +47,10 @@ class SessionNursery:
     def __init__(self, nursery: trio.Nursery, runner_name: str) -> None:
         self._nursery = nursery
         self._runner_name = runner_name
+        #: Set when the session ends as asked: a child cancelled before that was lost in a
+        #: crash of the run (a system task raised), and is named in ``lost``.
+        self.ending = False
+        self.lost: list[str] = []
 
     @property
     def child_tasks(self) -> frozenset[trio.lowlevel.Task]:
@@ -62,6 +66,8 @@ class SessionNursery:
             await async_fn(*args)
         except BaseException as exc:
             if _only_cancelled(exc):
+                if not self.ending:
+                    self.lost.append(getattr(async_fn, "__qualname__", None) or str(async_fn))
                 raise  # the session is ending: let the nursery absorb it
             self._report(exc, async_fn)
 
@@ -145,6 +151,7 @@ class TrioRunner(ThreadedRunner):
             self._nursery = SessionNursery(background, self.name)
             ready()
             await self._stop_requested.wait()
+            self._nursery.ending = True
             # System tasks that cells spawned end with the run: they count too (R8).
             spawned = [
                 task
@@ -180,6 +187,9 @@ class TrioRunner(ThreadedRunner):
         assert token is not None and stop is not None
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(stop.set)
+
+    def _lost_tasks(self) -> list[str]:
+        return list(self._nursery.lost) if self._nursery is not None else []
 
     def _reset(self) -> None:
         self._token = self._context = self._nursery = self._stop_requested = None

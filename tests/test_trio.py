@@ -193,6 +193,8 @@ def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(
 ) -> None:
     shell = trio_shell  # a system task that fails ends trio.run: trio's own rule
     shell.ok("async def boom():\n    raise ValueError('system task failed')")
+    shell.ok("async def bystander():\n    await trio.sleep_forever()")
+    shell.ok("autoawait_runners.trio_nursery().start_soon(bystander)")
     old = autoawait_runners.trio_runner.thread
     shell.run("trio.lowlevel.spawn_system_task(boom); await trio.sleep(5)")
     # The run ends right after this cell; a cell sent while it is ending is cancelled with
@@ -203,6 +205,8 @@ def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(
     out = shell.output()
     assert "ValueError('system task failed')" in out
     assert "the trio session ended unexpectedly" in out
+    assert "background tasks lost: bystander" in out  # F6: what the crash took
+    assert "in boom" in out and "raise ValueError('system task failed')" in out  # its traceback
     assert "the next cell starts a new one" in out
     assert autoawait_runners.trio_runner.thread is not old
     assert not old.is_alive()
