@@ -226,6 +226,16 @@ class CellCoroutine(Coroutine[Any, Any, T]):
                 raise KeyboardInterrupt
             if raise_in_thread(cell_thread, KeyboardInterrupt):
                 return True
+        elif (
+            self.interrupts > 1
+            and cell_thread != threading.get_ident()
+            and not _waiting_in_selector(cell_thread)
+        ):
+            # The cell waits (or has not started) while its loop's thread still runs other
+            # code after a first Ctrl-C: a task that does not yield holds the loop (F3).
+            # Interrupt that code; its task fails with KeyboardInterrupt and is reported.
+            say("the loop is busy in other code (a task that does not yield?): interrupting it")
+            raise_in_thread(cell_thread, KeyboardInterrupt)
         self.pending_interrupt = True
         cancel()
         return True

@@ -229,6 +229,12 @@ async def _run_cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> N
     raises nothing (an exception from a system task would end the run)."""
     try:
         with scope:
+            if scope.cancel_called:
+                # Interrupted before it started (its loop was held by a task that does not
+                # yield): it must not run, checkpoint or not.
+                submitted.cell.close()
+                submitted.fail(KeyboardInterrupt())
+                return
             value = await submitted.cell
             submitted.succeed(value)
             return

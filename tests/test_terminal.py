@@ -7,6 +7,7 @@ import os
 import re
 import time
 
+import pexpect
 import pytest
 from conftest import IPythonPty
 
@@ -184,6 +185,32 @@ def test_simple_prompt_says_that_idle_progress_cannot_be_had(
         "%load_ext autoawait_runners",
         "--simple-prompt reads input with no event loop: asyncio background tasks run only",
     )
+    ipy.exit()
+
+
+@pytest.mark.parametrize("runner", ["thread", "trio"])
+def test_ctrl_c_stops_a_background_task_that_never_yields(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # F3
+    # The loop runs in its own thread, held by a task that never yields: a cell sent to it
+    # cannot start. The second Ctrl-C interrupts the task; the cell is cancelled, and the
+    # session serves the next one.
+    ipy = start(ipython_pty, runner)
+    ipy.cell("f = await h.background(h.hog)")
+    ipy.expect("hog: spinning")
+    ipy.child.sendline("print('never', 'ran')")
+    # A Ctrl-C typed before the cell is handed over is the prompt's key press, not a
+    # signal to the cell: press again until the second one the cell gets has landed.
+    for _ in range(20):
+        ipy.child.sendintr()
+        if ipy.child.expect(["the loop is busy in other code", pexpect.TIMEOUT], timeout=1) == 0:
+            break
+    else:
+        pytest.fail("Ctrl-C never reached the hog")
+    ipy.expect("KeyboardInterrupt")
+    ipy.next_prompt()
+    ipy.cell("await h.sleep(0); print('usable', 'again')", "usable again")
+    assert "never ran" not in ipy.text()
     ipy.exit()
 
 

@@ -170,3 +170,11 @@ async def flood(count: int, period: float) -> None:
         asyncio.create_task(flaky())  # noqa: RUF006 - left to fail in the background
         spawned += 1
         await asyncio.sleep(period)
+
+
+async def hog() -> None:
+    """A background task that never yields again (asyncio or trio)."""
+    await sleep(0.1)
+    print("hog: spinning", flush=True)
+    while True:
+        pass
