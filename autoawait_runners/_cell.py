@@ -225,6 +225,9 @@ class CellCoroutine(Coroutine[Any, Any, T]):
             if cell_thread == threading.get_ident():
                 raise KeyboardInterrupt
             if raise_in_thread(cell_thread, KeyboardInterrupt):
+                from ._nesting import wake_loop_in
+
+                wake_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
                 return True
         elif (
             self.interrupts > 1

@@ -307,16 +307,38 @@ def _run_until_complete(name: str) -> Callable[..., Any]:
 
     def run_until_complete(self: asyncio.AbstractEventLoop, future: Any) -> Any:
         running = asyncio.events._get_running_loop()
-        if running is None:
-            return _original(name)(self, future)
         if running is self:
             from ._parking import run_on_running_loop
 
             return run_on_running_loop(self, future)
-        with outer_loop_paused():
-            return _original(name)(self, future)
+        with outer_loop_paused() if running is not None else contextlib.nullcontext():
+            here = threading.get_ident()
+            outer = _loops_running.get(here)
+            _loops_running[here] = self
+            try:
+                return _original(name)(self, future)
+            finally:
+                if outer is None:
+                    del _loops_running[here]
+                else:
+                    _loops_running[here] = outer
 
     return run_until_complete
+
+
+#: thread id -> the loop a ``run_until_complete`` runs in that thread now.
+_loops_running: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def wake_loop_in(thread_id: int) -> None:
+    """Wake the loop that a ``run_until_complete`` (a private loop's: ``asyncio.Runner``)
+    runs in that thread, if any. A thread blocked in its loop's selector runs no Python code,
+    so an exception raised in it from another thread (Ctrl-C for a cell there) would wait
+    for the loop's next event, seconds or forever."""
+    loop = _loops_running.get(thread_id)
+    if loop is not None:
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(int)
 
 
 def _anyio_run(

@@ -214,6 +214,27 @@ def test_ctrl_c_stops_a_background_task_that_never_yields(
     ipy.exit()
 
 
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_one_ctrl_c_cancels_a_private_loop_run_in_a_cell(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # F3, R5
+    # asyncio.Runner runs a loop of its own in the cell; in the thread runner's thread it
+    # sleeps in its selector, where an exception sent from the main thread waited for it.
+    ipy = start(ipython_pty, runner)
+    ipy.cell("import asyncio")
+    ipy.child.sendline("with asyncio.Runner() as r: r.run(h.sleeper())")
+    ipy.expect("sleeper: waiting")
+    started = time.monotonic()
+    ipy.child.sendintr()
+    ipy.expect("cleanup ran")
+    ipy.expect("KeyboardInterrupt")
+    ipy.next_prompt()
+    assert time.monotonic() - started < 20  # the sleeper waits 100 s
+    ipy.cell("await h.sleep(0); print('usable', 'again')", "usable again")
+    assert "sleeper: resumed" not in ipy.text()
+    ipy.exit()
+
+
 #: runner -> the cells that set up nesting, and how a cell runs its own loop.
 NESTED_RUN = {
     "asyncio": (["import asyncio"], "asyncio.run(h.{fn}({args}))"),
