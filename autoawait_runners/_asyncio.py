@@ -51,6 +51,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         self._waker: Waker | None = None
         self._in_cell = False
         self._shell: InteractiveShell | None = None
+        self._said_no_idle_progress = False
 
     def _startup(self) -> None:
         # The loop is chosen by the first cell, where it runs (see _session_here); a loop
@@ -149,12 +150,7 @@ class AsyncioRunner(AsyncioSessionRunner):
     def attach(self, shell: InteractiveShell) -> None:
         self._shell = shell
         if not _has_prompt_toolkit_prompt(shell):
-            if getattr(shell, "simple_prompt", None) is True:  # a terminal: say why
-                say(
-                    "--simple-prompt reads input with no event loop: asyncio background "
-                    "tasks run only while cells run (the thread runner keeps them running)"
-                )
-            return
+            return  # see _keep_idle_progress
         from IPython.terminal.pt_inputhooks import register
 
         register(INPUTHOOK_NAME, self._inputhook)
@@ -180,12 +176,27 @@ class AsyncioRunner(AsyncioSessionRunner):
         """Run the session loop from the prompt's input hook whenever no other GUI event
         loop has it: after ``%gui`` (none) too, which removes ours (F3, R2)."""
         shell = self._shell
+        if shell is None:
+            return
+        if _has_prompt_toolkit_prompt(shell):
+            if getattr(shell, "active_eventloop", None) is None:
+                shell.enable_gui(INPUTHOOK_NAME)
+            return
+        # A terminal without prompt_toolkit (--simple-prompt, or input that is not a tty)
+        # reads input with no event loop: say so once, when it first matters.
+        session = self._session
         if (
-            shell is not None
-            and _has_prompt_toolkit_prompt(shell)
-            and getattr(shell, "active_eventloop", None) is None
+            getattr(shell, "simple_prompt", None) is True
+            and not self._said_no_idle_progress
+            and session is not None
+            and not session.borrowed
+            and any(not task.done() for task in asyncio.all_tasks(session.loop))
         ):
-            shell.enable_gui(INPUTHOOK_NAME)
+            self._said_no_idle_progress = True
+            say(
+                "--simple-prompt reads input with no event loop: asyncio background tasks "
+                "run only while cells run (the thread runner keeps them running)"
+            )
 
     def _inputhook(self, context: Any) -> None:
         """prompt_toolkit input hook: run the session loop until input is ready."""

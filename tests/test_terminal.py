@@ -181,11 +181,15 @@ def test_simple_prompt_says_that_idle_progress_cannot_be_had(
     ipython_pty: type[IPythonPty],
 ) -> None:  # R2
     ipy = ipython_pty("--simple-prompt")
+    ipy.cell("%load_ext autoawait_runners")
+    ipy.cell("import autoawait_test_helpers as h")
     ipy.cell(
-        "%load_ext autoawait_runners",
+        "t = await h.background(h.sleeper)",  # when it first matters: a background task
         "--simple-prompt reads input with no event loop: asyncio background tasks run only",
     )
+    ipy.cell("t2 = await h.background(h.sleeper)")
     ipy.exit()
+    assert ipy.text().count("--simple-prompt reads input") == 1
 
 
 @pytest.mark.parametrize("runner", ["thread", "trio"])
