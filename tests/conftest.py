@@ -126,6 +126,13 @@ class IPythonPty:
         self.child.expect(r"In \[(\d+)\]:")
         self.count = int(self.child.match.group(1)) + 1
 
+    def interrupt(self, *expect: str) -> None:
+        """Press Ctrl-C, wait for each expected pattern, then the next prompt."""
+        self.child.sendintr()
+        for pattern in expect:
+            self.expect(pattern)
+        self.next_prompt()
+
     def cell(self, line: str, *expect: str) -> None:
         """Type a one-line cell, wait for each expected pattern, then the next prompt."""
         self.child.sendline(line)

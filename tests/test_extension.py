@@ -234,11 +234,17 @@ def test_missing_library_prints_the_install_command(ipshell: Shell, demo_plugin:
     ipshell.ok("%unload_ext autoawait_runners")
     ipshell.ok("%load_ext autoawait_runners")
     ipshell.output()
-    for name, message in [
-        ("missing", "pip install autoawait-no-such-library"),
-        ("broken", "the broken runner cannot be loaded: ImportError"),
-        ("failing", "the failing runner could not start: port 1 is not available"),
-    ]:
+    refused_in_one_line(
+        ipshell,
+        missing="pip install autoawait-no-such-library",
+        broken="the broken runner cannot be loaded: ImportError",
+        failing="the failing runner could not start: port 1 is not available",
+    )
+
+
+def refused_in_one_line(ipshell: Shell, **messages: str) -> None:
+    """%autoawait NAME for each name: one line, with its message; the runner stays."""
+    for name, message in messages.items():
         ipshell.ok(f"%autoawait {name}")
         out = ipshell.output()
         assert message in out and out.count("\n") == 1, out
@@ -260,15 +266,12 @@ def test_broken_plugins_are_one_line_each_and_change_nothing(
     assert "its entry point gave 42, not a loop runner" in rows["number"]
     assert "cannot be loaded (KeyboardInterrupt" in rows["interrupted"]
     assert "pip install ?" not in rows["broken"]
-    for name, message in [
-        ("nothing", "the nothing runner cannot be loaded: its entry point gave None"),
-        ("number", "the number runner cannot be loaded"),
-        ("interrupted", "the interrupted runner cannot be loaded"),
-    ]:
-        ipshell.ok(f"%autoawait {name}")
-        out = ipshell.output()
-        assert message in out and out.count("\n") == 1, out
-        assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+    refused_in_one_line(
+        ipshell,
+        nothing="the nothing runner cannot be loaded: its entry point gave None",
+        number="the number runner cannot be loaded",
+        interrupted="the interrupted runner cannot be loaded",
+    )
     assert ipshell.ok("import asyncio; await asyncio.sleep(0, 'still fine')") == "still fine"
     ipshell.output()
     ipshell.ok("%autoawait closefails")
