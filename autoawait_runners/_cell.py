@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType, TracebackType
@@ -38,6 +39,9 @@ T = TypeVar("T")
 
 #: The Ctrl-C that stops waiting for a cell which ignored all the ones before it.
 ABANDON_AFTER = 3
+#: How long a thread sent Ctrl-C may stay where it was before it counts as stuck in a call
+#: (an exception from another thread lands within a few milliseconds in Python code).
+STUCK_AFTER = 0.3
 
 
 def interruption_type(cancelled: type[BaseException]) -> type[KeyboardInterrupt]:
@@ -91,12 +95,14 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         "_decoy",
         "_held",
         "_level_triggered",
+        "_raised_where",
         "_stale_task",
         "_translate",
         "executing",
         "interrupts",
         "nested_calls",
         "pending_interrupt",
+        "started",
     )
 
     def __init__(
@@ -115,6 +121,8 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         # checkpoint raises, and every one of those must read as the interruption.
         self._level_triggered = level_triggered
         self.executing = False
+        self.started = False  # its code ran at least once
+        self._raised_where: tuple[Any, int, float] | None = None  # see note_if_stuck
         self.interrupts = 0
         self.pending_interrupt = False
         self.nested_calls = 0
@@ -152,7 +160,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
         return self._step(self._coro.throw, exc)
 
     def _step(self, resume: Callable[[Any], Any], arg: Any) -> Any:
-        self.executing = True
+        self.executing = self.started = True
         try:
             yielded = resume(arg)
         except StopIteration as stop:
@@ -228,6 +236,9 @@ class CellCoroutine(Coroutine[Any, Any, T]):
                 from ._nesting import wake_loop_in
 
                 wake_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
+                frame = sys._current_frames().get(cell_thread)
+                if frame is not None:
+                    self._raised_where = (frame, frame.f_lasti, time.monotonic())
                 return True
         elif (
             self.interrupts > 1
@@ -278,11 +289,39 @@ class CellCoroutine(Coroutine[Any, Any, T]):
             self.pending_interrupt = True
             cancel()
         if not wait(SHUTDOWN_TIMEOUT):
+            if self.executing:
+                what = (
+                    f"the cell ignored Ctrl-C and still runs in the {runner} runner's thread; "
+                    "later cells wait for it"
+                )
+            elif not self.started:
+                what = (
+                    f"the cell never started: the {runner} runner's loop is still busy (an "
+                    "earlier cell, or code that does not yield); later cells wait too"
+                )
+            else:
+                what = "the cell ignored cancellation; its task was left pending"
+            say(what)
+
+    def note_if_stuck(self, cell_thread: int) -> None:
+        """Called now and then while the cell is waited for: if Ctrl-C was sent to its
+        thread and that thread has not moved since, it is inside one call that an exception
+        cannot interrupt from another thread (a C function: ``time.sleep``, blocking I/O).
+        Say so, once, and what the next presses do."""
+        where = self._raised_where
+        if where is None or time.monotonic() - where[2] < STUCK_AFTER:
+            return
+        self._raised_where = None
+        if not self.executing:
+            return
+        frame = sys._current_frames().get(cell_thread)
+        if frame is where[0] and frame is not None and frame.f_lasti == where[1]:
+            left = ABANDON_AFTER - self.interrupts
             say(
-                f"the cell ignored Ctrl-C and still runs in the {runner} runner's thread; "
-                "later cells wait for it"
-                if self.executing
-                else "the cell ignored cancellation; its task was left pending"
+                "the cell is inside a call that Ctrl-C cannot interrupt from here (a C "
+                "function such as time.sleep): it gets KeyboardInterrupt when the call "
+                f"returns; Ctrl-C {'once' if left == 1 else f'{left} times'} more stops "
+                "waiting for it"
             )
 
     def __await__(self) -> Generator[Any, None, T]:

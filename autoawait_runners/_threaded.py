@@ -87,7 +87,8 @@ class SubmittedCell:
         # signal goes to any thread that does not block it); this thread then only runs the
         # handler once it wakes up. So wake up now and then, and let it run.
         while not self._finished.acquire(timeout=SIGNAL_POLL):
-            pass
+            if self.session is not None and self.session.ident is not None:
+                self.cell.note_if_stuck(self.session.ident)
         return True
 
     def result(self) -> Any:

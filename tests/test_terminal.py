@@ -236,6 +236,24 @@ def test_one_ctrl_c_cancels_a_private_loop_run_in_a_cell(
     ipy.exit()
 
 
+def test_ctrl_c_in_a_c_call_of_a_thread_cell_says_what_happens(
+    ipython_pty: type[IPythonPty],
+) -> None:  # F3
+    # An exception sent to another thread lands only when it runs Python code again: the
+    # first press says so, and the cell gets KeyboardInterrupt when the call returns.
+    ipy = start(ipython_pty, "thread")
+    ipy.cell("import time")
+    ipy.child.sendline("print('sleeping', 'now', flush=True); time.sleep(3)")
+    ipy.expect("sleeping now")
+    ipy.interrupt(
+        "the cell is inside a call that Ctrl-C cannot interrupt from here",
+        "Ctrl-C 2 times more stops waiting for it",
+        "KeyboardInterrupt",
+    )
+    ipy.cell("print('usable', 'again')", "usable again")
+    ipy.exit()
+
+
 #: runner -> the cells that set up nesting, and how a cell runs its own loop.
 NESTED_RUN = {
     "asyncio": (["import asyncio"], "asyncio.run(h.{fn}({args}))"),
