@@ -124,11 +124,17 @@ def raised_by_a_task(exc: BaseException) -> bool:
     """
     if isinstance(exc, GaveUpWaiting):
         return False
+    cut_to_task_frames(exc)
+    return True
+
+
+def cut_to_task_frames(exc: BaseException) -> None:
+    """Drop the loop's frames from the front of the traceback of an exception a task raised
+    through ``run_forever``, so its report starts in the task's code."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PLUMBING):
         tb = tb.tb_next
     exc.__traceback__ = tb
-    return True
 
 
 #: Where the frames between a loop's run_forever and a task's code live.
@@ -231,7 +237,10 @@ class AsyncioSession:
             like = (_coro_name(task), type(exc).__qualname__, str(exc))
             shown = self._shown.get(like)
             if shown is not None and now - shown[0] < COALESCE_WINDOW:
-                if not shown[1]:  # the first repeat: the count is said when the window ends
+                if not shown[1] and cell_may_retrieve:
+                    # The first repeat, seen on the loop (this timer's thread): the count is
+                    # said when the window ends. (Called at the end of a cell, possibly
+                    # from another thread, every count is said below.)
                     self.loop.call_later(COALESCE_WINDOW, self.report_failures, True)
                 shown[1] += 1
                 continue
@@ -279,9 +288,9 @@ class AsyncioSession:
         tasks = [t for t in mine if not t.done() and t is not asyncio.current_task()]
         # A nested asyncio.run() is its caller's business: cancelling the caller cancels it.
         nested = nested_calls(self.loop)
-        for task in tasks:
-            if task not in nested:
-                task.cancel()
+        background = [task for task in tasks if task not in nested]
+        for task in background:
+            task.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
             if pending:
@@ -293,15 +302,14 @@ class AsyncioSession:
                     # Nobody will ever run them again: say so now, not at garbage collection.
                     task.remove_done_callback(self._on_task_done)
                     task._log_destroy_pending = False  # type: ignore[attr-defined]
-        count = len([task for task in tasks if task not in nested])
         if self.borrowed:
-            return count  # the host's async generators and executor are the host's
+            return len(background)  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()
         try:
             await asyncio.wait_for(self.loop.shutdown_default_executor(), SHUTDOWN_TIMEOUT)
         except TimeoutError:
             say(f"the {self.runner_name} runner's executor threads did not finish in time")
-        return count
+        return len(background)
 
     def close(self) -> None:
         """Close the loop, once :meth:`cancel_background` has run and the loop stopped (one

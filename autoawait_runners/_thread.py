@@ -19,7 +19,7 @@ from typing import Any
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
-    raised_by_a_task,
+    cut_to_task_frames,
     translate_cancellation,
 )
 from ._cell import CellCoroutine
@@ -51,7 +51,7 @@ class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
                     # Ctrl-C aimed at a busy cell that yielded just before it landed, or a
                     # background task's KeyboardInterrupt or SystemExit (the task keeps it
                     # and is reported): the loop itself must survive it (F1).
-                    raised_by_a_task(exc)
+                    cut_to_task_frames(exc)
         finally:
             session.close()
 
