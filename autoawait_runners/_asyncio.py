@@ -28,7 +28,7 @@ from ._asyncio_session import (
     raised_by_a_task,
     run_cell_as_task,
 )
-from ._cell import Waker
+from ._ctrl_c import Waker
 from ._runner import RunnerUnavailable, say
 
 if TYPE_CHECKING:

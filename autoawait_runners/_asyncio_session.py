@@ -23,7 +23,9 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._cell import CellCoroutine, CellInterrupted, GaveUpWaiting, Waker, sigint_routed_to
+from . import _ctrl_c
+from ._cell import CellCoroutine, CellInterrupted
+from ._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
 from ._nesting import context_entered, nested_calls
 from ._runner import SHUTDOWN_TIMEOUT, Runner, plural, say
 
@@ -65,7 +67,7 @@ def run_cell_as_task(
     awaitable is done and returns its result (the asyncio runner runs its session loop;
     the embed runner waits on a loop already running below it).
 
-    The Ctrl-C that gives up on a cell (see ``CellCoroutine.interrupt``) raises
+    The Ctrl-C that gives up on a cell (see ``_ctrl_c``) raises
     KeyboardInterrupt in the signal handler, wherever the main thread is: that is what
     breaks a loop stuck in Python code. On a loop already running below (a Jupyter
     kernel's), the main thread is mostly the kernel's own machinery (its output streams,
@@ -85,7 +87,7 @@ def run_cell_as_task(
         return task.done()
 
     def interrupt() -> bool:
-        if cell.interrupt(cancel=cancel, cell_thread=here):
+        if _ctrl_c.interrupt(cell, cancel=cancel, cell_thread=here):
             return True
         if given_up is None:
             return False  # the handler raises KeyboardInterrupt where it is
@@ -105,7 +107,7 @@ def run_cell_as_task(
             if given_up is not None:
                 given_up.cancel()
             if not task.done():
-                cell.abandon(cancel=cancel, wait=wait, runner=runner)
+                _ctrl_c.give_up(cell, cancel=cancel, wait=wait, runner=runner)
 
 
 def _settle(future: asyncio.Future[Any]) -> None:

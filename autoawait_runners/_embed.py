@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.compilerop import PyCF_MASK
 
+from . import _ctrl_c
 from ._asyncio_session import run_cell_as_task
-from ._cell import CellCoroutine, sigint_routed_to
+from ._cell import CellCoroutine
 from ._parking import run_on_running_loop
 from ._runner import Runner, say
 
@@ -189,8 +190,10 @@ def _trio_cell(coro: Coroutine[Any, Any, Any], awaiter: Callable[[Any], Any]) ->
         raise KeyboardInterrupt  # cancelled before the cell's code ran
 
     here = threading.get_ident()
-    with sigint_routed_to(
-        lambda: cell.interrupt(cancel=lambda: token.run_sync_soon(scope.cancel), cell_thread=here)
+    with _ctrl_c.sigint_routed_to(
+        lambda: _ctrl_c.interrupt(
+            cell, cancel=lambda: token.run_sync_soon(scope.cancel), cell_thread=here
+        )
     ):
         return awaiter(run())
 

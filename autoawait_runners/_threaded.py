@@ -12,14 +12,13 @@ cell in it and stop it:
   back to a waiting thread;
 - Ctrl-C: SIGINT is blocked in the loop thread (and in the threads it starts, which inherit
   the mask), so the kernel delivers it to the main thread, whose handler routes it to the
-  cell (:meth:`CellCoroutine.interrupt <autoawait_runners._cell.CellCoroutine.interrupt>`);
+  cell (see ``_ctrl_c``);
 - a loop that dies (a crash in the library) releases the cells waiting on it with an error,
   and the next cell starts a fresh session: nothing hangs.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import traceback
@@ -27,7 +26,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._cell import CellCoroutine, sigint_routed_to
+from . import _ctrl_c
+from ._cell import CellCoroutine
 from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say
 
 #: How long starting a session may take before the runner gives up.
@@ -88,7 +88,7 @@ class SubmittedCell:
         # handler once it wakes up. So wake up now and then, and let it run.
         while not self._finished.acquire(timeout=SIGNAL_POLL):
             if self.session is not None and self.session.ident is not None:
-                self.cell.note_if_stuck(self.session.ident)
+                _ctrl_c.note_if_stuck(self.cell, self.session.ident)
         return True
 
     def result(self) -> Any:
@@ -164,8 +164,7 @@ class ThreadedRunner(Runner):
         self._thread = thread
 
     def _thread_main(self, up: threading.Event, crashed: list[BaseException]) -> None:
-        # Ctrl-C is the main thread's business (see the module docstring).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        _ctrl_c.keep_out_of_this_thread()  # Ctrl-C is the main thread's business
         _output_goes_to_the_current_cell()
         try:
             self._serve(up.set)
@@ -212,20 +211,22 @@ class ThreadedRunner(Runner):
                 return True  # not handed over yet: nothing to interrupt
             submitted = attempts[-1]
             assert submitted.session is not None and submitted.session.ident is not None
-            return cell.interrupt(cancel=submitted.cancel, cell_thread=submitted.session.ident)
+            return _ctrl_c.interrupt(
+                cell, cancel=submitted.cancel, cell_thread=submitted.session.ident
+            )
 
         # The handler is in place before the hand-over: a Ctrl-C at any point reaches the
         # cell, never this thread's own code.
-        with sigint_routed_to(interrupt):
+        with _ctrl_c.sigint_routed_to(interrupt):
             try:
                 submitted = self._submit_to_live_session(cell, attempts)
                 submitted.wait()
             except KeyboardInterrupt:
-                # Only the Ctrl-C that gives up on the cell (see CellCoroutine.interrupt)
+                # Only the Ctrl-C that gives up on the cell (see _ctrl_c)
                 # gets here: while it is handed over, or waited for.
                 if attempts:
                     last = attempts[-1]
-                    last.cell.abandon(cancel=last.cancel, wait=last.wait, runner=self.name)
+                    _ctrl_c.give_up(last.cell, cancel=last.cancel, wait=last.wait, runner=self.name)
                 raise
             finally:
                 self._waiting.difference_update(attempts)

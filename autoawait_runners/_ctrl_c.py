@@ -1,0 +1,321 @@
+"""Ctrl-C: every rule about SIGINT, in one place.
+
+What does not work, and why the rest of this module exists:
+
+- Only the main thread runs Python signal handlers, and only between bytecodes: a cell
+  running in a runner's own thread never sees SIGINT, and a main thread asleep in a
+  selector runs the handler only when something wakes it.
+- A process-directed SIGINT is delivered to any thread that does not block it. So runner
+  threads block it (:func:`keep_out_of_this_thread`), and a main thread that sleeps in its
+  loop's selector is woken through the signal wake-up fd (:class:`Waker`).
+- Another thread can be interrupted only at its next Python bytecode
+  (:func:`raise_in_thread`): a thread inside one C call (``time.sleep``, blocking I/O) gets
+  the exception when the call returns, and nothing can make it sooner.
+- An exception raised by the handler lands wherever the main thread is. That is what stops
+  a busy loop in a cell; in a kernel's own machinery (its streams, its messaging) it can
+  leave things half-done, so there the waiting code is told to give up instead.
+
+The rules, for a cell wrapped in a :class:`~autoawait_runners._cell.CellCoroutine`:
+
+1. While the cell runs, SIGINT goes to :func:`interrupt` (:func:`sigint_routed_to`).
+   The handler is installed over Python's default one, over another of ours (a cell
+   inside a cell), or over the one a loop library installed for the run the shell lives
+   in (``asyncio.run``, ``trio.run`` around ``embed()``): while a cell runs, Ctrl-C is the
+   cell's. Any other handler is the user's: it stays, Ctrl-C goes to it, and one line
+   says so. The handler put back afterwards is the one found, and only if ours is still
+   installed (a cell that installed its own keeps it). A signal wake-up fd that other code
+   set is never displaced.
+2. Each press interrupts the cell where it is (the flags below say where): running Python
+   code, it raises KeyboardInterrupt there (in the cell's thread if that is another one);
+   suspended at an await, its task is cancelled and the cancellation reaches the cell as
+   the interruption. A cell that swallows one gets the next.
+3. The :data:`ABANDON_AFTER`-th press stops waiting: the handler raises
+   :class:`GaveUpWaiting`, the runner cancels the cell once more, waits briefly
+   (:func:`give_up`), and says in one line what is left behind.
+4. A cell that waits while its loop's thread is busy in other code (a task that does not
+   yield): the second press interrupts that code (its task fails, and is reported).
+5. A thread sent KeyboardInterrupt that has not moved :data:`STUCK_AFTER` later is inside
+   a C call: one line says so (:func:`note_if_stuck`).
+
+The flags, on the cell (see ``CellCoroutine``):
+
+- ``executing``: set by the thread running the cell, around each step of its code;
+- ``interrupts``: presses so far, counted by the handler (main thread);
+- ``pending_interrupt``: set by the handler, cleared by the cell's thread once the
+  cancellation it caused reached the cell as the interruption;
+- ``nested_calls``: the cell is parked in a nested ``asyncio.run()``, whose loop may only be
+  waiting for events (then Ctrl-C cancels rather than raises).
+
+What cancellation looks like in each library, and how to cancel from another thread, is
+each runner's business: it passes ``cancel`` and a translation to the cell.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
+from typing import Any
+
+from ._cell import CellCoroutine
+from ._runner import SHUTDOWN_TIMEOUT, say
+
+#: The Ctrl-C that stops waiting for a cell which ignored all the ones before it.
+ABANDON_AFTER = 3
+#: How long a thread sent Ctrl-C may stay where it was before it counts as stuck in a call
+#: (an exception from another thread lands within a few milliseconds in Python code).
+STUCK_AFTER = 0.3
+
+
+class GaveUpWaiting(KeyboardInterrupt):
+    """The Ctrl-C that stops waiting for a cell (rule 3), raised by the SIGINT handler
+    wherever the main thread is. Told apart from a KeyboardInterrupt that user code raised
+    (a background task), which must not end the session loop."""
+
+
+GaveUpWaiting.__name__ = GaveUpWaiting.__qualname__ = "KeyboardInterrupt"  # as IPython shows it
+
+
+# -- where a press goes (rules 2 to 5) ------------------------------------------------------
+
+
+def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thread: int) -> bool:
+    """Deliver one Ctrl-C to the cell, where it is; called by the handler (main thread).
+
+    Running Python code in this thread: raises KeyboardInterrupt here. Running in
+    ``cell_thread``: raises it there. Suspended at an await: ``cancel()``s the cell's task
+    (thread-safely), which the cell turns into the interruption. Returns False at the
+    :data:`ABANDON_AFTER`-th press: the caller stops waiting for the cell.
+    """
+    cell.interrupts += 1
+    if cell.interrupts >= ABANDON_AFTER:
+        return False
+    if cell.executing and not (cell.nested_calls and _waiting_for_events(cell_thread)):
+        if cell_thread == threading.get_ident():
+            raise KeyboardInterrupt
+        if raise_in_thread(cell_thread, KeyboardInterrupt):
+            from ._nesting import wake_loop_in
+
+            wake_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
+            frame = sys._current_frames().get(cell_thread)
+            if frame is not None:
+                cell.raised_where = (frame, frame.f_lasti, time.monotonic())
+            return True
+    elif (
+        cell.interrupts > 1
+        and cell_thread != threading.get_ident()
+        and not _waiting_for_events(cell_thread)
+    ):
+        # Rule 4: the cell waits (or has not started) while its loop's thread still runs
+        # other code after a first press. Interrupt that code; its task is reported.
+        say("the loop is busy in other code (a task that does not yield?): interrupting it")
+        raise_in_thread(cell_thread, KeyboardInterrupt)
+    cell.pending_interrupt = True
+    cancel()
+    return True
+
+
+def give_up(
+    cell: CellCoroutine[Any],
+    *,
+    cancel: Callable[[], None],
+    wait: Callable[[float], bool],
+    runner: str,
+) -> None:
+    """Stop waiting for a cell that ignored every Ctrl-C, after one last chance (rule 3).
+
+    ``cancel()`` cancels it once more if it is suspended; ``wait(seconds)`` waits for it and
+    says whether it ended. If it did not, one line says what is left behind.
+    """
+    if not cell.executing:
+        cell.pending_interrupt = True
+        cancel()
+    if wait(SHUTDOWN_TIMEOUT):
+        return
+    if cell.executing:
+        say(
+            f"the cell ignored Ctrl-C and still runs in the {runner} runner's thread; "
+            "later cells wait for it"
+        )
+    elif not cell.started:
+        say(
+            f"the cell never started: the {runner} runner's loop is still busy (an earlier "
+            "cell, or code that does not yield); later cells wait too"
+        )
+    else:
+        say("the cell ignored cancellation; its task was left pending")
+
+
+def note_if_stuck(cell: CellCoroutine[Any], cell_thread: int) -> None:
+    """Rule 5. Called now and then while the cell is waited for: if Ctrl-C was sent to its
+    thread and that thread has not moved since, it is inside one call that an exception
+    cannot interrupt from another thread. Say so, once, and what the next presses do."""
+    where = cell.raised_where
+    if where is None or time.monotonic() - where[2] < STUCK_AFTER:
+        return
+    cell.raised_where = None
+    if not cell.executing:
+        return
+    frame = sys._current_frames().get(cell_thread)
+    if frame is where[0] and frame is not None and frame.f_lasti == where[1]:
+        left = ABANDON_AFTER - cell.interrupts
+        say(
+            "the cell is inside a call that Ctrl-C cannot interrupt from here (a C function "
+            "such as time.sleep): it gets KeyboardInterrupt when the call returns; Ctrl-C "
+            f"{'once' if left == 1 else f'{left} times'} more stops waiting for it"
+        )
+
+
+#: The innermost frames of a loop that waits for I/O or timers and runs nothing:
+#: (module name prefix, function name).
+_WAITING_FOR_EVENTS = (("selectors", "select"), ("trio._core._io_", "get_events"))
+
+
+def _waiting_for_events(thread_id: int) -> bool:
+    """Whether the event loop of ``thread_id`` waits for I/O or timers, running nothing: its
+    innermost frame (under this package's own, the signal handler's) is a selector's wait."""
+    frame: FrameType | None = sys._current_frames().get(thread_id)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    name, module = frame.f_code.co_name, str(frame.f_globals.get("__name__"))
+    return any(
+        name == function and module.startswith(prefix) for prefix, function in _WAITING_FOR_EVENTS
+    )
+
+
+_PACKAGE_DIR = os.path.dirname(__file__)
+
+
+def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
+    """Raise ``exc_type`` in another thread at its next Python bytecode.
+
+    Used when a cell busy in Python code runs in a runner's own thread: signals only reach
+    the main thread, and this is how CPython lets one thread interrupt another.
+    """
+    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    count = set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+    if count > 1:  # pragma: no cover - cannot happen with a valid id; undo as CPython advises
+        set_async_exc(ctypes.c_ulong(thread_id), None)
+    return bool(count == 1)
+
+
+# -- the handler (rule 1) -------------------------------------------------------------------
+
+
+def keep_out_of_this_thread() -> None:
+    """Block SIGINT in the calling thread (a runner's loop thread) and the threads it
+    starts, so that the kernel delivers it to the main thread, whose handler routes it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+class Waker:
+    """A socket pair whose write end is the signal wake-up fd while a cell runs.
+
+    CPython runs the handler in the main thread only once that thread wakes up, so a main
+    thread asleep in its loop's selector would not notice Ctrl-C delivered to another thread
+    until the cell ended. With the write end as ``signal.set_wakeup_fd`` and the read end in
+    that selector, the signal wakes it.
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+
+    def fileno(self) -> int:
+        """The end to wait on (readable once woken)."""
+        return self._read.fileno()
+
+    @property
+    def write_fd(self) -> int:
+        return self._write.fileno()
+
+    def drain(self) -> None:
+        with suppress(OSError):  # empty
+            while self._read.recv(4096):
+                pass
+
+    def close(self) -> None:
+        self._read.close()
+        self._write.close()
+
+
+def _replaceable(handler: Any) -> bool:
+    """Whether a cell may take SIGINT from ``handler`` while it runs (rule 1)."""
+    if handler is signal.default_int_handler or getattr(handler, "_routes_ctrl_c", False):
+        return True
+    function = getattr(handler, "func", handler)  # asyncio.Runner's is a functools.partial
+    module = getattr(function, "__module__", None) or ""
+    return module == "asyncio.runners" or module.startswith("trio.")
+
+
+_said: set[str] = set()
+
+
+def _say_once(key: str, message: str) -> None:
+    if key not in _said:
+        _said.add(key)
+        say(message)
+
+
+@contextmanager
+def sigint_routed_to(
+    interrupt: Callable[[], bool], *, waker: Waker | None = None
+) -> Iterator[None]:
+    """While a cell runs, send Ctrl-C (SIGINT) to ``interrupt()`` instead of raising.
+
+    ``interrupt`` runs in the signal handler, in the main thread: typically :func:`interrupt`
+    for the cell. When it returns False the handler raises :class:`GaveUpWaiting`, so the
+    waiting thread stops waiting. ``waker``, if given, becomes the signal wake-up fd, for a
+    main thread asleep in a selector. Outside the main thread no handler can be installed
+    and nothing changes; see rule 1 for which handlers are replaced and restored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not _replaceable(previous):
+        _say_once(
+            f"handler {previous!r}",
+            f"SIGINT has a handler of its own ({getattr(previous, '__qualname__', previous)}):"
+            " Ctrl-C goes to it while cells run, not to the runner",
+        )
+        yield
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if not interrupt():
+            raise GaveUpWaiting
+
+    on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGINT, on_sigint)
+    woken_by_us = False
+    if waker is not None:
+        foreign_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
+        woken_by_us = foreign_fd == -1
+        if not woken_by_us:  # not ours to displace: put it back
+            signal.set_wakeup_fd(foreign_fd)
+            _say_once(
+                "wakeup fd",
+                "other code set the signal wake-up fd (loop.add_signal_handler, say): it is "
+                "left in place, and Ctrl-C reaches a cell waiting at an await when the loop "
+                "next wakes",
+            )
+    try:
+        yield
+    finally:
+        if woken_by_us and waker is not None:
+            current_fd = signal.set_wakeup_fd(-1)
+            if current_fd != waker.write_fd:  # set by the cell: keep it
+                signal.set_wakeup_fd(current_fd)
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,111 @@
+"""Rule 1 of ``_ctrl_c`` (the SIGINT handler's guards) with real signals, for every runner.
+
+The other rules (where a press goes, giving up, code that does not yield, C calls) are
+tested where a person meets them: tests/test_terminal.py, test_runners.py, test_trio.py
+and test_curio.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Iterator
+
+import pytest
+from conftest import Shell
+from test_all_runners import any_shell
+
+__all__ = ["any_shell"]  # the fixture
+
+
+@pytest.fixture
+def sigint_restored() -> Iterator[None]:
+    """Whatever a test does to SIGINT's handler is undone after it."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+WAIT_FOR_THE_HANDLER = (
+    "waited = 0\n"
+    "while not got and waited < 600:  # the signal reaches the main thread's handler\n"
+    "    await lib.sleep(0.05); waited += 1\n"
+)
+
+
+def test_a_sigint_handler_of_the_users_own_gets_ctrl_c(
+    any_shell: Shell, sigint_restored: None
+) -> None:  # rule 1
+    # Installed in the main thread, where signal handlers live (a library's, or the
+    # program's around embed()); the thread runners run even plain cells in their thread.
+    shell = any_shell
+    got: list[int] = []
+
+    def users_own(signum: int, frame: object) -> None:
+        got.append(signum)
+
+    signal.signal(signal.SIGINT, users_own)
+    shell.ns["got"] = got
+    shell.output()
+    shell.ok("import os, signal")
+    # The cell is not interrupted: the press is the user's handler's.
+    shell.ok("os.kill(os.getpid(), signal.SIGINT)\n" + WAIT_FOR_THE_HANDLER + "finished = True")
+    assert got == [signal.SIGINT] and shell.ns["finished"]
+    assert "SIGINT has a handler of its own (" in shell.output()
+    assert signal.getsignal(signal.SIGINT) is users_own
+
+
+def test_a_sigint_handler_a_cell_installs_outlives_the_cell(
+    ipshell: Shell, sigint_restored: None
+) -> None:  # rule 1: restored only if still ours (asyncio: cells run in the main thread)
+    ipshell.ok("import asyncio, signal\ndef users_own(signum, frame): pass")
+    ipshell.ok(
+        "await asyncio.sleep(0); _ = signal.signal(signal.SIGINT, users_own)\n"
+        "await asyncio.sleep(0)"
+    )
+    assert signal.getsignal(signal.SIGINT) is ipshell.ns["users_own"]
+
+
+def test_without_a_handler_of_the_users_the_default_one_is_back_after_each_cell(
+    any_shell: Shell,
+) -> None:  # rule 1
+    shell = any_shell
+    assert shell.ok("import signal\nawait lib.sleep(0)\nsignal.getsignal(signal.SIGINT)") not in (
+        signal.default_int_handler,
+        None,
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_wakeup_fd_set_by_other_code_is_not_displaced(ipshell: Shell) -> None:  # rule 1
+    # The asyncio runner is the one that uses the wake-up fd (its loop sleeps in the main
+    # thread); a loop's add_signal_handler, or another library, may have set one already.
+    theirs, other_end = socket.socketpair()
+    theirs.setblocking(False)
+    before = signal.set_wakeup_fd(theirs.fileno())
+    try:
+        ipshell.output()
+        ipshell.ok(
+            "import asyncio, signal\nawait asyncio.sleep(0)\n"
+            "inside = signal.set_wakeup_fd(-1); _ = signal.set_wakeup_fd(inside)"
+        )
+        assert ipshell.ns["inside"] == theirs.fileno()
+        assert "other code set the signal wake-up fd" in ipshell.output()
+        assert signal.set_wakeup_fd(-1) == theirs.fileno()
+    finally:
+        signal.set_wakeup_fd(before)
+        theirs.close()
+        other_end.close()
+
+
+def test_a_real_ctrl_c_still_interrupts_once_the_users_handler_is_gone(
+    any_shell: Shell, sigint_restored: None
+) -> None:  # rule 1: nothing of the user's handler stays behind
+    shell = any_shell
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    shell.ok("import os, signal\nawait lib.sleep(0)")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    result = shell.run("os.kill(os.getpid(), signal.SIGINT)\nawait lib.sleep(30)")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
