@@ -19,6 +19,7 @@ from ._catalogue import Entry, describe_error, discover
 from ._config import load_config
 from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
 from ._runner import Runner, say
+from ._tracebacks import showing_user_frames
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -60,6 +61,7 @@ class Extension:
         self.catalogue = discover()
         self.active: Any = None  # the loop runner the extension last saw selected
         self._saved: dict[str, Any] = {}
+        self._showtraceback: Any = None
 
     # -- install / uninstall ---------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class Extension:
             "magic": shell.magics_manager.magics["line"].get("autoawait"),
             "nest_magic": shell.magics_manager.magics["line"].get("nest"),
             "nesting": is_nesting(),
+            "showtraceback": vars(shell).get("showtraceback", _MISSING),
         }
         shell.loop_runner_map = RunnerMap(  # type: ignore[assignment]
             shell.loop_runner_map, self.catalogue
@@ -96,6 +99,8 @@ class Extension:
             clear_namespace()
 
         shell._atexit_once = end_session_then_clear  # type: ignore[method-assign]
+        self._showtraceback = showing_user_frames(shell.showtraceback)
+        shell.showtraceback = self._showtraceback  # type: ignore[method-assign]
         self._select_at_start()
 
     def uninstall(self) -> None:
@@ -103,6 +108,11 @@ class Extension:
         atexit.unregister(self.close_active)
         if "_atexit_once" in vars(shell):
             del shell._atexit_once
+        if vars(shell).get("showtraceback") is self._showtraceback:  # still ours
+            if self._saved["showtraceback"] is _MISSING:
+                del shell.showtraceback
+            else:
+                shell.showtraceback = self._saved["showtraceback"]  # type: ignore[method-assign]
         shell.unobserve(self._on_loop_runner_change, names="loop_runner")
         self._deactivate()
         saved = self._saved

@@ -5,6 +5,7 @@ does in the terminal (R5)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,6 +132,22 @@ def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
     assert "next cell ran" in later
     assert "cell resumed" not in later
     wait_for_ticks(ticks, count(ticks))
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])
+def test_a_kernel_interrupt_of_a_busy_cell_shows_only_the_cell(
+    kernel: Kernel, runner: str
+) -> None:  # K1, R5, R9
+    select(kernel, runner)
+    output = interrupted(
+        kernel,
+        # No flush=True: Ctrl-C could land in the flush, legitimately.
+        "print('cell spinning')\nwhile True:\n    pass",
+        interrupt_after="cell spinning",
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)  # the kernel's colours
+    assert "while True" in output
+    assert not re.search(r"autoawait_runners[/\\]_\w+\.py", output), output
 
 
 def test_the_kernels_own_integration_is_kept_until_a_runner_is_selected(kernel: Kernel) -> None:

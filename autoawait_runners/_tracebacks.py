@@ -1,0 +1,83 @@
+"""Tracebacks show the user's code, not the runner's (R9).
+
+An exception that reaches the user passes through this package's frames where a plain
+Python program has none: the SIGINT handler that raised KeyboardInterrupt in a busy cell,
+the nesting shim in place of ``asyncio.run``'s own frames, the runner that gave up waiting.
+IPython has no filter for that (``__tracebackhide__`` keeps the innermost frame, which is
+ours when the handler raises), so the traceback is cut before IPython formats it: this
+package's frames are unlinked, and a KeyboardInterrupt that crossed nothing but the
+runner's loop plumbing keeps no frame at all.
+
+The traceback's first entry is never touched: it is the frame that caught the exception
+(IPython's own, which IPython skips when it shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+_PACKAGE_DIR = os.path.dirname(__file__) + os.sep
+_LIBRARY_DIRS = tuple(
+    {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "purelib", "platlib")}
+)
+
+
+def cut_plumbing(exc: BaseException) -> None:
+    """Unlink this package's frames from ``exc``'s traceback and the ones it chains to."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = _cut(current)
+        pending += [current.__cause__, current.__context__]
+
+
+def _cut(exc: BaseException) -> TracebackType | None:
+    head = exc.__traceback__
+    if head is None:
+        return None
+    innermost_is_ours = _last(head).tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+    if innermost_is_ours and not isinstance(exc, KeyboardInterrupt):
+        return head  # an error of the runner's own: its frames say where
+    kept, users = head, False
+    while kept.tb_next is not None:
+        following = kept.tb_next
+        filename = following.tb_frame.f_code.co_filename
+        if filename.startswith(_PACKAGE_DIR):
+            kept.tb_next = following.tb_next
+            continue
+        users = users or not filename.startswith(_LIBRARY_DIRS)
+        kept = following
+    if isinstance(exc, KeyboardInterrupt) and not users:
+        head.tb_next = None  # only loop plumbing: the user sees "KeyboardInterrupt"
+    return head
+
+
+def _last(tb: TracebackType) -> TracebackType:
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def showing_user_frames(show: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a shell's ``showtraceback``: the exception shown has its plumbing cut first."""
+
+    def showtraceback(exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if exc_tuple is None:
+            exc = sys.exc_info()[1]  # what IPython shows: its traceback is exc's own
+            if exc is not None:
+                cut_plumbing(exc)
+        elif isinstance(exc_tuple[1], BaseException) and exc_tuple[2] is exc_tuple[1].__traceback__:
+            cut_plumbing(exc_tuple[1])
+            exc_tuple = (exc_tuple[0], exc_tuple[1], exc_tuple[1].__traceback__)
+        return show(exc_tuple, *args, **kwargs)
+
+    return showtraceback
