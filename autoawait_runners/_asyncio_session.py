@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import sys
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -27,7 +25,7 @@ from . import _ctrl_c
 from ._cell import CellCoroutine, CellInterrupted
 from ._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
 from ._nesting import context_entered, nested_calls
-from ._runner import SHUTDOWN_TIMEOUT, Runner, plural, say
+from ._runner import SHUTDOWN_TIMEOUT, Runner, plural, say, say_failed
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
@@ -248,9 +246,7 @@ class AsyncioSession:
                 continue
             self._say_repeats(like)
             self._shown[like] = [now, 0]
-            lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-            say(f"background task {describe_task(task)} failed:")
-            print("".join(lines), end="", file=sys.stderr, flush=True)
+            say_failed(f"background task {describe_task(task)} failed:", exc)
         for like, (since, _) in list(self._shown.items()):
             if not cell_may_retrieve or now - since >= COALESCE_WINDOW:
                 self._say_repeats(like)

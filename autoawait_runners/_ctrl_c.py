@@ -142,7 +142,7 @@ def give_up(
     if cell.executing:
         say(
             f"the cell ignored Ctrl-C and still runs in the {runner} runner's thread; "
-            "later cells wait for it"
+            "later cells wait for it (exit by Ctrl-D does not)"
         )
     elif not cell.started:
         say(

@@ -7,8 +7,10 @@ session in a dedicated thread (the plumbing is shared with the other threaded ru
 running between cells and while the prompt is idle.
 
 Ctrl-C cancels the cell's task with an exception that is both a KeyboardInterrupt (what
-IPython shows) and curio's ``TaskCancelled`` (what curio code expects). A task that
-crashes is logged by curio itself ("Task Crash"), with its traceback, at once.
+IPython shows) and curio's ``TaskCancelled`` (what curio code expects). A background task
+that crashes is reported at once, the way the other runners report theirs (curio's own
+"Task Crash" log record is turned into that report). curio lets a task's KeyboardInterrupt
+or SystemExit end ``Kernel.run``; the session runs on after one (F1).
 
 curio is the ``curio-compat`` distribution on PyPI (the last ``curio`` release does not
 import on Python 3.12+); it installs the same ``curio`` package.
@@ -16,10 +18,15 @@ import on Python 3.12+); it installs the same ``curio`` package.
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from collections.abc import Callable, Coroutine
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine, interruption_type
+from ._runner import say_failed
 from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
@@ -45,6 +52,7 @@ class CurioRunner(ThreadedRunner):
         self._interruption: type[BaseException] | None = None
         self._cell_tasks: set[curio.Task] = set()
         self._internal: set[int] = set()
+        self._main_task: curio.Task | None = None
 
     def _serve(self, ready: Callable[[], None]) -> None:
         import curio
@@ -52,20 +60,40 @@ class CurioRunner(ThreadedRunner):
 
         self._interruption = interruption_type(curio.errors.TaskCancelled)
         self._queue = curio.UniversalQueue()
+        self._main_task = None
         kernel = curio.Kernel()
+        crashes = _CrashReports(self.name)
+        logging.getLogger("curio.kernel").addFilter(crashes)
         try:
-            kernel.run(self._main, kernel, ready)
+            run = functools.partial(kernel.run, self._main, kernel, ready)
+            while True:
+                try:
+                    run()
+                    break
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    # A task's own (Ctrl-C sent to a task that does not yield is one): the
+                    # task is over, the kernel is sound, the session runs on.
+                    main = self._main_task
+                    if main is None or main.terminated:
+                        raise
+                    if isinstance(exc, SystemExit):  # curio logs every other crash
+                        crashes.report(_task_name(exc.__traceback__), exc)
+                    run = functools.partial(kernel.run, main.wait)
             # curio has no public list of a kernel's tasks; this is what its own shutdown
             # cancels, less its own and the cell that asked for the shutdown (finishing).
             left = [t for tid, t in kernel._tasks.items() if tid not in self._internal]
             self._cancelled = sum(task not in self._cell_tasks for task in left)
         finally:
+            logging.getLogger("curio.kernel").removeFilter(crashes)
             kernel.run(shutdown=True)
 
     async def _main(self, kernel: curio.Kernel, ready: Callable[[], None]) -> None:
+        import curio
+
         queue = self._queue
         assert queue is not None
         self._internal = set(kernel._tasks)  # the kernel's own task(s), and this one
+        self._main_task = await curio.current_task()
         ready()
         while (request := await queue.get()) is not None:
             await request()
@@ -81,6 +109,9 @@ class CurioRunner(ThreadedRunner):
         tasks: list[curio.Task] = []
 
         async def start() -> None:
+            if submitted.cell.pending_interrupt:  # Ctrl-C came first: the cell never runs
+                submitted.fail(KeyboardInterrupt())
+                return
             task = await curio.spawn(_run_cell_task, submitted, daemon=True)
             tasks.append(task)
             # Cells that ended are gone from the kernel; remember only the live ones.
@@ -88,7 +119,8 @@ class CurioRunner(ThreadedRunner):
             self._cell_tasks.add(task)
 
         async def cancel() -> None:
-            await tasks[0].cancel(exc=interruption, blocking=False)
+            if tasks:
+                await tasks[0].cancel(exc=interruption, blocking=False)
 
         submitted.cancel = lambda: queue.put(cancel)
         queue.put(start)
@@ -101,6 +133,45 @@ class CurioRunner(ThreadedRunner):
     def _reset(self) -> None:
         self._queue = None
         self._cell_tasks.clear()
+
+
+class _CrashReports(logging.Filter):
+    """Turns curio's "Task Crash" log records into the report every runner gives a failed
+    background task (R6): one line naming it, then its traceback from its own code."""
+
+    def __init__(self, runner: str) -> None:
+        super().__init__()
+        self._runner = runner
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.msg == "Task Crash: %r" and record.exc_info and record.exc_info[1]):
+            return True
+        task = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        exc = record.exc_info[1]
+        self.report(getattr(task, "name", None) or _task_name(exc.__traceback__), exc)
+        return False
+
+    def report(self, name: str, exc: BaseException) -> None:
+        say_failed(
+            f"background task {name} of the {self._runner} session failed:",
+            exc,
+            _from_task_code(exc.__traceback__),
+        )
+
+
+def _from_task_code(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the task's own code on (the runner's and curio's frames cut)."""
+    import curio
+
+    plumbing = (os.path.dirname(curio.__file__) + os.sep, os.path.dirname(__file__) + os.sep)
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(plumbing):
+        tb = tb.tb_next
+    return tb
+
+
+def _task_name(tb: TracebackType | None) -> str:
+    first = _from_task_code(tb)
+    return first.tb_frame.f_code.co_qualname if first is not None else "?"
 
 
 async def _run_cell_task(submitted: SubmittedCell) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -27,6 +28,16 @@ SHUTDOWN_TIMEOUT = 1.0
 def say(message: str) -> None:
     """Print one line from the extension, marked as such."""
     print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)
+
+
+def say_failed(what: str, exc: BaseException, tb: TracebackType | None = None) -> None:
+    """One line saying what failed, then the exception and its traceback (from ``tb``, by
+    default the exception's own), as Python prints them."""
+    import traceback
+
+    say(what)
+    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
+    print("".join(lines), end="", file=sys.stderr, flush=True)
 
 
 def plural(count: int, noun: str) -> str:

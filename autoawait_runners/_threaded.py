@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import sys
 import threading
-import traceback
 from abc import abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import _ctrl_c
 from ._cell import CellCoroutine
-from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say
+from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say, say_failed
 
 #: How long starting a session may take before the runner gives up.
 START_TIMEOUT = 10.0
@@ -173,17 +172,11 @@ class ThreadedRunner(Runner):
             if self._thread is not None:  # it was running: say so, cells will restart it
                 cause = exc.__cause__ if exc.__cause__ is not None else exc
                 lost = self._lost_tasks()
-                say(
+                say_failed(  # the cause in full (F6): what failed, where
                     f"the {self.name} session ended unexpectedly "
                     f"({type(cause).__name__}: {cause}); the next cell starts a new one"
-                    + (f"; background tasks lost: {', '.join(lost)}" if lost else "")
-                )
-                # The cause, in full (F6): what failed, where.
-                print(
-                    "".join(traceback.format_exception(type(cause), cause, cause.__traceback__)),
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
+                    + (f"; background tasks lost: {', '.join(lost)}" if lost else ""),
+                    cause,
                 )
         finally:
             up.set()

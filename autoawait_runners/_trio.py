@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import sys
-import traceback
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine
 from ._nesting import trio_cells_nest
-from ._runner import say
+from ._runner import say_failed
 from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
@@ -73,11 +71,9 @@ class SessionNursery:
 
     def _report(self, exc: BaseException, what: object) -> None:
         name = getattr(what, "__qualname__", None) or str(what)
-        say(f"background task {name} of the {self._runner_name} session failed:")
         # The traceback starts in the user's code, not in _guarded.
         tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        lines = traceback.format_exception(type(exc), exc, tb)
-        print("".join(lines), end="", file=sys.stderr, flush=True)
+        say_failed(f"background task {name} of the {self._runner_name} session failed:", exc, tb)
 
 
 def _only_cancelled(exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""Rule 1 of ``_ctrl_c`` (the SIGINT handler's guards) with real signals, for every runner.
+"""The SIGINT handler's guards (F3; rule 1 of ``_ctrl_c``) with real signals, for every runner.
 
 The other rules (where a press goes, giving up, code that does not yield, C calls) are
 tested where a person meets them: tests/test_terminal.py, test_runners.py, test_trio.py
@@ -37,7 +37,7 @@ WAIT_FOR_THE_HANDLER = (
 
 def test_a_sigint_handler_of_the_users_own_gets_ctrl_c(
     any_shell: Shell, sigint_restored: None
-) -> None:  # rule 1
+) -> None:  # F3
     # Installed in the main thread, where signal handlers live (a library's, or the
     # program's around embed()); the thread runners run even plain cells in their thread.
     shell = any_shell
@@ -59,7 +59,7 @@ def test_a_sigint_handler_of_the_users_own_gets_ctrl_c(
 
 def test_a_sigint_handler_a_cell_installs_outlives_the_cell(
     ipshell: Shell, sigint_restored: None
-) -> None:  # rule 1: restored only if still ours (asyncio: cells run in the main thread)
+) -> None:  # F3: put back only if still in place (asyncio: cells run in the main thread)
     ipshell.ok("import asyncio, signal\ndef users_own(signum, frame): pass")
     ipshell.ok(
         "await asyncio.sleep(0); _ = signal.signal(signal.SIGINT, users_own)\n"
@@ -70,7 +70,7 @@ def test_a_sigint_handler_a_cell_installs_outlives_the_cell(
 
 def test_without_a_handler_of_the_users_the_default_one_is_back_after_each_cell(
     any_shell: Shell,
-) -> None:  # rule 1
+) -> None:  # F3
     shell = any_shell
     assert shell.ok("import signal\nawait lib.sleep(0)\nsignal.getsignal(signal.SIGINT)") not in (
         signal.default_int_handler,
@@ -79,7 +79,7 @@ def test_without_a_handler_of_the_users_the_default_one_is_back_after_each_cell(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_wakeup_fd_set_by_other_code_is_not_displaced(ipshell: Shell) -> None:  # rule 1
+def test_a_wakeup_fd_set_by_other_code_is_not_displaced(ipshell: Shell) -> None:  # F3
     # The asyncio runner is the one that uses the wake-up fd (its loop sleeps in the main
     # thread); a loop's add_signal_handler, or another library, may have set one already.
     theirs, other_end = socket.socketpair()
@@ -102,7 +102,7 @@ def test_a_wakeup_fd_set_by_other_code_is_not_displaced(ipshell: Shell) -> None:
 
 def test_a_real_ctrl_c_still_interrupts_once_the_users_handler_is_gone(
     any_shell: Shell, sigint_restored: None
-) -> None:  # rule 1: nothing of the user's handler stays behind
+) -> None:  # F3: nothing of the user's handler stays behind
     shell = any_shell
     signal.signal(signal.SIGINT, lambda signum, frame: None)
     shell.ok("import os, signal\nawait lib.sleep(0)")

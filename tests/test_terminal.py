@@ -20,7 +20,7 @@ FAILURE_LINE = {
     "asyncio": r"background task .*running fail_later\(\) failed",
     "thread": r"background task .*running fail_later\(\) failed",
     "trio": r"background task fail_later of the trio session failed",
-    "curio": r"Task Crash: .*fail_later",
+    "curio": r"background task fail_later of the curio session failed",
 }
 
 
@@ -136,7 +136,7 @@ def test_clean_up_at_exit_still_sees_the_session_namespace(
     assert ipy.child.exitstatus == 0
 
 
-@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("what", ["exit", "ctrl-c"])
 def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
     ipython_pty: type[IPythonPty], runner: str, what: str
@@ -144,7 +144,7 @@ def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
     ipy = start(ipython_pty, runner)
     ipy.cell(f"f = await h.background(h.raise_later, 0.3, {what!r})")
     # No cell runs from here on: the prompt is idle when the task raises.
-    ipy.expect(r"running raise_later\(\) failed")
+    ipy.expect(FAILURE_LINE[runner].replace("fail_later", "raise_later"))
     ipy.expect("SystemExit: 3" if what == "exit" else "KeyboardInterrupt")
     ipy.cell("print('still', 'alive')", "still alive")
     ipy.exit()
@@ -192,7 +192,7 @@ def test_simple_prompt_says_that_idle_progress_cannot_be_had(
     assert ipy.text().count("--simple-prompt reads input") == 1
 
 
-@pytest.mark.parametrize("runner", ["thread", "trio"])
+@pytest.mark.parametrize("runner", ["thread", "trio", "curio"])
 def test_ctrl_c_stops_a_background_task_that_never_yields(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # F3
@@ -252,6 +252,27 @@ def test_ctrl_c_in_a_c_call_of_a_thread_cell_says_what_happens(
     )
     ipy.cell("print('usable', 'again')", "usable again")
     ipy.exit()
+
+
+def test_ctrl_d_exits_at_once_while_a_thread_cell_is_stuck_in_a_c_call(
+    ipython_pty: type[IPythonPty],
+) -> None:  # F3, R8
+    # The third press gives the prompt back; the cell still holds the runner's thread (a
+    # C call cannot be interrupted from another thread). Exiting waits the shutdown timeout
+    # for it, not the 60 s of the call: well within the pty's timeout.
+    ipy = start(ipython_pty, "thread")
+    ipy.cell("import time")
+    ipy.child.sendline("print('sleeping', 'now', flush=True); time.sleep(60)")
+    ipy.expect("sleeping now")
+    ipy.child.sendintr()
+    ipy.expect("Ctrl-C 2 times more stops waiting for it")
+    ipy.child.sendintr()
+    ipy.expect("Ctrl-C once more stops waiting for it")
+    ipy.interrupt("later cells wait for it \\(exit by Ctrl-D does not\\)")
+    ipy.child.sendcontrol("d")
+    ipy.expect("the thread runner's thread is blocked and was left running")
+    ipy.child.expect(pexpect.EOF)
+    assert "KeyboardInterrupt" in ipy.text()
 
 
 #: runner -> the cells that set up nesting, and how a cell runs its own loop.
