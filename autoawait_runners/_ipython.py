@@ -62,6 +62,7 @@ class Extension:
         self.active: Any = None  # the loop runner the extension last saw selected
         self._saved: dict[str, Any] = {}
         self._showtraceback: Any = None
+        self._await_timing: Any = None
 
     # -- install / uninstall ---------------------------------------------------------------
 
@@ -74,6 +75,11 @@ class Extension:
             "loop_runner_map": vars(shell).get("loop_runner_map", _MISSING),
             "magic": shell.magics_manager.magics["line"].get("autoawait"),
             "nest_magic": shell.magics_manager.magics["line"].get("nest"),
+            "timing_magics": {
+                (kind, name): shell.magics_manager.magics[kind].get(name)
+                for kind in ("line", "cell")
+                for name in ("atime", "atimeit")
+            },
             "nesting": is_nesting(),
             "showtraceback": vars(shell).get("showtraceback", _MISSING),
         }
@@ -83,6 +89,7 @@ class Extension:
         register_magic = shell.register_magic_function
         register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
         register_magic(self.nest_magic, "line", "nest")  # type: ignore[arg-type]
+        self._register_timing_magics()
         if self.config.nest:
             nest_on(trio=self.config.nest_trio)
         for key in ("%autoawait", "autoawait"):
@@ -129,9 +136,40 @@ class Extension:
                 magics.pop(name, None)
             else:
                 magics[name] = saved[key]
+        for (kind, name), previous in saved["timing_magics"].items():
+            if previous is None:
+                shell.magics_manager.magics[kind].pop(name, None)
+            else:
+                shell.magics_manager.magics[kind][name] = previous
+        if self._await_timing in shell.input_transformers_post:
+            shell.input_transformers_post.remove(self._await_timing)
         if not saved["nesting"]:
             nest_off()
         _remove_completer(shell)
+
+    def _register_timing_magics(self) -> None:
+        """``%atime``/``%atimeit``, and the rewrite that sends ``%time``/``%timeit`` of
+        code that awaits to them (M1, see ``_magics``)."""
+        from . import _magics
+
+        shell = self.shell
+
+        def atime(line: str, cell: str | None = None, local_ns: Any = None) -> Any:
+            return _magics.atime(shell, line, cell, local_ns)
+
+        def atimeit(line: str, cell: str | None = None, local_ns: Any = None) -> Any:
+            return _magics.atimeit(shell, line, cell, local_ns)
+
+        for magic, name in ((atime, "atime"), (atimeit, "atimeit")):
+            magic.needs_local_scope = True  # type: ignore[attr-defined]
+            magic.__doc__ = getattr(_magics, name).__doc__
+            shell.register_magic_function(magic, "line_cell", name)  # type: ignore[arg-type]
+
+        def await_timing(lines: list[str]) -> list[str]:
+            return _magics.await_timing_magics(lines) if shell.autoawait else lines
+
+        self._await_timing = await_timing
+        shell.input_transformers_post.append(await_timing)
 
     def _select_at_start(self) -> None:
         """Apply ``c.AutoawaitRunners.default``, or adopt a runner set by dotted path."""

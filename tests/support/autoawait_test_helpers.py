@@ -178,3 +178,33 @@ async def hog() -> None:
     print("hog: spinning", flush=True)
     while True:
         pass
+
+
+def new_event():
+    """An event of the session's library whose set() is a plain call and wait() awaits."""
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import trio
+
+        return trio.Event()
+    if library == "curio":
+        return _CurioEvent()
+    import asyncio
+
+    return asyncio.Event()
+
+
+class _CurioEvent:
+    """curio's UniversalEvent.set() is async when called from a coroutine: this set() is
+    a plain function, so curio takes its sync path."""
+
+    def __init__(self) -> None:
+        import curio
+
+        self._event = curio.UniversalEvent()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
