@@ -25,7 +25,7 @@ from . import _ctrl_c
 from ._cell import CellCoroutine, CellInterrupted
 from ._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
 from ._nesting import context_entered, nested_calls
-from ._runner import SHUTDOWN_TIMEOUT, Runner, plural, say, say_failed
+from ._runner import SHUTDOWN_TIMEOUT, Runner, TaskRow, plural, say, say_failed
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
@@ -179,6 +179,9 @@ class AsyncioSession:
         self._failed_lock = threading.Lock()
         self._cell: asyncio.Task[Any] | None = None  # the cell running, or the last one
         self._made_during_cell: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._born: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )  # task -> when made, for %tasks
         # (coroutine, exception type, message) -> [when last shown, repeats counted since]
         self._shown: dict[tuple[str, str, str], list[Any]] = {}
         self._host_task_factory = self.loop.get_task_factory()
@@ -198,6 +201,7 @@ class AsyncioSession:
             task = asyncio.Task(coro, loop=loop, **options)
         if self.borrowed and _session_of_context.get(None) is not self:
             return task  # the host's
+        self._born[task] = time.monotonic()
         if self.borrowed:
             self._tasks.add(task)
         task.add_done_callback(self._on_task_done)
@@ -272,10 +276,35 @@ class AsyncioSession:
             # session goes on in a copy, with every variable as that cell left it.
             self.context = self.context.copy()
         task = asyncio.Task(cell, loop=self.loop, context=self.context)
+        self._born[task] = time.monotonic()
         if self.borrowed:
             self._tasks.add(task)
         self._cell, self._made_during_cell = task, weakref.WeakSet()
         return task
+
+    # -- %tasks ----------------------------------------------------------------------------
+
+    def task_rows(self) -> list[TaskRow]:
+        """The loop's tasks, oldest first (loop thread only): the session's, those that
+        failed and are not reported yet, and (hidden) the cell and a host loop's own."""
+        alive = asyncio.all_tasks(self.loop)
+        mine = alive if not self.borrowed else {task for task in self._tasks if not task.done()}
+        with self._failed_lock:
+            failed = [task for task in self._failed if getattr(task, "_log_traceback", False)]
+        current = asyncio.current_task(self.loop)
+        rows = []
+        for task in sorted({*alive, *failed}, key=lambda t: self._born.get(t, 0.0)):
+            if task is current or task is self._cell:
+                hidden = "cell"
+            elif task in mine or task in failed:
+                hidden = ""
+            else:
+                hidden = "kernel" if self.borrowed else "runner"
+            state = "failed" if task in failed else "running" if task is current else "waiting"
+            rows.append(
+                TaskRow(task, task.get_name(), state, self._born.get(task), task.get_coro(), hidden)
+            )
+        return rows
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -337,3 +366,17 @@ class AsyncioSessionRunner(Runner):
     def _after_cell(self) -> None:
         if self._session is not None:
             self._session.report_failures()
+
+    def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
+        # asyncio has no parent/child structure before Python 3.14: the list stays flat.
+        if self._session is None:
+            return []
+        return self._session.task_rows()
+
+    def cancel_task(self, task: Any) -> str:
+        if task.done():
+            raise ValueError("it has already ended")
+        if task is asyncio.current_task():
+            raise ValueError("it is this cell (Ctrl-C interrupts a cell)")
+        task.cancel()
+        return "cancelled: its clean-up runs as the loop goes on"

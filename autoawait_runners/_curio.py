@@ -21,12 +21,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine, interruption_type
-from ._runner import say_failed
+from ._runner import TaskRow, say_failed
 from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class CurioRunner(ThreadedRunner):
         self._cell_tasks: set[curio.Task] = set()
         self._internal: set[int] = set()
         self._main_task: curio.Task | None = None
+        self._kernel: curio.Kernel | None = None
+        self._born: dict[curio.Task, float] = {}  # task -> when made, for %tasks
 
     def _serve(self, ready: Callable[[], None]) -> None:
         import curio
@@ -61,7 +64,7 @@ class CurioRunner(ThreadedRunner):
         self._interruption = interruption_type(curio.errors.TaskCancelled)
         self._queue = curio.UniversalQueue()
         self._main_task = None
-        kernel = curio.Kernel()
+        kernel = self._kernel = curio.Kernel(activations=[_births(self._born)])
         crashes = _CrashReports(self.name)
         logging.getLogger("curio.kernel").addFilter(crashes)
         try:
@@ -132,7 +135,51 @@ class CurioRunner(ThreadedRunner):
 
     def _reset(self) -> None:
         self._queue = None
+        self._kernel = None
         self._cell_tasks.clear()
+        self._born.clear()
+
+    def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
+        # curio has no parent/child structure between tasks: the list stays flat.
+        kernel = self._kernel
+        if kernel is None:
+            return []
+        rows = []
+        for task in sorted(kernel._tasks.values(), key=lambda t: t.id):
+            if task.id in self._internal:
+                hidden = "runner" if task is self._main_task else "curio"
+            elif task in self._cell_tasks:
+                hidden = "cell"
+            else:
+                hidden = ""
+            state = "running" if task.state == "RUNNING" else "waiting"
+            rows.append(TaskRow(task, task.name, state, self._born.get(task), task.coro, hidden))
+        return rows
+
+    def cancel_task(self, task: Any) -> str:
+        queue = self._queue
+        if task.terminated or queue is None:
+            raise ValueError("it has already ended")
+        if task in self._cell_tasks:
+            raise ValueError("it is a cell (Ctrl-C interrupts a cell)")
+        # curio cancels from a task: the session's main task does it as soon as this
+        # cell lets the kernel run.
+        queue.put(functools.partial(task.cancel, blocking=False))
+        return "cancelled as soon as this cell ends: its clean-up runs then"
+
+
+def _births(born: dict[curio.Task, float]) -> Any:
+    """A curio activation that notes when each task was made (for %tasks' age)."""
+    from curio.kernel import Activation
+
+    class Births(Activation):  # type: ignore[misc]
+        def created(self, task: curio.Task) -> None:
+            born[task] = time.monotonic()
+
+        def terminated(self, task: curio.Task) -> None:
+            born.pop(task, None)
+
+    return Births()
 
 
 class _CrashReports(logging.Filter):

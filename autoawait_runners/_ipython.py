@@ -80,6 +80,7 @@ class Extension:
                 for kind in ("line", "cell")
                 for name in ("atime", "atimeit")
             },
+            "tasks_magic": shell.magics_manager.magics["line"].get("tasks"),
             "nesting": is_nesting(),
             "showtraceback": vars(shell).get("showtraceback", _MISSING),
         }
@@ -89,7 +90,7 @@ class Extension:
         register_magic = shell.register_magic_function
         register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
         register_magic(self.nest_magic, "line", "nest")  # type: ignore[arg-type]
-        self._register_timing_magics()
+        self._register_magics()
         if self.config.nest:
             nest_on(trio=self.config.nest_trio)
         for key in ("%autoawait", "autoawait"):
@@ -131,7 +132,7 @@ class Extension:
         else:
             shell.loop_runner_map = saved["loop_runner_map"]
         magics = shell.magics_manager.magics["line"]
-        for name, key in (("autoawait", "magic"), ("nest", "nest_magic")):
+        for name, key in (("autoawait", "magic"), ("nest", "nest_magic"), ("tasks", "tasks_magic")):
             if saved[key] is None:
                 magics.pop(name, None)
             else:
@@ -147,9 +148,9 @@ class Extension:
             nest_off()
         _remove_completer(shell)
 
-    def _register_timing_magics(self) -> None:
-        """``%atime``/``%atimeit``, and the rewrite that sends ``%time``/``%timeit`` of
-        code that awaits to them (M1, see ``_magics``)."""
+    def _register_magics(self) -> None:
+        """``%atime``/``%atimeit``, the rewrite that sends ``%time``/``%timeit`` of code
+        that awaits to them (M1), and ``%tasks`` (M2); see ``_magics``."""
         from . import _magics
 
         shell = self.shell
@@ -164,6 +165,14 @@ class Extension:
             magic.needs_local_scope = True  # type: ignore[attr-defined]
             magic.__doc__ = getattr(_magics, name).__doc__
             shell.register_magic_function(magic, "line_cell", name)  # type: ignore[arg-type]
+
+        task_ids = _magics.TaskIds()
+
+        def tasks(line: str) -> Any:
+            return _magics.tasks(shell, shell.loop_runner, task_ids, line)
+
+        tasks.__doc__ = _magics.tasks.__doc__
+        shell.register_magic_function(tasks, "line", "tasks")  # type: ignore[arg-type]
 
         def await_timing(lines: list[str]) -> list[str]:
             return _magics.await_timing_magics(lines) if shell.autoawait else lines

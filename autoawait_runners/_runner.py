@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,6 +45,27 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
+@dataclass
+class TaskRow:
+    """One task of a session, as ``%tasks`` lists it (M2); made by the runner, which knows
+    its library."""
+
+    #: The library's task object.
+    task: Any
+    name: str
+    #: "waiting", "running", "failed" (an exception nobody retrieved yet) or "done".
+    state: str
+    #: time.monotonic() when the task was made, if the runner saw it being made.
+    started: float | None
+    #: The task's coroutine (the user's, not a wrapper of the runner's).
+    coro: Any
+    #: Why ``%tasks`` hides it without ``--all``: "cell", "runner", "kernel", the
+    #: library's name (its own tasks); "" for background work of the session.
+    hidden: str = ""
+    #: How deep in the task tree (``%tasks --tree``): 0 for a flat list.
+    depth: int = 0
+
+
 class RunnerUnavailable(RuntimeError):
     """A runner cannot be used here; the message says why, in one line."""
 
@@ -66,6 +88,8 @@ class Runner(ABC):
     #: Whether the runner wants every cell, not only cells that contain ``await``: a
     #: persistent runner runs plain cells inside its loop too, so they can see it (R3).
     every_cell: ClassVar[bool] = True
+    #: Whether :meth:`session_tasks` can give the tasks as a tree (``%tasks --tree``).
+    task_tree: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._started = False
@@ -175,3 +199,16 @@ class Runner(ABC):
 
     def _after_cell(self) -> None:  # noqa: B027 - optional hook
         """Called after each top-level cell, before the next prompt."""
+
+    # -- %tasks (M2): called from a cell of the session, in the loop's thread ----------------
+
+    def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
+        """The session's tasks, hidden ones included (marked), in tree order if ``tree``
+        and the library has parent/child structure. Raises NotImplementedError for a runner
+        that cannot list them."""
+        raise NotImplementedError(f"the {self.name} runner cannot list its tasks")
+
+    def cancel_task(self, task: Any) -> str:
+        """Cancel one task the library's way; return what happened, in a few words.
+        Raises ValueError (the reason) if it cannot be cancelled."""
+        raise NotImplementedError(f"the {self.name} runner cannot cancel tasks")

@@ -61,6 +61,12 @@ def _cut(exc: BaseException) -> TracebackType | None:
     return head
 
 
+def is_plumbing_or_library(filename: str) -> bool:
+    """Whether code in ``filename`` is this package's, the standard library's or an
+    installed package's, rather than the user's."""
+    return filename.startswith((_PACKAGE_DIR, *_LIBRARY_DIRS))
+
+
 def _last(tb: TracebackType) -> TracebackType:
     while tb.tb_next is not None:
         tb = tb.tb_next

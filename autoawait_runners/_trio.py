@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine
 from ._nesting import trio_cells_nest
-from ._runner import say_failed
+from ._runner import TaskRow, say_failed
 from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
@@ -49,6 +50,13 @@ class SessionNursery:
         #: crash of the run (a system task raised), and is named in ``lost``.
         self.ending = False
         self.lost: list[str] = []
+        #: Each child's own cancel scope (see %tasks cancel).
+        self.scopes: dict[trio.lowlevel.Task, trio.CancelScope] = {}
+
+    @property
+    def trio_nursery(self) -> trio.Nursery:
+        """The trio nursery underneath."""
+        return self._nursery
 
     @property
     def child_tasks(self) -> frozenset[trio.lowlevel.Task]:
@@ -60,14 +68,21 @@ class SessionNursery:
         self._nursery.start_soon(self._guarded, async_fn, args, name=name or async_fn)
 
     async def _guarded(self, async_fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        import trio
+
+        me = trio.lowlevel.current_task()
         try:
-            await async_fn(*args)
+            # A scope of its own, so that %tasks can cancel this task alone.
+            with trio.CancelScope() as self.scopes[me]:
+                await async_fn(*args)
         except BaseException as exc:
             if _only_cancelled(exc):
                 if not self.ending:
                     self.lost.append(getattr(async_fn, "__qualname__", None) or str(async_fn))
                 raise  # the session is ending: let the nursery absorb it
             self._report(exc, async_fn)
+        finally:
+            self.scopes.pop(me, None)
 
     def _report(self, exc: BaseException, what: object) -> None:
         name = getattr(what, "__qualname__", None) or str(what)
@@ -116,6 +131,7 @@ class TrioRunner(ThreadedRunner):
     library = "trio"
     extra = "trio"
     description = "one trio.run for the session, in its own thread; a session nursery"
+    task_tree = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,6 +139,8 @@ class TrioRunner(ThreadedRunner):
         self._context: contextvars.Context | None = None
         self._nursery: SessionNursery | None = None
         self._stop_requested: trio.Event | None = None
+        self._trios_own: set[trio.lowlevel.Task] = set()
+        self._born: dict[trio.lowlevel.Task, float] = {}  # task -> when spawned, for %tasks
 
     @property
     def nursery(self) -> SessionNursery | None:
@@ -142,7 +160,8 @@ class TrioRunner(ThreadedRunner):
         # seen by the next (R4); tasks a cell starts copy it, as usual.
         self._context = contextvars.copy_context()
         self._stop_requested = trio.Event()
-        trios_own = set(_system_tasks())  # this one, and trio's own
+        trios_own = self._trios_own = set(_system_tasks())  # this one, and trio's own
+        trio.lowlevel.add_instrument(_births(self._born))
         async with trio.open_nursery() as background:
             self._nursery = SessionNursery(background, self.name)
             ready()
@@ -184,6 +203,50 @@ class TrioRunner(ThreadedRunner):
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(stop.set)
 
+    def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
+        import trio
+
+        nursery = self._nursery
+        if nursery is None:
+            return []
+        current = trio.lowlevel.current_task()
+        rows: list[TaskRow] = []
+
+        def add(task: trio.lowlevel.Task, hidden: str, depth: int) -> None:
+            coro = task.coro
+            if task in nursery.scopes and coro.cr_await is not None:
+                coro = coro.cr_await  # the user's coroutine, not _guarded
+            state = "running" if task is current else "waiting"
+            rows.append(TaskRow(task, task.name, state, self._born.get(task), coro, hidden, depth))
+            if tree:
+                for child_nursery in task.child_nurseries:
+                    if child_nursery is nursery.trio_nursery:
+                        continue  # the session nursery's tasks are the tree's roots
+                    for child in _oldest_first(child_nursery.child_tasks, self._born):
+                        add(child, hidden, depth + 1)
+
+        for task in _oldest_first(nursery.child_tasks, self._born):
+            add(task, "", 0)
+        for task in _oldest_first(_system_tasks(), self._born):
+            if task.name == CELL_TASK_NAME:
+                add(task, "cell", 0)
+            elif task in self._trios_own:
+                add(task, "runner" if task.coro.cr_code is self._main.__code__ else "trio", 0)
+            else:
+                add(task, "", 0)  # a system task a cell spawned
+        return rows
+
+    def cancel_task(self, task: Any) -> str:
+        nursery = self._nursery
+        scope = nursery.scopes.get(task) if nursery is not None else None
+        if scope is None:
+            raise ValueError(
+                "trio cancels scopes, not tasks: only tasks of the session nursery can be "
+                "cancelled one by one"
+            )
+        scope.cancel()
+        return "cancelled: its clean-up runs as the loop goes on"
+
     def _lost_tasks(self) -> list[str]:
         return list(self._nursery.lost) if self._nursery is not None else []
 
@@ -193,6 +256,24 @@ class TrioRunner(ThreadedRunner):
 
 #: The name of a cell's task (a system task, as those a cell may spawn itself).
 CELL_TASK_NAME = "autoawait_runners cell"
+
+
+def _oldest_first(tasks: Any, born: dict[trio.lowlevel.Task, float]) -> list[trio.lowlevel.Task]:
+    return sorted(tasks, key=lambda task: born.get(task, 0.0))
+
+
+def _births(born: dict[trio.lowlevel.Task, float]) -> trio.abc.Instrument:
+    """A trio instrument that notes when each task was spawned (for %tasks' age)."""
+    import trio
+
+    class Births(trio.abc.Instrument):
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            born[task] = time.monotonic()
+
+        def task_exited(self, task: trio.lowlevel.Task) -> None:
+            born.pop(task, None)
+
+    return Births()
 
 
 def _system_tasks() -> list[trio.lowlevel.Task]:

@@ -82,6 +82,12 @@ STEPS = [
         "asyncio.run(asyncio.sleep(0.5))\n"
         "print('ticks during asyncio.run:', len(ticks) - n)",
     ),
+    (
+        "%time and %timeit take await: the code is timed in the session, on its loop.",
+        "%time await asyncio.sleep(0.2)",
+    ),
+    ("", "%timeit -n 100 -r 3 await asyncio.sleep(0)"),
+    ("%tasks lists the session's tasks (%tasks where ID, %tasks cancel ID):", "%tasks"),
 ]
 
 OUTRO = """
@@ -93,6 +99,7 @@ Try:
   %autoawait thread               # switch runner (the ticker is cancelled)
   %autoawait --list               # all the runners
   %nest                           # the nesting shim: asyncio.run() in cells
+  %tasks where 1                  # where the ticker waits
 """
 
 

@@ -24,6 +24,8 @@ def test_tour_runs_and_leaves_a_live_session(ipython_pty: type[IPythonPty]) -> N
     assert "Out[8]: 'autoawait_runners-thread'" in text
     assert text.count("Traceback") == 1  # the background failure the tour shows on purpose
     assert re.search(r"ticks during asyncio.run: [1-9]", text)
+    assert "Wall time:" in text and "3 runs, 100 loops each" in text  # M1
+    assert "1 task in the asyncio session" in text  # M2
     ipy.cell("print('ticking', not task.done(), len(ticks) > 0)", "ticking True True")
     ipy.exit()
 

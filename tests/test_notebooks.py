@@ -65,6 +65,9 @@ def test_tour_notebook(tmp_path: Path) -> None:
         outputs, "background task 'broken'"
     )
     assert number_after(cell_with(outputs, "ticks during asyncio.run:"), "run:") >= 2
+    cell_with(outputs, "Wall time:")  # M1
+    cell_with(outputs, "3 runs, 100 loops each")
+    cell_with(outputs, "1 task in the asyncio session")  # M2
     cell_with(outputs, "nesting shim is on")
     cell_with(outputs, "asyncio runner closed: cancelled 1 background task")
     cell_with(outputs, "'autoawait_runners-thread'")

@@ -1,0 +1,189 @@
+"""%tasks (M2): list, show and cancel the session's tasks, under every persistent runner."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import SUPPORT, Shell
+from kernel import Kernel, kernel
+from test_all_runners import any_shell
+
+from autoawait_runners._magics import WIDTH
+
+__all__ = ["any_shell", "kernel"]  # the fixtures
+
+TICKER = (
+    "cleaned = []\n"
+    "async def ticker(period):\n"
+    "    try:\n"
+    "        while True:\n"
+    "            await lib.sleep(period)\n"
+    "    finally:\n"
+    "        cleaned.append(period)"
+)
+
+
+@pytest.fixture
+def tasks_shell(any_shell: Shell, monkeypatch: pytest.MonkeyPatch) -> Shell:
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    any_shell.ok("import autoawait_test_helpers as h")
+    any_shell.ok(TICKER)
+    any_shell.output()
+    return any_shell
+
+
+def rows(out: str) -> list[str]:
+    """The table's rows (after its title and header)."""
+    lines = out.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("id "))
+    return lines[start + 1 :]
+
+
+def test_no_tasks_is_one_line(tasks_shell: Shell) -> None:
+    tasks_shell.ok("%tasks")
+    assert re.fullmatch(r"no background tasks in the \w+ session\n", tasks_shell.output())
+
+
+def test_the_list_shows_each_background_task_and_where_it_waits(tasks_shell: Shell) -> None:
+    shell = tasks_shell
+    shell.ok("a = await h.background(ticker, 10)\nb = await h.background(ticker, 20)")
+    shell.ok("await lib.sleep(0)")
+    shell.output()
+    shell.ok("%tasks")
+    out = shell.output()
+    assert out.startswith("2 tasks in the "), out
+    assert rows(out)[0].split()[:1] == ["1"] and rows(out)[1].split()[:1] == ["2"]
+    for row in rows(out):
+        assert "waiting" in row and "ticker()" in row and re.search(r"In\[\d+\]:5", row), row
+    assert "(cell)" not in out  # the cell that asks is not background work
+    shell.ok("%tasks --all")
+    assert "running (cell)" in shell.output()
+
+
+def test_ids_stay_with_their_task_and_cancel_runs_its_clean_up(tasks_shell: Shell) -> None:
+    shell = tasks_shell
+    shell.ok("a = await h.background(ticker, 10)\nb = await h.background(ticker, 20)")
+    shell.ok("await lib.sleep(0)\n%tasks")
+    shell.output()
+    shell.ok("%tasks cancel 1")
+    assert "task 1 (" in shell.output()
+    shell.ok("await h.until(lambda: cleaned == [10])")  # its finally ran
+    shell.ok("c = await h.background(ticker, 30)")
+    shell.ok("await lib.sleep(0)")
+    shell.output()
+    shell.ok("%tasks")
+    listed = [row.split()[0] for row in rows(shell.output())]
+    assert listed == ["2", "3"], listed  # the old id is not reused; the others keep theirs
+
+
+def test_where_shows_the_await_chain_down_to_the_line(tasks_shell: Shell) -> None:
+    shell = tasks_shell
+    shell.ok("a = await h.background(ticker, 10)\nawait lib.sleep(0)\n%tasks")
+    shell.output()
+    shell.ok("%tasks where 1")
+    out = shell.output()
+    assert out.startswith("task 1 (") and "waiting in:" in out
+    assert re.search(r"In\[\d+\]:5 in ticker\n +await lib.sleep\(period\)", out), out
+
+
+def test_bad_input_is_a_one_line_error(tasks_shell: Shell) -> None:
+    shell = tasks_shell
+    for line, message in [
+        ("%tasks cancel 99", "no task 99 in the "),
+        ("%tasks where", "%tasks takes --all, --tree, 'where ID' or 'cancel ID'"),
+        ("%tasks --everything", "%tasks takes --all"),
+    ]:
+        result = shell.run(line)
+        assert type(result.error_in_exec).__name__ == "UsageError", line
+        out = shell.output()
+        assert message in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("runner", ["trio", "curio"])
+def test_the_runners_and_the_librarys_own_tasks_are_not_cancelled(
+    ipshell: Shell, runner: str
+) -> None:
+    shell = ipshell
+    shell.ok(f"%autoawait {runner}")
+    shell.output()
+    shell.ok("%tasks --all")
+    own = [row for row in rows(shell.output()) if "(cell)" not in row]
+    assert own
+    for row in own:
+        result = shell.run(f"%tasks cancel {row.split()[0]}")
+        assert type(result.error_in_exec).__name__ == "UsageError", row
+        assert re.search(r"is the (runner|trio|curio)'s own", shell.output()), row
+    shell.ok("%tasks --all")
+    assert len([row for row in rows(shell.output()) if "(cell)" not in row]) == len(own)
+
+
+def test_rows_fit_a_terminal_and_a_notebook_gets_a_table(tasks_shell: Shell) -> None:
+    shell = tasks_shell
+    shell.ok(
+        "async def a_coroutine_with_a_name_long_enough_to_need_cutting_down_to_size(period):\n"
+        "    await ticker(period)\n"
+        "long_name = a_coroutine_with_a_name_long_enough_to_need_cutting_down_to_size"
+    )
+    shell.ok("a = await h.background(long_name, 9)")
+    shell.ok("await lib.sleep(0)")
+    shell.output()
+    shell.ok("%tasks --all")
+    out = shell.output()
+    assert all(len(line) <= WIDTH for line in out.splitlines()), out
+    from autoawait_runners._magics import TaskTable
+
+    table = TaskTable([("1", "name", "waiting", "1.0s", "f()", "In[1]:2")], [0], "1 task")
+    data, _ = shell.ip.display_formatter.format(table)
+    assert "<table>" in data["text/html"] and "In[1]:2" in data["text/html"]
+    assert "In[1]:2" in data["text/plain"]
+
+
+def test_a_failure_nobody_has_retrieved_yet_is_listed(runner_shell: Shell) -> None:
+    shell = runner_shell  # asyncio and thread: a failure is left to the cell until it ends
+    shell.ok("import asyncio\nasync def boom():\n    raise ValueError('boom')")
+    shell.output()
+    shell.ok("b = asyncio.create_task(boom())\nawait asyncio.sleep(0.05)\n%tasks")
+    out = shell.output()
+    assert re.search(r"failed +[0-9.]+s +boom\(\)", out), out
+
+
+def test_trio_tasks_show_as_a_tree_of_nurseries(ipshell: Shell) -> None:
+    shell = ipshell
+    shell.ok("%autoawait trio")
+    shell.ok(
+        "import trio, autoawait_runners\n"
+        "async def child():\n"
+        "    await trio.sleep_forever()\n"
+        "async def parent():\n"
+        "    async with trio.open_nursery() as nursery:\n"
+        "        nursery.start_soon(child)\n"
+        "        nursery.start_soon(child)\n"
+        "autoawait_runners.trio_nursery().start_soon(parent)\n"
+        "await trio.sleep(0.05)"
+    )
+    shell.output()
+    shell.ok("%tasks --tree")
+    names = [row.split()[1:2] for row in rows(shell.output())]
+    assert names == [["__main__.parent"], ["__main__.child"], ["__main__.child"]], names
+    shell.ok("%tasks --tree")
+    out = shell.output()
+    indented = [row for row in rows(out) if re.match(r"\d+ +  __main__.child", row)]
+    assert len(indented) == 2, out
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio"])
+def test_tasks_in_a_kernel(kernel: Kernel, runner: str) -> None:  # M2, K1
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok(f"%autoawait {runner}")
+    lib = "trio" if runner == "trio" else "asyncio"
+    kernel.ok(f"import {lib} as lib\n" + TICKER)
+    if runner == "trio":
+        kernel.ok(
+            "import autoawait_runners\nautoawait_runners.trio_nursery().start_soon(ticker, 10)"
+        )
+    else:
+        kernel.ok("t = lib.create_task(ticker(10))")
+    out = kernel.ok("await lib.sleep(0.05)\n%tasks")
+    assert "1 task in the " in out and "ticker()" in out, out
