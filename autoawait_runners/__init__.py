@@ -20,17 +20,17 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from ._asyncio import AsyncioRunner
+    from ._asyncio_thread import AsyncioThreadRunner
     from ._cell import CellInterrupted
     from ._config import AutoawaitRunners
     from ._curio import CurioRunner
     from ._embed import EmbedRunner, aembed, embed
     from ._nesting import is_nesting, nest_off, nest_on, nesting
     from ._runner import Runner, RunnerUnavailable
-    from ._thread import ThreadRunner
     from ._trio import SessionNursery, TrioRunner, trio_nursery
 
     asyncio_runner: AsyncioRunner
-    thread_runner: ThreadRunner
+    thread_runner: AsyncioThreadRunner
     trio_runner: TrioRunner
     curio_runner: CurioRunner
     embed_runner: EmbedRunner
@@ -62,7 +62,7 @@ __all__ = [
 # name -> (module, attribute): what `from autoawait_runners import X` loads on first use.
 _LAZY = {
     "asyncio_runner": ("._asyncio", "_runner"),
-    "thread_runner": ("._thread", "_runner"),
+    "thread_runner": ("._asyncio_thread", "_runner"),
     "trio_runner": ("._trio", "_runner"),
     "curio_runner": ("._curio", "_runner"),
     "trio_nursery": ("._trio", "trio_nursery"),

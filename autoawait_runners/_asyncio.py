@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import _private_api
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
@@ -71,7 +72,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         """
         if self._session is not None:
             return self._session
-        host = asyncio.events._get_running_loop()
+        host = _private_api.running_loop()
         if host is not None:
             self._session = AsyncioSession(self.name, host=host)
             return self._session
@@ -87,7 +88,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         return self._in_cell or (
             self._session is not None
             and not self._session.borrowed
-            and asyncio.events._get_running_loop() is self._session.loop
+            and _private_api.running_loop() is self._session.loop
         )
 
     def _run_until_complete(self, awaitable: Coroutine[Any, Any, T] | asyncio.Future[T]) -> T:
@@ -97,7 +98,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         assert self._session is not None
         loop = self._session.loop
         result: T
-        if self._session.borrowed and asyncio.events._get_running_loop() is loop:
+        if self._session.borrowed and _private_api.running_loop() is loop:
             result = run_on_running_loop(loop, awaitable)
         else:
             result = run_from_outside(loop, awaitable, survives=raised_by_a_task)

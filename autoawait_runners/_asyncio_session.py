@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from . import _ctrl_c
+from . import _ctrl_c, _private_api
 from ._cell import CellCoroutine, CellInterrupted
 from ._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
 from ._nesting import context_entered, nested_calls
@@ -74,7 +74,7 @@ def run_cell_as_task(
     """
     cell = CellCoroutine(coro, translate_cancellation)
     task = create_task(cell)
-    running_below = asyncio.events._get_running_loop() is loop
+    running_below = _private_api.running_loop() is loop
     given_up = loop.create_future() if running_below else None
 
     def cancel() -> None:
@@ -212,7 +212,7 @@ class AsyncioSession:
     def _on_task_done(self, task: asyncio.Task[Any]) -> None:
         # `_log_traceback` is asyncio's own "exception not retrieved yet" flag (on both the C
         # and Python tasks); reading it does not retrieve the exception.
-        if not getattr(task, "_log_traceback", False):
+        if not _private_api.exception_unretrieved(task):
             return
         with self._failed_lock:
             self._failed.append(task)
@@ -234,7 +234,7 @@ class AsyncioSession:
                 failed = [task for task in failed if task not in self._made_during_cell]
         now = time.monotonic()
         for task in failed:
-            if not getattr(task, "_log_traceback", False):
+            if not _private_api.exception_unretrieved(task):
                 continue  # someone awaited it in the meantime
             exc = task.exception()  # marks it retrieved: asyncio will not log it again
             assert exc is not None
@@ -290,7 +290,7 @@ class AsyncioSession:
         alive = asyncio.all_tasks(self.loop)
         mine = alive if not self.borrowed else {task for task in self._tasks if not task.done()}
         with self._failed_lock:
-            failed = [task for task in self._failed if getattr(task, "_log_traceback", False)]
+            failed = [task for task in self._failed if _private_api.exception_unretrieved(task)]
         current = asyncio.current_task(self.loop)
         rows = []
         for task in sorted({*alive, *failed}, key=lambda t: self._born.get(t, 0.0)):
@@ -328,7 +328,7 @@ class AsyncioSession:
                 for task in pending:
                     # Nobody will ever run them again: say so now, not at garbage collection.
                     task.remove_done_callback(self._on_task_done)
-                    task._log_destroy_pending = False  # type: ignore[attr-defined]
+                    _private_api.forget_pending(task)
         if self.borrowed:
             return len(background)  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()

@@ -28,7 +28,7 @@ GROUP = "autoawait_runners"
 #: Used as they are when the distribution's metadata cannot be found (a source checkout).
 BUILTIN_ENTRY_POINTS = {
     "asyncio": "autoawait_runners._asyncio:get_runner",
-    "thread": "autoawait_runners._thread:get_runner",
+    "thread": "autoawait_runners._asyncio_thread:get_runner",
     "trio": "autoawait_runners._trio:get_runner",
     "curio": "autoawait_runners._curio:get_runner",
     "embed": "autoawait_runners._embed:get_runner",

@@ -28,6 +28,9 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from . import _private_api
+from ._nesting import NestedCallWaiter
+
 T = TypeVar("T")
 
 
@@ -58,7 +61,7 @@ def _asyncio_interruption() -> type[KeyboardInterrupt]:
 CellInterrupted: type[KeyboardInterrupt] = _asyncio_interruption()
 
 
-class CellCoroutine(Coroutine[Any, Any, T]):
+class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
     """The cell's coroutine, wrapped so a runner knows whether the cell's code is running.
 
     ``executing`` is true exactly while the wrapped coroutine runs Python code (between a
@@ -169,7 +172,7 @@ class CellCoroutine(Coroutine[Any, Any, T]):
 
     def _absorb(self, yielded: Any) -> Any:
         task, self._stale_task = self._stale_task, None
-        if not getattr(task, "_must_cancel", False):
+        if not _private_api.cancel_pending(task):
             if isinstance(yielded, StopIteration):
                 raise yielded
             return yielded

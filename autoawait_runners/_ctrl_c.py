@@ -56,7 +56,6 @@ import ctypes
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +63,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
+from . import _private_api
 from ._cell import CellCoroutine
 from ._runner import SHUTDOWN_TIMEOUT, say
 
@@ -104,7 +104,7 @@ def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thre
             from ._nesting import wake_loop_in
 
             wake_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
-            frame = sys._current_frames().get(cell_thread)
+            frame = _private_api.current_frames().get(cell_thread)
             if frame is not None:
                 cell.raised_where = (frame, frame.f_lasti, time.monotonic())
             return True
@@ -163,7 +163,7 @@ def note_if_stuck(cell: CellCoroutine[Any], cell_thread: int) -> None:
     cell.raised_where = None
     if not cell.executing:
         return
-    frame = sys._current_frames().get(cell_thread)
+    frame = _private_api.current_frames().get(cell_thread)
     if frame is where[0] and frame is not None and frame.f_lasti == where[1]:
         left = ABANDON_AFTER - cell.interrupts
         say(
@@ -181,7 +181,7 @@ _WAITING_FOR_EVENTS = (("selectors", "select"), ("trio._core._io_", "get_events"
 def _waiting_for_events(thread_id: int) -> bool:
     """Whether the event loop of ``thread_id`` waits for I/O or timers, running nothing: its
     innermost frame (under this package's own, the signal handler's) is a selector's wait."""
-    frame: FrameType | None = sys._current_frames().get(thread_id)
+    frame: FrameType | None = _private_api.current_frames().get(thread_id)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
@@ -201,7 +201,7 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
     Used when a cell busy in Python code runs in a runner's own thread: signals only reach
     the main thread, and this is how CPython lets one thread interrupt another.
     """
-    set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_async_exc = _private_api.set_async_exc
     count = set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
     if count > 1:  # pragma: no cover - cannot happen with a valid id; undo as CPython advises
         set_async_exc(ctypes.c_ulong(thread_id), None)

@@ -2,7 +2,7 @@
 
 IPython's own curio runner calls ``curio.run`` per cell. Here one Kernel runs for the
 session in a dedicated thread (the plumbing is shared with the other threaded runners, see
-``_threaded``); every cell, plain ones too, runs as a task in it, so
+``_dedicated_thread``); every cell, plain ones too, runs as a task in it, so
 ``curio.meta.curio_running()`` is true in any cell and daemon tasks spawned in a cell keep
 running between cells and while the prompt is idle.
 
@@ -26,9 +26,10 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _private_api
 from ._cell import CellCoroutine, interruption_type
+from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 from ._runner import TaskRow, say_failed
-from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
     import curio
@@ -39,7 +40,7 @@ def _not_translated(resumed: Any) -> None:
     return None
 
 
-class CurioRunner(ThreadedRunner):
+class CurioRunner(DedicatedThreadRunner):
     """One curio Kernel for the session, in its own thread."""
 
     name = "curio"
@@ -84,7 +85,11 @@ class CurioRunner(ThreadedRunner):
                     run = functools.partial(kernel.run, main.wait)
             # curio has no public list of a kernel's tasks; this is what its own shutdown
             # cancels, less its own and the cell that asked for the shutdown (finishing).
-            left = [t for tid, t in kernel._tasks.items() if tid not in self._internal]
+            left = [
+                t
+                for tid, t in _private_api.curio_tasks(kernel).items()
+                if tid not in self._internal
+            ]
             self._cancelled = sum(task not in self._cell_tasks for task in left)
         finally:
             logging.getLogger("curio.kernel").removeFilter(crashes)
@@ -95,7 +100,9 @@ class CurioRunner(ThreadedRunner):
 
         queue = self._queue
         assert queue is not None
-        self._internal = set(kernel._tasks)  # the kernel's own task(s), and this one
+        self._internal = set(
+            _private_api.curio_tasks(kernel)
+        )  # the kernel's own task(s), and this one
         self._main_task = await curio.current_task()
         ready()
         while (request := await queue.get()) is not None:
@@ -145,7 +152,7 @@ class CurioRunner(ThreadedRunner):
         if kernel is None:
             return []
         rows = []
-        for task in sorted(kernel._tasks.values(), key=lambda t: t.id):
+        for task in sorted(_private_api.curio_tasks(kernel).values(), key=lambda t: t.id):
             if task.id in self._internal:
                 hidden = "runner" if task is self._main_task else "curio"
             elif task in self._cell_tasks:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.compilerop import PyCF_MASK
 
-from . import _ctrl_c
+from . import _ctrl_c, _private_api
 from ._asyncio_session import run_cell_as_task
 from ._cell import CellCoroutine
 from ._parking import run_on_running_loop
@@ -83,7 +83,7 @@ def _awaiter() -> Callable[[Any], Any] | None:
         portal = current_portal()
         if portal is not None:
             return portal.await_
-    loop = asyncio.events._get_running_loop()
+    loop = _private_api.running_loop()
     if loop is not None:
         return functools.partial(run_on_running_loop, loop)
     if _trio_running():
@@ -93,7 +93,7 @@ def _awaiter() -> Callable[[Any], Any] | None:
 
 def host_description() -> str:
     """One line for the banner: where ``await`` cells will run."""
-    if asyncio.events._get_running_loop() is not None:
+    if _private_api.running_loop() is not None:
         return (
             "await cells run on this program's asyncio loop, which keeps running while you "
             "type and while cells run"
@@ -142,7 +142,7 @@ class EmbedRunner(Runner):
         self._in_cell = True
         try:
             if awaiter is not None:
-                loop = asyncio.events._get_running_loop()
+                loop = _private_api.running_loop()
                 if loop is not None:
                     return run_cell_as_task(
                         coro,
@@ -222,7 +222,7 @@ def _shell_class() -> type[InteractiveShellEmbed]:
             awaiter = _awaiter()
             if awaiter is None:
                 return super().prompt_for_code()  # type: ignore[no-any-return]
-            if asyncio.events._get_running_loop() is None:
+            if _private_api.running_loop() is None:
                 # trio: prompt_toolkit runs its own asyncio loop in a worker thread.
                 import trio
 
@@ -299,7 +299,7 @@ def embed(*, header: str = "", compile_flags: int | None = None, **kwargs: Any) 
     Inside a running asyncio loop the prompt and ``await`` cells run on that loop, which
     keeps running; under trio and with no loop, see the module documentation.
     """
-    caller = sys._getframe(1)
+    caller = _private_api.caller_frame(1)
     with _embedded_instance():
         shell, header = _make_shell(header, kwargs, caller)
         shell(
@@ -319,7 +319,7 @@ async def aembed(*, header: str = "", **kwargs: Any) -> None:
     """
     from ._portal import Portal
 
-    caller = sys._getframe(1)
+    caller = _private_api.caller_frame(1)
     compile_flags = kwargs.pop("compile_flags", None)
     if compile_flags is None:
         compile_flags = caller.f_code.co_flags & PyCF_MASK

@@ -15,6 +15,7 @@ import difflib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _private_api
 from ._catalogue import Entry, describe_error, discover
 from ._config import load_config
 from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
@@ -100,13 +101,13 @@ class Extension:
         # Terminal IPython clears the user namespace (``_atexit_once``) as soon as its main
         # loop ends, before atexit handlers run: the session ends first, so the clean-up of
         # background tasks still finds the names it uses (F2).
-        clear_namespace = shell._atexit_once
+        clear_namespace = getattr(shell, _private_api.ATEXIT_ONCE)
 
         def end_session_then_clear() -> None:
             self.close_active()
             clear_namespace()
 
-        shell._atexit_once = end_session_then_clear  # type: ignore[method-assign]
+        setattr(shell, _private_api.ATEXIT_ONCE, end_session_then_clear)
         self._showtraceback = showing_user_frames(shell.showtraceback)
         shell.showtraceback = self._showtraceback  # type: ignore[method-assign]
         self._select_at_start()
@@ -114,8 +115,8 @@ class Extension:
     def uninstall(self) -> None:
         shell = self.shell
         atexit.unregister(self.close_active)
-        if "_atexit_once" in vars(shell):
-            del shell._atexit_once
+        if _private_api.ATEXIT_ONCE in vars(shell):
+            delattr(shell, _private_api.ATEXIT_ONCE)
         if vars(shell).get("showtraceback") is self._showtraceback:  # still ours
             if self._saved["showtraceback"] is _MISSING:
                 del shell.showtraceback
@@ -182,8 +183,7 @@ class Extension:
 
     def _select_at_start(self) -> None:
         """Apply ``c.AutoawaitRunners.default``, or adopt a runner set by dotted path."""
-        from IPython.core.async_helpers import _asyncio_runner
-
+        _asyncio_runner = _private_api.ipython_asyncio_runner()
         explicit = "default" in self.config.config.get("AutoawaitRunners", {})
         current = self.shell.loop_runner
         name = self.config.default

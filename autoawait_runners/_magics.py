@@ -38,6 +38,8 @@ import tokenize
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from . import _private_api
+
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -140,7 +142,6 @@ def atime(
 
 async def _atime(shell: InteractiveShell, line: str, cell: str | None, local_ns: Any) -> Any:
     from IPython.core.error import UsageError
-    from IPython.core.magics.execution import _format_time
     from IPython.utils.timing import clock, clock2
 
     words = line.split()
@@ -183,15 +184,13 @@ async def _atime(shell: InteractiveShell, line: str, cell: str | None, local_ns:
             out = None
     cpu_end, wall_end = clock2(), time.perf_counter()
     user, system = cpu_end[0] - cpu[0], cpu_end[1] - cpu[1]
-    print(
-        f"CPU times: user {_format_time(user)}, sys: {_format_time(system)}, "
-        f"total: {_format_time(user + system)}"
-    )
-    print(f"Wall time: {_format_time(wall_end - wall)}")
+    fmt = _private_api.format_time  # IPython's own format
+    print(f"CPU times: user {fmt(user)}, sys: {fmt(system)}, total: {fmt(user + system)}")
+    print(f"Wall time: {fmt(wall_end - wall)}")
     if compile_time > 0.1:
-        print(f"Compiler : {_format_time(compile_time)}")
+        print(f"Compiler : {fmt(compile_time)}")
     if parse_time > 0.1:
-        print(f"Parser   : {_format_time(parse_time)}")
+        print(f"Parser   : {fmt(parse_time)}")
     if error is not None:
         raise error
     return out

@@ -45,8 +45,11 @@ import inspect
 import sys
 import threading
 import types
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar, cast
+
+from . import _private_api
 
 T = TypeVar("T")
 
@@ -71,6 +74,37 @@ _seen: dict[str, Any] = {}
 #: Libraries whose entry points the shim replaces once they are imported (it never imports
 #: them): patched at once if imported already, else as soon as they are (see _AfterImport).
 _LIBRARIES = ("trio", "anyio", "uvloop")
+
+
+class NestedCallWaiter(ABC):
+    """A coroutine that wants to know when its code waits in a nested call.
+
+    The nesting mechanism (``_parking``, ``_portal``) knows nothing of IPython cells: a
+    task's coroutine that is one of these is told when a nested call parks it and when
+    that call was cancelled. ``CellCoroutine`` is one: Ctrl-C must cancel a parked cell's
+    nested call rather than raise wherever the loop happens to be.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def in_nested_call(self) -> contextlib.AbstractContextManager[None]:
+        """Entered while the coroutine's code waits in a nested call."""
+
+    @abstractmethod
+    def nested_call_cancelled(self, exc: BaseException) -> BaseException:
+        """What the waiting code sees when its nested call was cancelled."""
+
+    @abstractmethod
+    def absorb_stale_cancellation(self, task: Any) -> None:
+        """The nested call took a cancellation of ``task`` that asyncio also flagged on the
+        task; the coroutine should not see it a second time."""
+
+
+def waiter_of(task: Any) -> NestedCallWaiter | None:
+    """The task's coroutine, if it wants to know about nested calls."""
+    coro = task.get_coro() if task is not None else None
+    return coro if isinstance(coro, NestedCallWaiter) else None
 
 
 def _targets() -> dict[str, tuple[Any, str, Any]]:
@@ -242,7 +276,7 @@ def _original(name: str) -> Any:
 
 def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: Any) -> T:
     """``asyncio.run``: on the running loop when one runs in this thread."""
-    loop = asyncio.events._get_running_loop()
+    loop = _private_api.running_loop()
     if loop is None:
         return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
     if kwargs.get("loop_factory") is not None:
@@ -261,7 +295,7 @@ def _privately(name: str) -> Callable[..., Any]:
     runs with that loop paused (``asyncio.Runner.run``: a runner's loop is always its own)."""
 
     def replacement(*args: Any, **kwargs: Any) -> Any:
-        if asyncio.events._get_running_loop() is None:
+        if _private_api.running_loop() is None:
             return _original(name)(*args, **kwargs)
         with outer_loop_paused():
             return _original(name)(*args, **kwargs)
@@ -306,7 +340,7 @@ def _run_until_complete(name: str) -> Callable[..., Any]:
     loop, private on another."""
 
     def run_until_complete(self: asyncio.AbstractEventLoop, future: Any) -> Any:
-        running = asyncio.events._get_running_loop()
+        running = _private_api.running_loop()
         if running is self:
             from ._parking import run_on_running_loop
 
@@ -356,7 +390,7 @@ def _anyio_run(
         if served:
             return cast(T, value)
     original = functools.partial(_original("anyio.run"), backend=backend, backend_options=options)
-    loop = asyncio.events._get_running_loop()
+    loop = _private_api.running_loop()
     if loop is None or backend != "asyncio":
         return cast(T, original(func, *args))
     if options.get("loop_factory") is not None or options.get("use_uvloop"):
@@ -409,17 +443,17 @@ def outer_loop_paused() -> Iterator[None]:
     Jupyter kernel's loop.) The current task is left and re-entered for Python 3.14, where
     it is tracked per thread rather than per loop.
     """
-    outer = asyncio.events._get_running_loop()
+    outer = _private_api.running_loop()
     task = asyncio.current_task(outer) if outer is not None else None
     if outer is not None and task is not None:
-        asyncio.tasks._leave_task(outer, task)
-    asyncio.events._set_running_loop(None)
+        _private_api.leave_task(outer, task)
+    _private_api.set_running_loop(None)
     try:
         yield
     finally:
-        asyncio.events._set_running_loop(outer)
+        _private_api.set_running_loop(outer)
         if outer is not None and task is not None:
-            asyncio.tasks._enter_task(outer, task)
+            _private_api.enter_task(outer, task)
 
 
 __all__ = [

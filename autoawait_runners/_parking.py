@@ -45,8 +45,8 @@ from typing import Any
 
 import greenlet
 
-from ._cell import CellCoroutine
-from ._nesting import NESTING_STATE, context_entered, outer_loop_paused
+from . import _private_api
+from ._nesting import NESTING_STATE, context_entered, outer_loop_paused, waiter_of
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
 #: that is in the middle of a step only sets a flag on it; nothing wakes the parked call.
@@ -150,7 +150,7 @@ class _LoopNesting:
         and the context it held is free once its step returns."""
         if self.deferred:
             deferred, self.deferred = self.deferred, []
-            self.loop._ready.extend(deferred)  # type: ignore[attr-defined]
+            _private_api.ready_queue(self.loop).extend(deferred)
 
     def in_use(self) -> bool:
         return bool(self.parked or self.drivers or self.idle)
@@ -190,9 +190,9 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     state.park(parked)
     future.add_done_callback(functools.partial(_wake, state, parked))
     if task is not None:
-        asyncio.tasks._leave_task(loop, task)
+        _private_api.leave_task(loop, task)
     driver = _driver_for(state)
-    cell = _cell_of(task)
+    cell = waiter_of(task)
     try:
         with cell.in_nested_call() if cell is not None else contextlib.nullcontext():
             driver.switch()
@@ -202,7 +202,7 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     finally:
         state.unpark(parked)
         if task is not None:
-            asyncio.tasks._enter_task(loop, task)
+            _private_api.enter_task(loop, task)
         if not state.in_use():
             _forget(state)
     try:
@@ -282,7 +282,7 @@ def _in_the_loop(state: _LoopNesting) -> Iterator[None]:
         own_hooks = sys.get_asyncgen_hooks()
         try:
             if state.loop.is_running():
-                asyncio.events._set_running_loop(state.loop)
+                _private_api.set_running_loop(state.loop)
                 if state.hooks is not None:
                     sys.set_asyncgen_hooks(*state.hooks)
             yield
@@ -311,12 +311,6 @@ def finish_outside(loop: asyncio.AbstractEventLoop) -> bool:
     if not state.in_use():
         _forget(state)
     return bool(owner.dead)
-
-
-def _cell_of(task: asyncio.Task[Any] | None) -> CellCoroutine[Any] | None:
-    """The cell, when ``task`` is an IPython cell run by one of our runners."""
-    coro = task.get_coro() if task is not None else None
-    return coro if isinstance(coro, CellCoroutine) else None
 
 
 class _Driver(greenlet.greenlet):  # type: ignore[misc]
@@ -365,7 +359,7 @@ def _drive(state: _LoopNesting) -> greenlet.greenlet:
             if target is not None:
                 return target
             try:
-                loop._run_once()  # type: ignore[attr-defined]
+                _private_api.run_once(loop)
             except greenlet.GreenletExit:
                 raise
             except BaseException:
@@ -447,15 +441,12 @@ def _settle(future: asyncio.Future[Any]) -> None:
         future.set_result(None)
 
 
-_RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
-
-
 def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:
     """How many handles the ``_run_once`` running us still means to pop from the ready
-    queue: ``for i in range(ntodo): handle = self._ready.popleft()`` (3.11 to 3.14)."""
-    frame: FrameType | None = sys._getframe(1)
+    queue: ``for i in range(ntodo): handle = <ready queue>.popleft()`` (3.11 to 3.15)."""
+    frame: FrameType | None = _private_api.caller_frame(1)
     while frame is not None:
-        if frame.f_code is _RUN_ONCE:
+        if frame.f_code is _private_api.RUN_ONCE_CODE:
             local = frame.f_locals
             if local.get("self") is loop:
                 ntodo, i = local.get("ntodo"), local.get("i")
@@ -464,11 +455,11 @@ def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:
                 break
         frame = frame.f_back
     # Not called from a step of the loop, or asyncio changed: the whole queue is safe.
-    return len(loop._ready)  # type: ignore[attr-defined]
+    return len(_private_api.ready_queue(loop))
 
 
 def _pad(state: _LoopNesting, length: int) -> None:
-    ready: deque[asyncio.Handle] = state.loop._ready  # type: ignore[attr-defined]
+    ready = _private_api.ready_queue(state.loop)
     missing = length - len(ready)
     if missing > 0:
         ready.extendleft([state.filler] * missing)
@@ -507,7 +498,7 @@ def _check_cancellation(state: _LoopNesting) -> None:
         if requested > parked.cancels:
             parked.cancels = requested
             parked.future.cancel()
-            cell = _cell_of(task)
+            cell = waiter_of(task)
             if cell is not None:
                 cell.absorb_stale_cancellation(task)
 

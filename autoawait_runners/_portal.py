@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import greenlet
 
-from ._cell import CellCoroutine
+from ._nesting import NestedCallWaiter
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class Portal(Coroutine[Any, Any, T]):
         self,
         coro: Coroutine[Any, Any, T],
         *,
-        cell: CellCoroutine[Any] | None = None,
+        cell: NestedCallWaiter | None = None,
         error_hook: Callable[[BaseException], BaseException] | None = None,
     ) -> None:
         self._coro = coro

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import _private_api
+
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -106,10 +108,8 @@ class Runner(ABC):
         if self._inside_cell():
             # A cell called run_cell (or a magic that does): the loop is busy with the
             # outer cell, so run the inner one the way IPython runs plain cells.
-            from IPython.core.async_helpers import _pseudo_sync_runner
-
             try:
-                return _pseudo_sync_runner(coro)
+                return _private_api.pseudo_sync_runner()(coro)
             except RuntimeError:
                 raise RuntimeError(
                     f"a cell run from inside a {self.name} cell cannot await "
@@ -192,10 +192,8 @@ class Runner(ABC):
         """Run a cell when the session cannot be had (it could when the runner was
         selected): without a loop, as IPython runs plain cells, so that the way out (a
         magic such as ``%autoawait sync``) still works (F4)."""
-        from IPython.core.async_helpers import _pseudo_sync_runner
-
         say(f"the {self.name} runner cannot run its session ({why}); this cell runs without it")
-        return _pseudo_sync_runner(coro)
+        return _private_api.pseudo_sync_runner()(coro)
 
     def _after_cell(self) -> None:  # noqa: B027 - optional hook
         """Called after each top-level cell, before the next prompt."""

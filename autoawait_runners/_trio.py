@@ -2,7 +2,7 @@
 
 IPython's own trio runner starts a fresh ``trio.run`` for every cell: nothing started in a
 cell outlives it. Here one ``trio.run`` lives in a dedicated thread for the session (the
-plumbing is shared with the other threaded runners, see ``_threaded``); every cell, plain
+plumbing is shared with the other threaded runners, see ``_dedicated_thread``); every cell, plain
 ones too, runs as a task in it, inside a cancel scope of its own.
 
 Why a thread, rather than guest mode on a host loop or trio in the main thread with input
@@ -26,9 +26,9 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ._cell import CellCoroutine
+from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 from ._nesting import trio_cells_nest
 from ._runner import TaskRow, say_failed
-from ._threaded import SubmittedCell, ThreadedRunner
 
 if TYPE_CHECKING:
     import trio
@@ -124,7 +124,7 @@ def _is_the_interruption(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled) and getattr(exc, "source", "explicit") == "explicit"
 
 
-class TrioRunner(ThreadedRunner):
+class TrioRunner(DedicatedThreadRunner):
     """One ``trio.run`` for the session, in its own thread, with a session nursery."""
 
     name = "trio"

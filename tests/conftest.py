@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,42 @@ def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
         InteractiveShell.clear_instance()
 
 
+#: runner -> the library its cells await with
+LIBRARY = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
+
+
+@pytest.fixture(params=list(LIBRARY))
+def any_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
+    """The shell with each persistent runner selected in turn; `lib` is its library."""
+    ipshell.ok(f"%autoawait {request.param}")
+    ipshell.ok(f"import {LIBRARY[request.param]} as lib")
+    return ipshell
+
+
+def send_sigint_when(event: threading.Event) -> threading.Thread:
+    """Send a real SIGINT to this process once `event` is set (from a helper thread)."""
+
+    def run() -> None:
+        if event.wait(TIMEOUT):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Any]:
+    """A fresh Jupyter kernel for one test (see kernel.py)."""
+    from kernel import Kernel
+
+    started = Kernel(tmp_path)
+    try:
+        yield started
+    finally:
+        started.shutdown()
+
+
 @pytest.fixture(params=["asyncio", "thread"])
 def runner_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
     """The shell with each persistent asyncio-family runner selected in turn."""
@@ -87,6 +125,8 @@ class IPythonPty:
         full_env = dict(os.environ)
         full_env.update(
             PROMPT_TOOLKIT_NO_CPR="1",
+            # Python 3.14+ colours the tracebacks it prints to a terminal itself.
+            PYTHON_COLORS="0",
             PYTHONPATH=os.pathsep.join([str(SUPPORT), full_env.get("PYTHONPATH", "")]),
             TERM="xterm",
         )

@@ -6,7 +6,7 @@ import json
 import queue
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,13 +144,3 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
-
-
-@pytest.fixture
-def kernel(tmp_path: Path) -> Iterator[Kernel]:
-    """A fresh kernel for one test."""
-    started = Kernel(tmp_path)
-    try:
-        yield started
-    finally:
-        started.shutdown()

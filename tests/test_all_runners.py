@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-from conftest import TIMEOUT, Shell
-from test_runners import send_sigint_when
-
-#: runner -> the library its cells await with
-LIBRARY = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
-
-
-@pytest.fixture(params=list(LIBRARY))
-def any_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
-    """The shell with each persistent runner selected in turn; `lib` is its library."""
-    ipshell.ok(f"%autoawait {request.param}")
-    ipshell.ok(f"import {LIBRARY[request.param]} as lib")
-    return ipshell
+from conftest import TIMEOUT, Shell, send_sigint_when
 
 
 def test_context_variables_set_in_a_cell_are_seen_by_the_next(any_shell: Shell) -> None:  # R4

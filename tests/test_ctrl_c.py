@@ -13,9 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import Shell
-from test_all_runners import any_shell
-
-__all__ = ["any_shell"]  # the fixture
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ import sys
 
 import pytest
 from conftest import SUPPORT, IPythonPty, Shell
-from kernel import Kernel, kernel
+from kernel import Kernel
 
 import autoawait_runners
 from autoawait_runners import _embed
 
 pytestmark = pytest.mark.pty
-__all__ = ["kernel"]  # the fixture
 
 
 def host(ipython_pty: type[IPythonPty], mode: str) -> IPythonPty:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kernel import Kernel, kernel
-
-__all__ = ["kernel"]
+from kernel import Kernel
 
 pytestmark = pytest.mark.kernel
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT
-from kernel import Kernel, kernel
-
-__all__ = ["kernel"]
+from kernel import Kernel
 
 pytestmark = pytest.mark.kernel
 

@@ -7,26 +7,12 @@ Ctrl-C is a real SIGINT sent to this process once the cell has reached the point
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import pytest
-from conftest import TIMEOUT, Shell
+from conftest import TIMEOUT, Shell, send_sigint_when
 
 import autoawait_runners
-
-
-def send_sigint_when(event: threading.Event) -> threading.Thread:
-    """Send a real SIGINT to this process once `event` is set (from a helper thread)."""
-
-    def run() -> None:
-        if event.wait(TIMEOUT):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_objects_from_one_cell_are_usable_in_the_next(runner_shell: Shell) -> None:  # R1

@@ -6,12 +6,9 @@ import re
 
 import pytest
 from conftest import SUPPORT, Shell
-from kernel import Kernel, kernel
-from test_all_runners import any_shell
+from kernel import Kernel
 
 from autoawait_runners._magics import WIDTH
-
-__all__ = ["any_shell", "kernel"]  # the fixtures
 
 TICKER = (
     "cleaned = []\n"

@@ -9,11 +9,7 @@ import signal
 import threading
 
 import pytest
-from conftest import TIMEOUT, Shell
-from test_all_runners import any_shell
-from test_runners import send_sigint_when
-
-__all__ = ["any_shell"]  # the fixture
+from conftest import TIMEOUT, Shell, send_sigint_when
 
 #: A traceback entry in one of this package's files, as IPython prints it.
 RUNNER_FRAME = re.compile(r"File .*autoawait_runners[/\\]_\w+\.py")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import TIMEOUT, Shell
-from test_runners import send_sigint_when
+from conftest import TIMEOUT, Shell, send_sigint_when
 
 import autoawait_runners
 

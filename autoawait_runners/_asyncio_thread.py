@@ -6,7 +6,7 @@ loop never stops between cells, whatever the front end does with the main thread
 progress. The price: cells do not run in the main thread (signal handlers, some GUI
 toolkits and libraries that insist on the main thread will notice), and Ctrl-C reaches a
 busy cell only when it next runs Python code (a blocking call in the cell ends at its own
-pace). The thread plumbing is shared with the trio and curio runners (``_threaded``).
+pace). The thread plumbing is shared with the trio and curio runners (``_dedicated_thread``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from ._asyncio_session import (
     translate_cancellation,
 )
 from ._cell import CellCoroutine
-from ._threaded import SubmittedCell, ThreadedRunner
+from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 
-class ThreadRunner(ThreadedRunner, AsyncioSessionRunner):
+class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
     """An asyncio loop in its own thread, for the session."""
 
     name = "thread"
@@ -102,9 +102,9 @@ def _settle(task: asyncio.Task[Any], submitted: SubmittedCell) -> None:
         submitted.succeed(task.result())
 
 
-_runner = ThreadRunner()
+_runner = AsyncioThreadRunner()
 
 
-def get_runner() -> ThreadRunner:
+def get_runner() -> AsyncioThreadRunner:
     """Entry point: the session's thread runner (one object per process)."""
     return _runner

@@ -96,7 +96,7 @@ class SubmittedCell:
         return self._value
 
 
-class ThreadedRunner(Runner):
+class DedicatedThreadRunner(Runner):
     """A runner whose loop runs in a dedicated thread, where every cell runs."""
 
     def __init__(self) -> None:

@@ -1,0 +1,187 @@
+"""Every name this package uses that Python, asyncio, IPython or curio do not promise to keep.
+
+Each one is used through this module only, so that a new Python or library release breaks
+one place, and :func:`missing` (run by ``tests/test_private_api.py`` on every Python in CI)
+names what went away before a user meets it. Checked on CPython 3.11, 3.12, 3.13, 3.14 and
+3.15, IPython 8.18 and 9.18, curio-compat 1.6. No event-loop policy is used (deprecated for
+removal in 3.16).
+
+CPython:
+
+- ``sys._current_frames``: another thread's innermost frame, to tell whether a runner's
+  loop is busy or waiting for events, and whether a thread sent Ctrl-C has moved (Ctrl-C).
+- ``sys._getframe``: the caller's frame: its namespace for ``embed()``, and the frame of
+  ``BaseEventLoop._run_once`` below a nested call (parking).
+- ``ctypes.pythonapi.PyThreadState_SetAsyncExc``: raise KeyboardInterrupt in a runner's
+  thread, the only way one thread can interrupt another's Python code (Ctrl-C).
+
+asyncio:
+
+- ``asyncio.events._get_running_loop``: the running loop, or None (``get_running_loop``
+  raises): whether a loop runs here (nesting, embed, runners).
+- ``asyncio.events._set_running_loop``: switch the running loop around nested calls and
+  the asyncio runner's greenlets.
+- ``asyncio.tasks._enter_task``/``_leave_task``: the current task around a nested call
+  (parking, nesting); 3.14 keeps the current task per thread, these still do the job.
+- ``BaseEventLoop._ready`` and ``_run_once``, and ``_run_once``'s locals ``ntodo`` and
+  ``i``: run one loop iteration from a driver greenlet, and pad the ready queue for an
+  iteration suspended half-way (parking). Without the locals, parking pads safely but more.
+- ``Task._log_traceback``: asyncio's "exception not retrieved yet" flag; reading it does
+  not retrieve the exception (failure reports, ``%tasks``).
+- ``Task._must_cancel``: a cancellation requested but not delivered yet (the cell wrapper).
+- ``Task._log_destroy_pending``: silence "Task was destroyed but it is pending" for a task
+  that ignored cancellation and is abandoned at the end of a session.
+
+IPython:
+
+- ``IPython.core.async_helpers._pseudo_sync_runner``: run a cell coroutine without a loop,
+  as IPython runs plain cells (a cell inside a cell; a session that cannot start).
+- ``IPython.core.async_helpers._asyncio_runner``: IPython's own asyncio runner, to tell
+  whether it is the one selected.
+- ``IPython.core.magics.execution._format_time``: ``%time``'s own time format, so the
+  awaiting ``%time`` reads the same.
+- ``InteractiveShell._atexit_once``: where terminal IPython clears the namespace at exit;
+  the session ends first (F2).
+
+curio:
+
+- ``Kernel._tasks``: the kernel's tasks (curio has no public list): counting and listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+current_frames = sys._current_frames
+caller_frame = sys._getframe
+set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio.events._get_running_loop
+set_running_loop: Callable[[asyncio.AbstractEventLoop | None], None] = (
+    asyncio.events._set_running_loop
+)
+enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = (
+    asyncio.tasks._enter_task
+)
+leave_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = (
+    asyncio.tasks._leave_task
+)
+
+#: The code of ``BaseEventLoop._run_once``, and the names of its locals parking reads.
+RUN_ONCE_CODE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
+RUN_ONCE_LOCALS = ("ntodo", "i")
+
+
+def ready_queue(loop: asyncio.AbstractEventLoop) -> deque[asyncio.Handle]:
+    """The loop's queue of handles ready to run."""
+    return loop._ready  # type: ignore[attr-defined,no-any-return]
+
+
+def run_once(loop: asyncio.AbstractEventLoop) -> None:
+    """One iteration of the loop."""
+    loop._run_once()  # type: ignore[attr-defined]
+
+
+def exception_unretrieved(task: asyncio.Future[Any]) -> bool:
+    """Whether the task failed and nothing has retrieved its exception yet."""
+    return bool(getattr(task, "_log_traceback", False))
+
+
+def cancel_pending(task: asyncio.Task[Any]) -> bool:
+    """Whether a cancellation of the task was requested and not delivered yet."""
+    return bool(getattr(task, "_must_cancel", False))
+
+
+def forget_pending(task: asyncio.Task[Any]) -> None:
+    """No "Task was destroyed but it is pending" for this task."""
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+
+
+def pseudo_sync_runner() -> Callable[[Any], Any]:
+    from IPython.core.async_helpers import _pseudo_sync_runner
+
+    return _pseudo_sync_runner
+
+
+def ipython_asyncio_runner() -> Any:
+    from IPython.core.async_helpers import _asyncio_runner
+
+    return _asyncio_runner
+
+
+def format_time(seconds: float) -> str:
+    from IPython.core.magics.execution import _format_time
+
+    return str(_format_time(seconds))
+
+
+#: The InteractiveShell method that clears the namespace at exit.
+ATEXIT_ONCE = "_atexit_once"
+
+
+def curio_tasks(kernel: Any) -> dict[int, Any]:
+    """A curio Kernel's tasks, by id."""
+    return kernel._tasks  # type: ignore[no-any-return]
+
+
+def missing() -> list[str]:
+    """The touchpoints above that this Python and these libraries no longer have."""
+    gone = []
+
+    def need(what: str, present: Callable[[], bool]) -> None:
+        try:
+            ok = present()
+        except (AttributeError, ImportError):
+            ok = False
+        if not ok:
+            gone.append(what)
+
+    need("sys._current_frames", lambda: callable(sys._current_frames))
+    need("sys._getframe", lambda: callable(sys._getframe))
+    need("ctypes.pythonapi.PyThreadState_SetAsyncExc", lambda: bool(set_async_exc))
+    need("asyncio.events._get_running_loop", lambda: callable(asyncio.events._get_running_loop))
+    need("asyncio.events._set_running_loop", lambda: callable(asyncio.events._set_running_loop))
+    need("asyncio.tasks._enter_task", lambda: callable(asyncio.tasks._enter_task))
+    need("asyncio.tasks._leave_task", lambda: callable(asyncio.tasks._leave_task))
+    need(
+        "BaseEventLoop._run_once locals " + ", ".join(RUN_ONCE_LOCALS),
+        lambda: set(RUN_ONCE_LOCALS) <= set(RUN_ONCE_CODE.co_varnames),
+    )
+    loop = asyncio.new_event_loop()
+    try:
+        need("BaseEventLoop._ready", lambda: isinstance(ready_queue(loop), deque))
+        need("BaseEventLoop._run_once", lambda: callable(getattr(loop, "_run_once", None)))
+
+        async def fail() -> None:
+            raise ValueError
+
+        task = loop.create_task(fail())
+        need("Task._must_cancel", lambda: hasattr(task, "_must_cancel"))
+        need("Task._log_destroy_pending", lambda: hasattr(task, "_log_destroy_pending"))
+        loop.run_until_complete(asyncio.wait([task]))
+        need("Task._log_traceback", lambda: exception_unretrieved(task))
+        task.exception()
+    finally:
+        loop.close()
+    need("IPython _pseudo_sync_runner", lambda: callable(pseudo_sync_runner()))
+    need("IPython _asyncio_runner", lambda: callable(ipython_asyncio_runner()))
+    need("IPython _format_time", lambda: format_time(0.2) == "200 ms")
+    need(
+        "InteractiveShell._atexit_once",
+        lambda: callable(getattr(__import__("IPython").InteractiveShell, ATEXIT_ONCE)),
+    )
+    try:
+        import curio
+    except ImportError:
+        return gone
+    kernel = curio.Kernel()
+    try:
+        need("curio Kernel._tasks", lambda: isinstance(curio_tasks(kernel), dict))
+    finally:
+        kernel.run(shutdown=True)
+    return gone
