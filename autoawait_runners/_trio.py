@@ -67,19 +67,32 @@ class SessionNursery:
         """Start ``async_fn(*args)`` in the background, like :meth:`trio.Nursery.start_soon`."""
         self._nursery.start_soon(self._guarded, async_fn, args, name=name or async_fn)
 
-    async def _guarded(self, async_fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    async def start(self, async_fn: Callable[..., Any], *args: Any, name: object = None) -> Any:
+        """Start ``async_fn(*args, task_status=...)`` in the background and wait until it
+        calls ``task_status.started(value)``; return that value, like
+        :meth:`trio.Nursery.start` (``await trio_nursery().start(trio.serve_tcp, handler,
+        0)``). An error before ``started()`` is raised here, as trio does; after it, the
+        task is background work like any other (its failure is reported)."""
+        return await self._nursery.start(self._guarded, async_fn, args, name=name or async_fn)
+
+    async def _guarded(
+        self, async_fn: Callable[..., Any], args: tuple[Any, ...], task_status: Any = None
+    ) -> None:
         import trio
 
         me = trio.lowlevel.current_task()
+        status = None if task_status is None else _Started(task_status)
         try:
             # A scope of its own, so that %tasks can cancel this task alone.
             with trio.CancelScope() as self.scopes[me]:
-                await async_fn(*args)
+                await async_fn(*args, **({} if status is None else {"task_status": status}))
         except BaseException as exc:
             if _only_cancelled(exc):
                 if not self.ending:
                     self.lost.append(getattr(async_fn, "__qualname__", None) or str(async_fn))
                 raise  # the session is ending: let the nursery absorb it
+            if status is not None and not status.done:
+                raise  # start() raises it in the caller
             self._report(exc, async_fn)
         finally:
             self.scopes.pop(me, None)
@@ -89,6 +102,19 @@ class SessionNursery:
         # The traceback starts in the user's code, not in _guarded.
         tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
         say_failed(f"background task {name} of the {self._runner_name} session failed:", exc, tb)
+
+
+class _Started:
+    """The ``task_status`` a task started by :meth:`SessionNursery.start` gets: trio's own,
+    remembering whether ``started()`` was called."""
+
+    def __init__(self, status: Any) -> None:
+        self._status = status
+        self.done = False
+
+    def started(self, value: Any = None) -> None:
+        self.done = True
+        self._status.started(value)
 
 
 def _only_cancelled(exc: BaseException) -> bool:

@@ -310,3 +310,38 @@ def test_closing_counts_system_tasks_that_cells_spawned(trio_shell: Shell) -> No
     shell.ok("%autoawait asyncio")
     assert "trio runner closed: cancelled 2 background tasks" in shell.output()
     assert shell.ns["cleaned"] == [1, 1]
+
+
+def test_the_session_nursery_starts_servers_the_trio_way(trio_shell: Shell) -> None:  # R1
+    shell = trio_shell
+    shell.ok(
+        "import autoawait_runners\n"
+        "nursery = autoawait_runners.trio_nursery()\n"
+        "async def echo(stream):\n"
+        "    async for data in stream:\n"
+        "        await stream.send_all(data)"
+    )
+    # trio.serve_tcp reports its listeners through task_status.started().
+    port = shell.ok(
+        "listeners = await nursery.start(trio.serve_tcp, echo, 0, name='echo server')\n"
+        "listeners[0].socket.getsockname()[1]"
+    )
+    assert isinstance(port, int) and port > 0
+    reply = shell.ok(
+        f"stream = await trio.open_tcp_stream('127.0.0.1', {port})\n"
+        "await stream.send_all(b'ping')\n"
+        "reply = await stream.receive_some(4)\n"
+        "await stream.aclose()\n"
+        "reply"
+    )
+    assert reply == b"ping"  # the server runs on between cells
+    assert shell.ok("[task.name for task in nursery.child_tasks]") == ["echo server"]
+    # An error before started() is raised by start(), not reported in the background.
+    shell.ok(
+        "async def cannot_bind(*, task_status=trio.TASK_STATUS_IGNORED):\n"
+        "    raise OSError('address in use')"
+    )
+    shell.output()
+    result = shell.run("await nursery.start(cannot_bind)")
+    assert isinstance(result.error_in_exec, OSError)
+    assert "background task" not in shell.output()
