@@ -64,6 +64,7 @@ class Extension:
         self._saved: dict[str, Any] = {}
         self._showtraceback: Any = None
         self._await_timing: Any = None
+        self._matcher: Any = None
 
     # -- install / uninstall ---------------------------------------------------------------
 
@@ -94,8 +95,8 @@ class Extension:
         self._register_magics()
         if self.config.nest:
             nest_on(trio=self.config.nest_trio)
-        for key in ("%autoawait", "autoawait"):
-            shell.set_hook("complete_command", _complete_autoawait, str_key=key)
+        self._matcher = _argument_matcher(self)
+        shell.Completer.custom_matchers.append(self._matcher)
         shell.observe(self._on_loop_runner_change, names="loop_runner")
         atexit.register(self.close_active)
         # Terminal IPython clears the user namespace (``_atexit_once``) as soon as its main
@@ -147,7 +148,8 @@ class Extension:
             shell.input_transformers_post.remove(self._await_timing)
         if not saved["nesting"]:
             nest_off()
-        _remove_completer(shell)
+        if self._matcher in shell.Completer.custom_matchers:
+            shell.Completer.custom_matchers.remove(self._matcher)
 
     def _register_magics(self) -> None:
         """``%atime``/``%atimeit``, the rewrite that sends ``%time``/``%timeit`` of code
@@ -410,27 +412,40 @@ def _unknown(name: str, catalogue: Mapping[str, Entry]) -> str:
     return f"unknown runner {name!r}{hint} (%autoawait --list shows them all)"
 
 
-def _complete_autoawait(shell: InteractiveShell, event: Any) -> list[str]:
-    extension = _extensions.get(id(shell))
-    names = list(extension.catalogue) if extension else []
-    return [*names, "--list", "on", "off"]
+#: What the extension's magics take, by magic and the words typed before.
+_MAGIC_ARGUMENTS: dict[str, dict[tuple[str, ...], list[str]]] = {
+    "autoawait": {(): ["--list", "on", "off"]},
+    "nest": {(): ["on", "off", "trio"], ("trio",): ["on", "off"]},
+    "tasks": {(): ["--all", "--tree", "where", "cancel"]},
+}
 
 
-def _remove_completer(shell: InteractiveShell) -> None:
-    dispatcher = shell.strdispatchers.get("complete_command")
-    if dispatcher is None:
-        return
-    for key in ("%autoawait", "autoawait"):
-        chain = dispatcher.strs.get(key)
-        if chain is None:
-            continue
-        chain.chain = [
-            (priority, hook)
-            for priority, hook in chain.chain
-            if getattr(hook, "__func__", hook) is not _complete_autoawait
-        ]
-        if not chain.chain:
-            del dispatcher.strs[key]
+def _argument_matcher(extension: Extension) -> Any:
+    """An IPython completion matcher for the arguments of ``%autoawait`` (runner names
+    too), ``%nest`` and ``%tasks``: only those, not every Python name jedi knows."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher()  # type: ignore[untyped-decorator]
+    def complete_magic_arguments(context: Any) -> dict[str, Any]:
+        words = context.line_with_cursor.lstrip().split()
+        typed = context.token
+        if typed:
+            words = words[:-1]
+        if not words or (magic := words[0].lstrip("%")) not in _MAGIC_ARGUMENTS:
+            return {"completions": [], "suppress": False}
+        options = list(_MAGIC_ARGUMENTS[magic].get(tuple(words[1:]), []))
+        if magic == "autoawait" and len(words) == 1:
+            options = [*extension.catalogue, *options]
+        return {
+            "completions": [
+                SimpleCompletion(text=option, type="argument")
+                for option in options
+                if option.startswith(typed)
+            ],
+            "suppress": True,
+        }
+
+    return complete_magic_arguments
 
 
 def load(shell: InteractiveShell) -> None:

@@ -177,9 +177,16 @@ def test_tab_completion_offers_runner_names(ipshell: Shell) -> None:  # S3
         with provisionalcompleter():
             return {c.text for c in ipshell.ip.Completer.completions(line, len(line))}
 
-    assert "thread" in complete("%autoawait th")
-    assert "thread" in complete("autoawait th")  # automagic form
-    assert {"asyncio", "thread", "trio", "curio", "sync", "--list"} <= complete("%autoawait ")
+    assert complete("%autoawait th") == {"thread"}
+    assert complete("autoawait th") == {"thread"}  # automagic form
+    # Only what the magic takes: no Python keywords or names from jedi.
+    names = {"asyncio", "thread", "trio", "curio", "embed", "sync", "--list", "on", "off"}
+    assert complete("%autoawait ") == names
+    assert complete("%autoawait --l") == {"--list"}
+    assert complete("%nest ") == {"on", "off", "trio"}
+    assert complete("%nest trio o") == {"on", "off"}
+    assert complete("%tasks --") == {"--all", "--tree"}
+    assert "print" in complete("pri")  # everything else completes as before
 
 
 def test_unknown_name_suggests_close_matches_and_changes_nothing(ipshell: Shell) -> None:  # S4

@@ -347,3 +347,27 @@ def test_a_background_task_parked_in_a_nested_run_holds_up_neither_cell_nor_prom
         "cancelled True",
     )
     ipy.exit()
+
+
+def test_tab_after_autoawait_offers_runner_names_only(ipython_pty: type[IPythonPty]) -> None:
+    # S3: in a real terminal, the completion menu lists the magic's arguments, not the
+    # Python keywords jedi would offer for an empty word.
+    ipy = ipython_pty()
+    ipy.cell("%load_ext autoawait_runners")
+    ipy.child.send("%autoawait ")
+    ipy.child.send("\t")
+    ipy.expect("curio")
+    ipy.child.send("\t")  # move into the menu: it stays on screen
+    ipy.expect("--list")
+    menu = ipy.text().rsplit("%autoawait", 1)[1]
+    for keyword in (" and ", " not ", " import "):
+        assert keyword not in menu, menu
+    ipy.child.send("\r")  # take the selected name
+    ipy.child.send("\r")  # and run the line
+    ipy.next_prompt()
+    ipy.child.send("%autoawait cu\t")
+    ipy.expect("%autoawait curio")
+    ipy.child.send("\r")
+    ipy.expect("curio")
+    ipy.next_prompt()
+    ipy.exit()
