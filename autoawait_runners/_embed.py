@@ -259,6 +259,12 @@ def _make_shell(
     shell = _shell_class().instance(
         _init_location_id=f"{caller.f_code.co_filename}:{caller.f_lineno}", **kwargs
     )
+    # The extension's magics and shim in the embedded shell too (%autoawait --list,
+    # %nest, %tasks, asyncio.run() in a cell); the runner stays the one chosen here, which
+    # the extension adopts. Unloaded when the shell closes (see _embedded_instance).
+    from . import load_ipython_extension
+
+    load_ipython_extension(shell)
     note = f"autoawait_runners: {host_description()}"
     return shell, f"{header}\n{note}" if header else note
 
@@ -281,6 +287,9 @@ def _embedded_instance() -> Iterator[None]:
     finally:
         shell = InteractiveShell._instance
         if shell is not None:
+            from . import unload_ipython_extension
+
+            unload_ipython_extension(shell)
             type(shell).clear_instance()
         if outer is not None:
             for cls in type(outer)._walk_mro():

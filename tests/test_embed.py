@@ -195,3 +195,20 @@ def test_embed_in_a_kernel_reads_lines_from_the_input_box(kernel: Kernel, call: 
     assert reply["status"] == "ok", output
     assert "on the kernel loop: True" in output
     assert "after the shell" in output
+
+
+@pytest.mark.parametrize("mode", ["asyncio-embed", "asyncio-aembed", "no-loop"])
+def test_the_embedded_shell_has_the_extensions_magics(
+    ipython_pty: type[IPythonPty], mode: str
+) -> None:  # E1, E3, E4
+    ipy = host(ipython_pty, mode)
+    ipy.cell("%autoawait", "embed")  # the runner stays the embed strategy, and says so
+    ipy.cell("%autoawait --list", "one trio.run for the session")
+    ipy.cell("%nest", "nesting shim is (on|off)")
+    ipy.cell("import asyncio")
+    ipy.cell("%nest on")
+    ipy.cell("print('nested:', asyncio.run(asyncio.sleep(0, result=7)))", "nested: 7")
+    ipy.cell("%tasks --all", "the embed runner cannot list its tasks")  # one line
+    ipy.cell("%time await asyncio.sleep(0.1)", "Wall time:")
+    assert "ModuleNotFoundError" not in ipy.text() and "UsageError: Line magic" not in ipy.text()
+    leave(ipy)
