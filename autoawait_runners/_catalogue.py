@@ -35,6 +35,8 @@ BUILTIN_ENTRY_POINTS = {
 }
 
 DISTRIBUTION = "autoawait-runners"
+#: Entries for IPython's own runners: no plugin may take these names.
+IPYTHONS = ("sync", "kernel")
 
 
 def _loader(value: str) -> Callable[[], Any]:
@@ -148,19 +150,39 @@ def _ipython_sync_entry() -> Entry:
     return Entry("sync", factory, "IPython")
 
 
-class _DescribedRunner:
-    """IPython's own sync runner, with the attributes the catalogue lists."""
+def _kernel_entry() -> Entry:
+    """A Jupyter kernel's own asyncio integration: IPython's asyncio runner, which ipykernel
+    recognises and replaces by awaiting cells on its loop. Selectable in kernels only."""
 
-    def __init__(self, runner: Callable[[Any], Any], library: str, description: str) -> None:
+    def factory() -> Any:
+        from ._private_api import ipython_asyncio_runner
+
+        return _DescribedRunner(
+            ipython_asyncio_runner(),
+            "asyncio",
+            "the kernel's own asyncio integration (cells awaited on its loop); kernels only",
+            name="kernel",
+        )
+
+    return Entry("kernel", factory, "IPython")
+
+
+class _DescribedRunner:
+    """One of IPython's own runners, with the attributes the catalogue lists."""
+
+    def __init__(
+        self, runner: Callable[[Any], Any], library: str, description: str, name: str = "sync"
+    ) -> None:
         self.wrapped = runner
         self.library = library
         self.description = description
+        self.name = name
 
     def __call__(self, coro: Any) -> Any:
         return self.wrapped(coro)
 
     def __str__(self) -> str:
-        return "sync"
+        return self.name
 
 
 def discover() -> dict[str, Entry]:
@@ -173,7 +195,7 @@ def discover() -> dict[str, Entry]:
     """
     declared: dict[str, Entry] = {}
     for ep in entry_points(group=GROUP):
-        if ep.name in BUILTIN_ENTRY_POINTS or ep.name == "sync":
+        if ep.name in BUILTIN_ENTRY_POINTS or ep.name in IPYTHONS:
             if ep.value != BUILTIN_ENTRY_POINTS.get(ep.name):
                 dist = ep.dist.name if ep.dist is not None else "a plugin"
                 if dist != DISTRIBUTION:  # an older install of ours is no plugin
@@ -188,6 +210,7 @@ def discover() -> dict[str, Entry]:
         for name, value in BUILTIN_ENTRY_POINTS.items()
     }
     catalogue["sync"] = _ipython_sync_entry()
+    catalogue["kernel"] = _kernel_entry()
     for name in sorted(declared.keys() - catalogue.keys()):
         catalogue[name] = declared[name]
     return catalogue

@@ -41,6 +41,8 @@ class RunnerMap(Mapping[str, tuple[Any, bool]]):
 
     def __getitem__(self, name: str) -> tuple[Any, bool]:
         entry = self._catalogue.get(name)
+        if name == "kernel":
+            return _private_api.ipython_asyncio_runner(), True
         if entry is None or name == "sync":
             return self._ipython[name]
         return entry.runner(), True
@@ -214,11 +216,16 @@ class Extension:
         if why is not None:
             say(why)
             return False
+        if entry.name == "kernel" and not _in_kernel(self.shell):
+            say("kernel: a Jupyter kernel's own asyncio integration, in a kernel only")
+            return False
         try:
             runner = entry.runner()
         except Exception as exc:
             say(f"the {entry.name} runner cannot be loaded: {describe_error(exc)}")
             return False
+        if entry.name == "kernel":
+            runner = runner.wrapped  # ipykernel recognises IPython's own runner object
         if not _start(runner, entry.name):
             return False
         autoawait = self.shell.loop_runner_map[entry.name][1]
@@ -344,7 +351,12 @@ class Extension:
 
     def listing(self) -> str:
         rows = [("name", "library", "installed", "active", "description")]
+        in_kernel = _in_kernel(self.shell)
         for name, entry in self.catalogue.items():
+            if name == "kernel":
+                if not in_kernel:
+                    continue
+                entry.runner()  # cheap, and it may be the active one
             active = entry._runner is not None and (
                 self.shell.loop_runner in (entry._runner, getattr(entry._runner, "wrapped", 0))
             )
@@ -435,7 +447,12 @@ def _argument_matcher(extension: Extension) -> Any:
             return {"completions": [], "suppress": False}
         options = list(_MAGIC_ARGUMENTS[magic].get(tuple(words[1:]), []))
         if magic == "autoawait" and len(words) == 1:
-            options = [*extension.catalogue, *options]
+            names = [
+                name
+                for name in extension.catalogue
+                if name != "kernel" or _in_kernel(extension.shell)
+            ]
+            options = [*names, *options]
         return {
             "completions": [
                 SimpleCompletion(text=option, type="argument")

@@ -189,6 +189,16 @@ def test_tab_completion_offers_runner_names(ipshell: Shell) -> None:  # S3
     assert "print" in complete("pri")  # everything else completes as before
 
 
+def test_the_kernels_own_integration_is_refused_outside_a_kernel(ipshell: Shell) -> None:
+    ipshell.output()
+    ipshell.ok("%autoawait kernel")
+    assert "in a kernel only" in ipshell.output()
+    assert str(ipshell.ip.loop_runner) == "asyncio"  # unchanged
+    ipshell.output()
+    ipshell.ok("%autoawait --list")
+    assert not [line for line in ipshell.output().splitlines() if line.startswith("kernel ")]
+
+
 def test_unknown_name_suggests_close_matches_and_changes_nothing(ipshell: Shell) -> None:  # S4
     ipshell.ok("%autoawait thraed")
     out = ipshell.output()

@@ -148,6 +148,18 @@ def test_a_kernel_interrupt_of_a_busy_cell_shows_only_the_cell(
     assert not re.search(r"autoawait_runners[/\\]_\w+\.py", output), output
 
 
+def test_the_kernels_own_integration_can_be_selected_again(kernel: Kernel) -> None:  # K1, S2
+    kernel.ok("import asyncio\nkernel_loop = asyncio.get_running_loop()")
+    kernel.ok("%load_ext autoawait_runners")
+    assert re.search(r"kernel +asyncio +yes +\*", kernel.ok("%autoawait --list"))
+    kernel.ok("%autoawait thread")
+    kernel.ok("t = asyncio.create_task(asyncio.sleep(60))")
+    out = kernel.ok("%autoawait kernel")
+    assert "thread runner closed: cancelled 1 background task" in out, out
+    assert "True" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
+    assert "the kernel's own asyncio integration" in kernel.ok("%autoawait")
+
+
 def test_the_kernels_own_integration_is_kept_until_a_runner_is_selected(kernel: Kernel) -> None:
     kernel.ok("import asyncio\nkernel_loop = asyncio.get_running_loop()")
     kernel.ok("%load_ext autoawait_runners")
