@@ -58,11 +58,19 @@ class AsyncioRunner(AsyncioSessionRunner):
         # The loop is chosen by the first cell, where it runs (see _session_here); a loop
         # policy that cannot make one is refused now, in one line (F4).
         try:
-            asyncio.new_event_loop().close()
+            loop = (self.loop_factory or asyncio.new_event_loop)()
+            loop.close()
         except Exception as exc:
             raise RunnerUnavailable(
                 f"asyncio cannot make an event loop ({type(exc).__name__}: {exc})"
             ) from None
+        if not isinstance(loop, asyncio.BaseEventLoop):
+            kind = type(loop)
+            raise RunnerUnavailable(
+                f"the asyncio runner re-enters its loop between cells, which only asyncio's "
+                f"own loop class allows, not {kind.__module__}.{kind.__qualname__}: use the "
+                "thread runner with this loop_factory (or %autoawait uvloop)"
+            )
 
     def _session_here(self) -> AsyncioSession:
         """The session; made at the first cell, in the thread IPython runs cells in.
@@ -76,7 +84,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         if host is not None:
             self._session = AsyncioSession(self.name, host=host)
             return self._session
-        session = AsyncioSession(self.name)
+        session = AsyncioSession(self.name, loop_factory=self.loop_factory)
         # A SIGINT that lands on another thread writes to the waker: the loop wakes up and
         # the main thread runs the handler at once.
         self._waker = Waker()

@@ -162,10 +162,18 @@ class AsyncioSession:
     (and the tasks those started) count as the session's background tasks.
     """
 
-    def __init__(self, runner_name: str, host: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        runner_name: str,
+        host: asyncio.AbstractEventLoop | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
         self.runner_name = runner_name
         self.borrowed = host is not None
-        self.loop = host if host is not None else asyncio.new_event_loop()
+        if host is not None:
+            self.loop = host
+        else:
+            self.loop = (loop_factory or asyncio.new_event_loop)()
         # Empty, not a copy of the caller's: the session starts from inside some cell, and a
         # Jupyter kernel (ipykernel 7) keeps the message being answered in a context
         # variable; a copy would pin that message, and every later cell's output would go
@@ -357,6 +365,9 @@ class AsyncioSessionRunner(Runner):
     def __init__(self) -> None:
         super().__init__()
         self._session: AsyncioSession | None = None
+        #: What makes the session loop (``c.AutoawaitRunners.loop_factory``); None:
+        #: ``asyncio.new_event_loop``.
+        self.loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:

@@ -35,7 +35,7 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
     _stopped: threading.Event  # set when the session ends, made by _serve
 
     def _serve(self, ready: Callable[[], None]) -> None:
-        session = self._session = AsyncioSession(self.name)
+        session = self._session = AsyncioSession(self.name, loop_factory=self.loop_factory)
         asyncio.set_event_loop(session.loop)
         session.loop.call_soon(ready)
         stopped = self._stopped = threading.Event()

@@ -31,6 +31,7 @@ BUILTIN_ENTRY_POINTS = {
     "thread": "autoawait_runners._asyncio_thread:get_runner",
     "trio": "autoawait_runners._trio:get_runner",
     "curio": "autoawait_runners._curio:get_runner",
+    "uvloop": "autoawait_runners._uvloop:get_runner",
     "embed": "autoawait_runners._embed:get_runner",
 }
 

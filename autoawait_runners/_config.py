@@ -41,6 +41,14 @@ class AutoawaitRunners(Configurable):
         it on.""",
     ).tag(config=True)
 
+    loop_factory = Unicode(
+        "",
+        help="""A dotted path to a zero-argument callable that returns the event loop the
+        asyncio and thread runners run their session on (``"uvloop.new_event_loop"``, say).
+        Empty: asyncio's own. The asyncio runner takes only loops of asyncio's own class
+        (it re-enters its loop between cells); other loops need the thread runner.""",
+    ).tag(config=True)
+
     nest_trio = Bool(
         False,
         help="""With the nesting shim on, also run trio.run() called from a cell of the trio

@@ -95,6 +95,7 @@ class Extension:
         register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
         register_magic(self.nest_magic, "line", "nest")  # type: ignore[arg-type]
         self._register_magics()
+        self._apply_loop_factory(self.config.loop_factory or None)
         if self.config.nest:
             nest_on(trio=self.config.nest_trio)
         self._matcher = _argument_matcher(self)
@@ -150,8 +151,21 @@ class Extension:
             shell.input_transformers_post.remove(self._await_timing)
         if not saved["nesting"]:
             nest_off()
+        self._apply_loop_factory(None)
         if self._matcher in shell.Completer.custom_matchers:
             shell.Completer.custom_matchers.remove(self._matcher)
+
+    def _apply_loop_factory(self, path: str | None) -> None:
+        """``c.AutoawaitRunners.loop_factory``: what the asyncio and thread runners make
+        their session loop with (imported when a session starts; an error then is one
+        line, see F5). None puts asyncio's own back."""
+        if path is None and not self.config.loop_factory:
+            return
+        from ._asyncio import _runner as asyncio_runner
+        from ._asyncio_thread import _runner as thread_runner
+
+        factory = None if path is None else _dotted_loop_factory(path)
+        asyncio_runner.loop_factory = thread_runner.loop_factory = factory
 
     def _register_magics(self) -> None:
         """``%atime``/``%atimeit``, the rewrite that sends ``%time``/``%timeit`` of code
@@ -375,6 +389,18 @@ class Extension:
             + row[4]
             for row in rows
         )
+
+
+def _dotted_loop_factory(path: str) -> Any:
+    def make_loop() -> Any:
+        import importlib
+
+        module, _, name = path.rpartition(".")
+        if not module:
+            raise ValueError(f"loop_factory {path!r} is not a dotted path")
+        return getattr(importlib.import_module(module), name)()
+
+    return make_loop
 
 
 def _in_kernel(shell: InteractiveShell) -> bool:

@@ -100,6 +100,9 @@ Try:
   %autoawait --list               # all the runners
   %nest                           # the nesting shim: asyncio.run() in cells
   %tasks where 1                  # where the ticker waits
+  %autoawait uvloop               # the thread runner's session on uvloop
+
+In one command next time: python -m autoawait_runners trio   (or any runner)
 """
 
 

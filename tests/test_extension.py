@@ -160,7 +160,7 @@ def test_list_shows_the_catalogue(ipshell: Shell) -> None:  # S2
     lines = ipshell.output().splitlines()
     assert lines[0].split() == ["name", "library", "installed", "active", "description"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert list(rows) == ["asyncio", "thread", "trio", "curio", "embed", "sync"]
+    assert list(rows) == ["asyncio", "thread", "trio", "curio", "uvloop", "embed", "sync"]
     assert rows["asyncio"].split()[:4] == ["asyncio", "asyncio", "yes", "*"]
     assert "one asyncio loop for the session" in rows["asyncio"]
     assert "*" not in rows["thread"]
@@ -180,7 +180,11 @@ def test_tab_completion_offers_runner_names(ipshell: Shell) -> None:  # S3
     assert complete("%autoawait th") == {"thread"}
     assert complete("autoawait th") == {"thread"}  # automagic form
     # Only what the magic takes: no Python keywords or names from jedi.
-    names = {"asyncio", "thread", "trio", "curio", "embed", "sync", "--list", "on", "off"}
+    names = {"asyncio", "thread", "trio", "curio", "uvloop", "embed", "sync"} | {
+        "--list",
+        "on",
+        "off",
+    }
     assert complete("%autoawait ") == names
     assert complete("%autoawait --l") == {"--list"}
     assert complete("%nest ") == {"on", "off", "trio"}

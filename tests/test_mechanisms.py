@@ -34,6 +34,19 @@ def interrupted_if_cancelled(resumed: Any) -> Any:
     return CellInterrupted() if isinstance(resumed, asyncio.CancelledError) else None
 
 
+def swallowing_twice(received: list[BaseException]) -> Any:
+    """A cell body that waits twice, recording what each wait was resumed with."""
+
+    async def body() -> None:
+        for _ in range(2):
+            try:
+                await Suspend()
+            except BaseException as exc:
+                received.append(exc)
+
+    return body
+
+
 # -- the cell wrapper ---------------------------------------------------------------------
 
 
@@ -58,14 +71,7 @@ def test_executing_is_true_exactly_while_the_cells_code_runs() -> None:
 
 def test_the_runners_cancellation_reaches_the_cell_as_the_interruption_once() -> None:
     received: list[BaseException] = []
-
-    async def body() -> None:
-        for _ in range(2):
-            try:
-                await Suspend()
-            except BaseException as exc:
-                received.append(exc)
-
+    body = swallowing_twice(received)
     cell = CellCoroutine(body(), interrupted_if_cancelled)
     cell.send(None)
     cell.pending_interrupt = True
@@ -78,14 +84,7 @@ def test_the_runners_cancellation_reaches_the_cell_as_the_interruption_once() ->
 
 def test_a_level_triggered_cancellation_keeps_translating() -> None:
     received: list[BaseException] = []
-
-    async def body() -> None:
-        for _ in range(2):
-            try:
-                await Suspend()
-            except BaseException as exc:
-                received.append(exc)
-
+    body = swallowing_twice(received)
     cell = CellCoroutine(body(), interrupted_if_cancelled, level_triggered=True)
     cell.send(None)
     cell.pending_interrupt = True

@@ -371,3 +371,19 @@ def test_tab_after_autoawait_offers_runner_names_only(ipython_pty: type[IPythonP
     ipy.expect("curio")
     ipy.next_prompt()
     ipy.exit()
+
+
+@pytest.mark.parametrize("runner", ["thread", "trio"])
+def test_background_tasks_run_at_the_idle_prompt_under_gui_qt(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:  # R2: a GUI event loop has the prompt's input hook; the session loop runs on
+    pytest.importorskip("PySide6")
+    ipy = ipython_pty(env={"QT_QPA_PLATFORM": "offscreen"})
+    ipy.cell("%load_ext autoawait_runners")
+    ipy.cell(f"%autoawait {runner}")
+    ipy.cell("import autoawait_test_helpers as h")
+    ipy.cell("%gui qt")
+    ipy.cell("t = await h.background(h.tick, 0.01)")
+    ipy.expect("tick 50")  # no cell runs: only the idle prompt, with Qt's input hook
+    ipy.cell("print('usable', 'still')", "usable still")
+    ipy.exit()

@@ -1,0 +1,42 @@
+"""The ``uvloop`` runner: the ``thread`` runner on a uvloop loop.
+
+uvloop's loop is the ``thread`` runner's session loop here, in a thread of its own: always
+running, in a terminal and in a kernel alike. Not the ``asyncio`` runner's: that runner
+leaves its loop in the middle of an iteration between cells and re-enters it (``_parking``),
+which only asyncio's own loop class allows. For the same reason the nesting shim cannot run
+``asyncio.run()`` on a uvloop session loop: a cell that calls it gets one clear
+RuntimeError at once (run that code in a thread: ``await asyncio.to_thread(...)``). A
+private loop made in a cell (``asyncio.new_event_loop()``) works as usual.
+
+Any other loop class: ``c.AutoawaitRunners.loop_factory`` with the ``thread`` runner.
+"""
+
+from __future__ import annotations
+
+from ._asyncio_thread import AsyncioThreadRunner
+from ._runner import RunnerUnavailable
+
+
+class UvloopRunner(AsyncioThreadRunner):
+    """The thread runner's session on a uvloop loop."""
+
+    name = "uvloop"
+    library = "uvloop"
+    extra = "uvloop"
+    description = "an asyncio loop in its own thread, on uvloop (asyncio.run() in cells: refused)"
+
+    def _startup(self) -> None:
+        try:
+            import uvloop
+        except ImportError as exc:
+            raise RunnerUnavailable(f"uvloop cannot be imported ({exc})") from None
+        self.loop_factory = uvloop.new_event_loop
+        super()._startup()
+
+
+_runner = UvloopRunner()
+
+
+def get_runner() -> UvloopRunner:
+    """Entry point: the session's uvloop runner (one object per process)."""
+    return _runner
