@@ -26,9 +26,12 @@ fi
 
 apt_dir="$root/apt"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-cat >"$apt_dir/sources.list" <<'EOF'
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian unstable main
-EOF
+# The machine's own Debian archive (its first non-security source), asked for unstable.
+mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+  | grep -E '^(URIs:|deb )' | grep -v security | grep -oE 'https?://[^ ]+' | head -n 1 || true)
+[ -n "$mirror" ] || { echo "no Debian archive in this machine's apt sources" >&2; exit 1; }
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror unstable main" \
+  >"$apt_dir/sources.list"
 apt_options=(
   -o "Dir::Etc::sourcelist=$apt_dir/sources.list"
   -o "Dir::Etc::sourceparts=-"
