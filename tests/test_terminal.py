@@ -24,8 +24,10 @@ FAILURE_LINE = {
 }
 
 
-def start(ipython_pty: type[IPythonPty], runner: str) -> IPythonPty:
-    ipy = ipython_pty()
+def start(
+    ipython_pty: type[IPythonPty], runner: str, env: dict[str, str] | None = None
+) -> IPythonPty:
+    ipy = ipython_pty(env=env)
     ipy.cell("%load_ext autoawait_runners")
     ipy.cell(f"%autoawait {runner}")
     ipy.cell("import autoawait_test_helpers as h")
@@ -378,10 +380,7 @@ def test_background_tasks_run_at_the_idle_prompt_under_gui_qt(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R2: a GUI event loop has the prompt's input hook; the session loop runs on
     pytest.importorskip("PySide6")
-    ipy = ipython_pty(env={"QT_QPA_PLATFORM": "offscreen"})
-    ipy.cell("%load_ext autoawait_runners")
-    ipy.cell(f"%autoawait {runner}")
-    ipy.cell("import autoawait_test_helpers as h")
+    ipy = start(ipython_pty, runner, env={"QT_QPA_PLATFORM": "offscreen"})
     ipy.cell("%gui qt")
     ipy.cell("t = await h.background(h.tick, 0.01)")
     ipy.expect("tick 50")  # no cell runs: only the idle prompt, with Qt's input hook
