@@ -58,6 +58,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
@@ -259,12 +260,26 @@ def _replaceable(handler: Any) -> bool:
 
 
 _said: set[str] = set()
+# Held weakly: a handler's repr (its address) can come back for a new handler once the old
+# one is gone, and the new one deserves its own line.
+_handlers_named: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _say_once(key: str, message: str) -> None:
     if key not in _said:
         _said.add(key)
         say(message)
+
+
+def _say_once_per_handler(handler: Any, message: str) -> None:
+    try:
+        if handler in _handlers_named:
+            return
+        _handlers_named.add(handler)
+    except TypeError:  # not weakly referable: once per repr, the best left
+        _say_once(f"handler {handler!r}", message)
+        return
+    say(message)
 
 
 @contextmanager
@@ -284,8 +299,8 @@ def sigint_routed_to(
         return
     previous = signal.getsignal(signal.SIGINT)
     if not _replaceable(previous):
-        _say_once(
-            f"handler {previous!r}",
+        _say_once_per_handler(
+            previous,
             f"SIGINT has a handler of its own ({getattr(previous, '__qualname__', previous)}):"
             " Ctrl-C goes to it while cells run, not to the runner",
         )

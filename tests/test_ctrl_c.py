@@ -54,6 +54,25 @@ def test_a_sigint_handler_of_the_users_own_gets_ctrl_c(
     assert signal.getsignal(signal.SIGINT) is users_own
 
 
+def test_every_new_handler_of_the_users_is_named_once(
+    ipshell: Shell, sigint_restored: None
+) -> None:  # F3: a new handler often lands at the address of one gone (CI saw it)
+    ipshell.ok("import asyncio")
+    for _ in range(3):
+
+        def users_own(signum: int, frame: object) -> None:
+            pass
+
+        signal.signal(signal.SIGINT, users_own)
+        ipshell.output()
+        ipshell.ok("await asyncio.sleep(0)")
+        assert "SIGINT has a handler of its own (" in ipshell.output()
+        ipshell.ok("await asyncio.sleep(0)")
+        assert "SIGINT has a handler of its own (" not in ipshell.output()  # once
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        del users_own
+
+
 def test_a_sigint_handler_a_cell_installs_outlives_the_cell(
     ipshell: Shell, sigint_restored: None
 ) -> None:  # F3: put back only if still in place (asyncio: cells run in the main thread)
