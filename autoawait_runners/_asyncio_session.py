@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from . import _ctrl_c, _private_api
@@ -93,7 +94,10 @@ def run_cell_as_task(
         return True
 
     here = threading.get_ident()
-    with sigint_routed_to(interrupt, waker=waker):
+    with contextlib.ExitStack() as stack:
+        if waker is None and running_below:
+            waker = stack.enter_context(_waker_for_this_cell(loop))
+        stack.enter_context(sigint_routed_to(interrupt, waker=waker))
         try:
             if given_up is None:
                 return wait_for(task)
@@ -106,6 +110,27 @@ def run_cell_as_task(
                 given_up.cancel()
             if not task.done():
                 _ctrl_c.give_up(cell, cancel=cancel, wait=wait, runner=runner)
+
+
+@contextlib.contextmanager
+def _waker_for_this_cell(loop: asyncio.AbstractEventLoop) -> Iterator[Waker | None]:
+    """A :class:`Waker` in the selector of a loop running below (a kernel's, a program's
+    around ``embed()``) while one cell runs there. Without one, a Ctrl-C that the system
+    delivers to another of the process's threads (a kernel has several) would be handled
+    only when the main thread next wakes: after the cell's ``sleep(60)``."""
+    waker = Waker()
+    try:
+        loop.add_reader(waker.fileno(), waker.drain)
+    except (NotImplementedError, RuntimeError):  # a loop without readers, or closed
+        waker.close()
+        yield None
+        return
+    try:
+        yield waker
+    finally:
+        with contextlib.suppress(Exception):  # closed by the cell, or by its owner
+            loop.remove_reader(waker.fileno())
+        waker.close()
 
 
 def _settle(future: asyncio.Future[Any]) -> None:

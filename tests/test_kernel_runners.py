@@ -245,6 +245,36 @@ def test_the_third_interrupt_gives_the_kernel_back_from_a_cell_that_swallows_the
         assert "1 task(s) of the" in kernel.ok("%autoawait sync")
 
 
+@pytest.mark.parametrize("runner", list(SLEEP))
+def test_an_interrupt_delivered_to_another_thread_still_wakes_a_sleeping_cell(
+    kernel: Kernel, runner: str
+) -> None:  # R5: the system may hand a process's SIGINT to any of a kernel's threads
+    select(kernel, runner)
+    kernel.ok(
+        "import signal, sys, threading, time\n"
+        "def interrupt_from_another_thread():\n"
+        "    # once the kernel's main thread waits for the cell: asleep in its loop's\n"
+        "    # selector (asyncio, embed), or in the thread runners' wait for a cell\n"
+        "    main = threading.main_thread().ident\n"
+        "    while True:\n"
+        "        frame = sys._current_frames().get(main)\n"
+        "        if frame is not None and frame.f_code.co_name in ('select', 'wait'):\n"
+        "            break\n"
+        "        time.sleep(0.01)\n"
+        "    # started from a runner's thread, this one inherited its blocked SIGINT\n"
+        "    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)"
+    )
+    output = interrupted(
+        kernel,
+        "threading.Thread(target=interrupt_from_another_thread, daemon=True).start()\n"
+        f"await {SLEEP[runner]}(600)",
+        interrupt_after=[],
+    )
+    assert "KeyboardInterrupt" in output
+    assert "kernel is back" in kernel.ok(f"await {SLEEP[runner]}(0)\nprint('kernel is back')")
+
+
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
 def test_configuration_selects_a_runner_when_the_kernel_starts(tmp_path: Path, runner: str) -> None:
     pytest.importorskip(runner)
