@@ -87,7 +87,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         session = AsyncioSession(self.name, loop_factory=self.loop_factory)
         # A SIGINT that lands on another thread writes to the waker: the loop wakes up and
         # the main thread runs the handler at once.
-        self._waker = Waker()
+        self._waker = Waker(only_way_to_wake=True)
         session.loop.add_reader(self._waker.fileno(), self._waker.drain)
         self._session = session
         return session

@@ -110,6 +110,10 @@ def run_cell_as_task(
                 given_up.cancel()
             if not task.done():
                 _ctrl_c.give_up(cell, cancel=cancel, wait=wait, runner=runner)
+            elif not task.cancelled():
+                # A KeyboardInterrupt the cell raised ends the loop's step, and comes out
+                # here before anything retrieved it: asyncio would log it again at exit.
+                task.exception()
 
 
 @contextlib.contextmanager
@@ -118,7 +122,7 @@ def _waker_for_this_cell(loop: asyncio.AbstractEventLoop) -> Iterator[Waker | No
     around ``embed()``) while one cell runs there. Without one, a Ctrl-C that the system
     delivers to another of the process's threads (a kernel has several) would be handled
     only when the main thread next wakes: after the cell's ``sleep(60)``."""
-    waker = Waker()
+    waker = Waker(only_way_to_wake=False)
     try:
         loop.add_reader(waker.fileno(), waker.drain)
     except (NotImplementedError, RuntimeError):  # a loop without readers, or closed

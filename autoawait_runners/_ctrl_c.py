@@ -225,9 +225,16 @@ class Waker:
     thread asleep in its loop's selector would not notice Ctrl-C delivered to another thread
     until the cell ended. With the write end as ``signal.set_wakeup_fd`` and the read end in
     that selector, the signal wakes it.
+
+    ``only_way_to_wake``: the loop has no other way to wake on a signal (a loop of the
+    runner's own). If other code set the wake-up fd already, it is left in place, and for
+    such a loop one line says so, once. A loop running below (a kernel's, a program's) is
+    most likely the one that set it (``loop.add_signal_handler``), so nothing is said.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, only_way_to_wake: bool) -> None:
+        self.only_way_to_wake = only_way_to_wake
+        self.told_of_foreign_fd = False
         self._read, self._write = socket.socketpair()
         self._read.setblocking(False)
         self._write.setblocking(False)
@@ -259,16 +266,10 @@ def _replaceable(handler: Any) -> bool:
     return module == "asyncio.runners" or module.startswith("trio.")
 
 
-_said: set[str] = set()
-# Held weakly: a handler's repr (its address) can come back for a new handler once the old
+# Held weakly: a handler's repr (its address) comes back for a new handler once the old
 # one is gone, and the new one deserves its own line.
 _handlers_named: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _say_once(key: str, message: str) -> None:
-    if key not in _said:
-        _said.add(key)
-        say(message)
+_handler_reprs_named: set[str] = set()  # handlers that cannot be held weakly
 
 
 def _say_once_per_handler(handler: Any, message: str) -> None:
@@ -276,9 +277,10 @@ def _say_once_per_handler(handler: Any, message: str) -> None:
         if handler in _handlers_named:
             return
         _handlers_named.add(handler)
-    except TypeError:  # not weakly referable: once per repr, the best left
-        _say_once(f"handler {handler!r}", message)
-        return
+    except TypeError:
+        if repr(handler) in _handler_reprs_named:
+            return
+        _handler_reprs_named.add(repr(handler))
     say(message)
 
 
@@ -319,12 +321,13 @@ def sigint_routed_to(
         woken_by_us = foreign_fd == -1
         if not woken_by_us:  # not ours to displace: put it back
             signal.set_wakeup_fd(foreign_fd)
-            _say_once(
-                "wakeup fd",
-                "other code set the signal wake-up fd (loop.add_signal_handler, say): it is "
-                "left in place, and Ctrl-C reaches a cell waiting at an await when the loop "
-                "next wakes",
-            )
+            if waker.only_way_to_wake and not waker.told_of_foreign_fd:
+                waker.told_of_foreign_fd = True
+                say(
+                    "other code set the signal wake-up fd (loop.add_signal_handler, say): it "
+                    "is left in place, and Ctrl-C reaches a cell waiting at an await when the "
+                    "loop next wakes"
+                )
     try:
         yield
     finally:

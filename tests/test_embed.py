@@ -7,10 +7,13 @@ no loop) that embeds IPython, typed at like a person would.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+import threading
+import time
 
 import pytest
-from conftest import SUPPORT, IPythonPty, Shell
+from conftest import SUPPORT, TIMEOUT, IPythonPty, Shell
 from kernel import Kernel
 
 import autoawait_runners
@@ -164,6 +167,37 @@ def test_embed_runner_runs_on_a_loop_running_below() -> None:
 
     assert isinstance(asyncio.run(host()), asyncio.AbstractEventLoop)
     assert sys.modules.get("autoawait_runners._embed") is not None
+
+
+@pytest.mark.parametrize("hosts_signal_handler", [False, True], ids=["plain", "add_signal_handler"])
+def test_ctrl_c_reaches_a_cell_on_a_loop_below_whichever_thread_the_system_gives_it(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, hosts_signal_handler: bool
+) -> None:  # E1, R5: with a wake-up fd of the program's loop, nothing is said about it
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    from autoawait_test_helpers import interrupt_from_another_thread
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        if hosts_signal_handler:  # makes the loop's own pipe the signal wake-up fd
+            loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+
+        async def cell() -> None:
+            threading.Thread(target=interrupt_from_another_thread, daemon=True).start()
+            await asyncio.sleep(2 * TIMEOUT)
+
+        started = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                autoawait_runners.embed_runner(cell())
+            # Not woken, the loop would run the handler when the sleep ends, and the cell
+            # would end the same way: but a whole sleep late.
+            assert time.monotonic() - started < TIMEOUT
+        finally:
+            if hosts_signal_handler:
+                loop.remove_signal_handler(signal.SIGUSR1)
+
+    asyncio.run(host())
+    assert "wake-up fd" not in "".join(capfd.readouterr())
 
 
 @pytest.mark.kernel

@@ -250,21 +250,7 @@ def test_an_interrupt_delivered_to_another_thread_still_wakes_a_sleeping_cell(
     kernel: Kernel, runner: str
 ) -> None:  # R5: the system may hand a process's SIGINT to any of a kernel's threads
     select(kernel, runner)
-    kernel.ok(
-        "import signal, sys, threading, time\n"
-        "def interrupt_from_another_thread():\n"
-        "    # once the kernel's main thread waits for the cell: asleep in its loop's\n"
-        "    # selector (asyncio, embed), or in the thread runners' wait for a cell\n"
-        "    main = threading.main_thread().ident\n"
-        "    while True:\n"
-        "        frame = sys._current_frames().get(main)\n"
-        "        if frame is not None and frame.f_code.co_name in ('select', 'wait'):\n"
-        "            break\n"
-        "        time.sleep(0.01)\n"
-        "    # started from a runner's thread, this one inherited its blocked SIGINT\n"
-        "    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
-        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)"
-    )
+    kernel.ok("import threading\nfrom autoawait_test_helpers import interrupt_from_another_thread")
     output = interrupted(
         kernel,
         "threading.Thread(target=interrupt_from_another_thread, daemon=True).start()\n"

@@ -208,3 +208,29 @@ class _CurioEvent:
 
     async def wait(self) -> None:
         await self._event.wait()
+
+
+def interrupt_from_another_thread() -> None:
+    """Send SIGINT to a thread other than the main one, once the main thread waits for the
+    cell (asleep in its loop's selector, or in a thread runner's wait for the cell), as the
+    system may do with a process's Ctrl-C. Start it in a thread of its own."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    waiting_for_the_cell = {
+        ("selectors", "select"),
+        ("autoawait_runners._dedicated_thread", "wait"),
+    }
+    main = threading.main_thread().ident
+    while True:
+        frame = sys._current_frames().get(main)
+        if frame is not None:
+            where = (frame.f_globals.get("__name__"), frame.f_code.co_name)
+            if where in waiting_for_the_cell:
+                break
+        time.sleep(0.01)
+    # Started from a runner's thread, this one inherited its blocked SIGINT.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
