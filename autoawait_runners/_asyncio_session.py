@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import os
 import threading
 import time
@@ -386,6 +387,47 @@ class AsyncioSession:
             self.loop.close()
 
 
+def in_tree_order(rows: list[TaskRow]) -> list[TaskRow]:
+    """``rows`` (oldest first) as a tree: each task under the nearest task that awaits it
+    (directly, or through a ``gather()``, a ``TaskGroup``: asyncio's call graph, Python
+    3.14), children oldest first. A task is put under one that ``%tasks`` shows with it:
+    a session task awaited by the cell (hidden) stays a root."""
+    capture_call_graph = asyncio.capture_call_graph  # type: ignore[attr-defined,unused-ignore]
+    by_task = {row.task: row for row in rows}
+
+    def parent_of(row: TaskRow) -> Any:
+        waiting = list(capture_call_graph(row.task, limit=0).awaited_by)
+        seen: set[int] = set()
+        while waiting:  # breadth first: the nearest awaiter
+            graph = waiting.pop(0)
+            if id(graph.future) in seen:
+                continue
+            seen.add(id(graph.future))
+            awaiter = by_task.get(graph.future)
+            if awaiter is not None and awaiter.hidden in ("", row.hidden):
+                return graph.future
+            waiting.extend(graph.awaited_by)
+        return None
+
+    children: dict[Any, list[TaskRow]] = {}
+    for row in rows:
+        children.setdefault(parent_of(row), []).append(row)
+    ordered: list[TaskRow] = []
+
+    def add(row: TaskRow, depth: int) -> None:
+        ordered.append(dataclasses.replace(row, depth=depth))
+        for child in children.pop(row.task, []):
+            add(child, depth + 1)
+
+    for root in children.pop(None, []):
+        add(root, 0)
+    for rest in list(children.values()):  # a cycle of awaits: shown, flat
+        for row in rest:
+            if all(row.task is not done.task for done in ordered):
+                add(row, 0)
+    return ordered
+
+
 class AsyncioSessionRunner(Runner):
     """What the asyncio-family runners share: an :class:`AsyncioSession` per session."""
 
@@ -407,11 +449,14 @@ class AsyncioSessionRunner(Runner):
         if self._session is not None:
             self._session.report_failures()
 
+    #: asyncio's call graphs (Python 3.14) say which task awaits which.
+    task_tree = hasattr(asyncio, "capture_call_graph")
+
     def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
-        # asyncio has no parent/child structure before Python 3.14: the list stays flat.
         if self._session is None:
             return []
-        return self._session.task_rows()
+        rows = self._session.task_rows()
+        return in_tree_order(rows) if tree and self.task_tree else rows
 
     def cancel_task(self, task: Any) -> str:
         if task.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -167,6 +168,52 @@ def test_trio_tasks_show_as_a_tree_of_nurseries(ipshell: Shell) -> None:
     out = shell.output()
     indented = [row for row in rows(out) if re.match(r"\d+ +  __main__.child", row)]
     assert len(indented) == 2, out
+
+
+@pytest.mark.skipif(
+    not hasattr(asyncio, "capture_call_graph"), reason="asyncio's call graphs are new in 3.14"
+)
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_asyncio_tasks_show_as_a_tree_of_who_awaits_whom(ipshell: Shell, runner: str) -> None:
+    shell = ipshell
+    shell.ok(f"%autoawait {runner}")
+    shell.ok(
+        "import asyncio\n"
+        "async def child():\n"
+        "    await asyncio.sleep(3600)\n"
+        "async def gathers():\n"
+        "    await asyncio.gather(asyncio.create_task(child()), asyncio.create_task(child()))\n"
+        "async def groups():\n"
+        "    async with asyncio.TaskGroup() as group:\n"
+        "        group.create_task(child())\n"
+        "async def awaits():\n"
+        "    await asyncio.create_task(child())\n"
+        "parents = [asyncio.create_task(f()) for f in (gathers, groups, awaits)]\n"
+        "alone = asyncio.create_task(child())\n"
+        "await asyncio.sleep(0.05)"
+    )
+    shell.output()
+    shell.ok("%tasks --tree")
+    out = shell.output()
+    # The name column is indented by depth; the coroutine column names the function.
+    name_at = next(line for line in out.splitlines() if line.startswith("id ")).index("name")
+    tree = [
+        ((row.index("Task-") - name_at) // 2, re.findall(r"(\w+)\(\)", row)[0]) for row in rows(out)
+    ]
+    assert tree == [
+        (0, "gathers"),
+        (1, "child"),
+        (1, "child"),
+        (0, "groups"),
+        (1, "child"),
+        (0, "awaits"),
+        (1, "child"),
+        (0, "child"),
+    ], out
+    assert "flat" not in out
+    shell.ok("%tasks")  # without --tree: oldest first, none indented
+    assert all(re.match(r"\d+ +Task-", row) for row in rows(shell.output()))
+    shell.ok("for task in parents: task.cancel()\nalone.cancel()\nawait asyncio.sleep(0.05)")
 
 
 @pytest.mark.kernel
