@@ -9,7 +9,8 @@ Prints a table and writes ``benchmarks/results/runners.json``.
 
 - P1 per-cell cost: the median time of ``shell.run_cell`` for an ``await asyncio.sleep(0)``
   cell and a plain ``x = 1`` cell under each runner, against IPython's own asyncio runner.
-- P3 ``%load_ext autoawait_runners``: median time in fresh processes, and which optional
+- P3 ``%load_ext autoawait_runners``: median time in fresh processes of IPython's terminal
+  shell, as a ratio to the shell's own start-up in the same process, and which optional
   libraries it imported.
 - P4 idle CPU: a real ``ipython`` in a pseudo-terminal, idle at its prompt with each runner
   selected and no tasks, CPU seconds per wall second.
@@ -98,19 +99,26 @@ def pair_ratio(per_round: list[dict[str, float]], mode: str, against: str) -> fl
 
 LOAD_SNIPPET = """
 import sys, time
-from IPython.core.interactiveshell import InteractiveShell
-ip = InteractiveShell.instance()
-before = set(sys.modules)
 start = time.perf_counter()
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+ip = TerminalInteractiveShell.instance()
+shell_ready = time.perf_counter()
+before = set(sys.modules)
 ip.run_line_magic("load_ext", "autoawait_runners")
-elapsed = time.perf_counter() - start
-print(elapsed, ",".join(m for m in {optional!r} if m in sys.modules and m not in before))
+loaded = time.perf_counter()
+print(shell_ready - start, loaded - shell_ready,
+      ",".join(m for m in {optional!r} if m in sys.modules and m not in before))
 """
+
+#: P3: %load_ext at most this share of the terminal shell's own start-up (importing it and
+#: making the shell), both measured in the same fresh process: where users load it.
+LOAD_TARGET = 0.3
 
 
 def load_ext(repeats: int) -> dict[str, Any]:
-    """P3: %load_ext in fresh processes (cold imports), median."""
-    times, imported = [], set()
+    """P3: %load_ext in fresh processes (cold imports) of IPython's terminal shell, median;
+    and its median ratio to the shell's own start-up in the same process."""
+    times, ratios, imported = [], [], set()
     for _ in range(repeats):
         out = subprocess.run(
             [sys.executable, "-c", LOAD_SNIPPET.format(optional=OPTIONAL)],
@@ -118,9 +126,15 @@ def load_ext(repeats: int) -> dict[str, Any]:
             text=True,
             check=True,
         ).stdout.split()
-        times.append(float(out[0]))
-        imported.update(filter(None, (out[1] if len(out) > 1 else "").split(",")))
-    return {"seconds": statistics.median(times), "optional_imported": sorted(imported)}
+        shell, load = float(out[0]), float(out[1])
+        times.append(load)
+        ratios.append(load / shell)
+        imported.update(filter(None, (out[2] if len(out) > 2 else "").split(",")))
+    return {
+        "seconds": statistics.median(times),
+        "ratio": statistics.median(ratios),
+        "optional_imported": sorted(imported),
+    }
 
 
 def idle_cpu(seconds: float) -> dict[str, float]:
@@ -190,7 +204,8 @@ def main() -> int:
     for name, seconds in cell.items():
         print(f"  {name:32} {seconds * 1e6:8.1f} {ratio[name]:18.2f}")
     print(
-        f"P3 %load_ext autoawait_runners: {load['seconds'] * 1e3:.1f} ms (median of {repeats});"
+        f"P3 %load_ext autoawait_runners: {load['seconds'] * 1e3:.1f} ms (median of {repeats}),"
+        f" {load['ratio']:.2f}x the terminal shell's own start-up;"
         f" optional libraries imported: {load['optional_imported'] or 'none'}"
     )
     print(f"P4 idle CPU over {idle:.0f} s:")
@@ -205,7 +220,13 @@ def main() -> int:
         )
         for what, key, against, limit in TARGETS
     ]
-    checks.append(("P3 %load_ext <= 50 ms", load["seconds"] <= 0.050))
+    checks.append(
+        (
+            f"P3 %load_ext <= {LOAD_TARGET}x the terminal shell's start-up"
+            f" (measured {load['ratio']:.2f}x)",
+            load["ratio"] <= LOAD_TARGET,
+        )
+    )
     checks.append(("P3 imports none of " + ", ".join(OPTIONAL), not load["optional_imported"]))
     checks += [(f"P4 idle CPU < 2% ({name})", share < 0.02) for name, share in cpu.items()]
     print("targets:")
