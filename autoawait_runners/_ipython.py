@@ -112,7 +112,7 @@ class Extension:
             clear_namespace()
 
         setattr(shell, _private_api.ATEXIT_ONCE, end_session_then_clear)
-        self._showtraceback = showing_user_frames(shell.showtraceback)
+        self._showtraceback = showing_user_frames(shell.showtraceback, lambda: self.active)
         shell.showtraceback = self._showtraceback  # type: ignore[method-assign]
         self._select_at_start()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -73,17 +74,48 @@ def _last(tb: TracebackType) -> TracebackType:
     return tb
 
 
-def showing_user_frames(show: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a shell's ``showtraceback``: the exception shown has its plumbing cut first."""
+def showing_user_frames(
+    show: Callable[..., Any], active_runner: Callable[[], Any]
+) -> Callable[..., Any]:
+    """Wrap a shell's ``showtraceback``: the exception shown has its plumbing cut first,
+    and a note if it failed for want of the main thread (see :func:`note_main_thread_only`);
+    ``active_runner()`` is the runner the extension has selected."""
 
     def showtraceback(exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
         if exc_tuple is None:
             exc = sys.exc_info()[1]  # what IPython shows: its traceback is exc's own
             if exc is not None:
                 cut_plumbing(exc)
+                note_main_thread_only(exc, active_runner)
         elif isinstance(exc_tuple[1], BaseException) and exc_tuple[2] is exc_tuple[1].__traceback__:
             cut_plumbing(exc_tuple[1])
+            note_main_thread_only(exc_tuple[1], active_runner)
             exc_tuple = (exc_tuple[0], exc_tuple[1], exc_tuple[1].__traceback__)
         return show(exc_tuple, *args, **kwargs)
 
     return showtraceback
+
+
+def note_main_thread_only(exc: BaseException, active_runner: Callable[[], Any]) -> None:
+    """Python lets only the main thread set signal handlers (``signal.signal``,
+    ``loop.add_signal_handler``, trio's ``open_signal_receiver``); the thread, trio, curio
+    and uvloop runners run cells in a thread of their own. A cell that failed for that
+    reason, shown in such a thread, gets a note saying so, under its traceback."""
+    if (
+        not isinstance(exc, (ValueError, RuntimeError))
+        or "main thread" not in str(exc)
+        or threading.current_thread() is threading.main_thread()
+    ):
+        return
+    runner = active_runner()
+    way_out = (
+        "%autoawait asyncio runs cells in the main thread"
+        if getattr(runner, "library", None) == "asyncio"
+        else "its cells cannot handle signals"
+    )
+    note = (
+        f"(the {runner} runner runs cells in a thread of its own, and Python lets only the "
+        f"main thread set signal handlers: {way_out})"
+    )
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)

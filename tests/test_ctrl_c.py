@@ -125,3 +125,25 @@ def test_a_real_ctrl_c_still_interrupts_once_the_users_handler_is_gone(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     result = shell.run("os.kill(os.getpid(), signal.SIGINT)\nawait lib.sleep(30)")
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
+
+
+def test_a_cell_setting_a_signal_handler_works_or_says_why_it_cannot(any_shell: Shell) -> None:
+    # F3: only the main thread may; the thread, trio and curio runners run cells elsewhere.
+    shell = any_shell
+    previous = signal.getsignal(signal.SIGUSR1)
+    try:
+        shell.output()
+        result = shell.run(
+            "import signal\nawait lib.sleep(0)\n_ = signal.signal(signal.SIGUSR1, signal.SIG_IGN)"
+        )
+        out = shell.output()
+        if str(shell.ip.loop_runner) == "asyncio":  # cells run in the main thread
+            assert result.success, out
+            assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+        else:
+            assert isinstance(result.error_in_exec, ValueError), out
+            assert f"the {shell.ip.loop_runner} runner runs cells in a thread of its own" in out
+            if shell.ip.loop_runner.library == "asyncio":
+                assert "%autoawait asyncio runs cells in the main thread" in out
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
