@@ -209,6 +209,18 @@ class _Recorder:
         pass
 
 
+def start_with_runner(
+    ipython_pty: type[IPythonPty], runner: str, env: dict[str, str] | None = None
+) -> IPythonPty:
+    """An ``ipython`` with the extension loaded, ``runner`` selected and the test helpers
+    imported as ``h`` (tests/support/autoawait_test_helpers.py)."""
+    ipy = ipython_pty(env=env)
+    ipy.cell("%load_ext autoawait_runners")
+    ipy.cell(f"%autoawait {runner}")
+    ipy.cell("import autoawait_test_helpers as h")
+    return ipy
+
+
 @pytest.fixture
 def ipython_pty() -> Iterator[type[IPythonPty]]:
     """A factory of `ipython` processes in pseudo-terminals, all killed at the end."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import SUPPORT, TIMEOUT, IPythonPty, Shell, send_sigint_when
+from conftest import SUPPORT, TIMEOUT, IPythonPty, Shell, send_sigint_when, start_with_runner
 from kernel import Kernel
 
 from autoawait_runners._magics import await_timing_magics
@@ -165,10 +165,7 @@ def test_timing_magics_await_in_a_kernel(kernel: Kernel, runner: str) -> None:  
 def test_ctrl_c_stops_timeit_await_in_a_terminal(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # M1, R5
-    ipy = ipython_pty()
-    ipy.cell("%load_ext autoawait_runners")
-    ipy.cell(f"%autoawait {runner}")
-    ipy.cell("import autoawait_test_helpers as h")
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.child.sendline("%timeit -n 1 -r 1 print('timing', 'now'); await h.sleep(60)")
     ipy.expect("timing now")
     ipy.interrupt("KeyboardInterrupt")

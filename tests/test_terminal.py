@@ -9,7 +9,7 @@ import time
 
 import pexpect
 import pytest
-from conftest import IPythonPty
+from conftest import IPythonPty, start_with_runner
 
 pytestmark = pytest.mark.pty
 
@@ -24,16 +24,6 @@ FAILURE_LINE = {
 }
 
 
-def start(
-    ipython_pty: type[IPythonPty], runner: str, env: dict[str, str] | None = None
-) -> IPythonPty:
-    ipy = ipython_pty(env=env)
-    ipy.cell("%load_ext autoawait_runners")
-    ipy.cell(f"%autoawait {runner}")
-    ipy.cell("import autoawait_test_helpers as h")
-    return ipy
-
-
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -44,7 +34,7 @@ def cpu_seconds(pid: int) -> float:
 def test_background_tasks_progress_while_the_prompt_is_idle(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R2
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("t = await h.background(h.tick, 0.05)")
     # No cell runs from here on: the ticks can only come from the idle prompt.
     ipy.expect("tick 2")
@@ -60,7 +50,7 @@ def test_background_tasks_progress_while_the_prompt_is_idle(
 def test_ctrl_c_cancels_the_cell_and_nothing_resumes(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R5
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("t = await h.background(h.tick, 0.1)")
     ipy.child.sendline("await h.sleeper()")
     ipy.expect("sleeper: waiting")
@@ -78,7 +68,7 @@ def test_ctrl_c_cancels_the_cell_and_nothing_resumes(
 def test_ctrl_c_stops_a_cell_busy_in_python_code(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R5
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.child.sendline("h.busy()")
     ipy.expect("busy: spinning")
     ipy.child.sendintr()
@@ -93,7 +83,7 @@ def test_ctrl_c_stops_a_cell_busy_in_python_code(
 def test_background_failure_is_shown_while_idle(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R6
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("t = await h.background(h.tick, 0.1); f = await h.background(h.fail_later, 0.3)")
     ipy.expect(FAILURE_LINE[runner])
     ipy.expect("ValueError: background failure")
@@ -105,7 +95,7 @@ def test_background_failure_is_shown_while_idle(
 def test_exit_cancels_background_tasks_promptly(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R8
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("ts = [await h.background(h.sleeper) for _ in range(2)]")
     ipy.cell("await h.until(lambda: h.waiting == 2); print('both', 'waiting')", "both waiting")
     started = time.monotonic()
@@ -125,7 +115,7 @@ def test_clean_up_at_exit_still_sees_the_session_namespace(
 ) -> None:  # F2, R8
     # Terminal IPython clears the user namespace as soon as its main loop ends: the session
     # must end (and its tasks' clean-up run) before that.
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("import json")
     ipy.cell(
         "t = await h.background(h.sleeper_with_cleanup, lambda: print('saw', json.dumps([1])))"
@@ -143,7 +133,7 @@ def test_clean_up_at_exit_still_sees_the_session_namespace(
 def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
     ipython_pty: type[IPythonPty], runner: str, what: str
 ) -> None:  # F1, R6
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell(f"f = await h.background(h.raise_later, 0.3, {what!r})")
     # No cell runs from here on: the prompt is idle when the task raises.
     ipy.expect(FAILURE_LINE[runner].replace("fail_later", "raise_later"))
@@ -157,7 +147,7 @@ def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
 def test_a_failure_flood_at_the_idle_prompt_coalesces_and_the_loop_keeps_pace(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # F6, R2
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("f = await h.background(h.flood, 300, 0.01)")
     ipy.expect("ValueError: flood")  # the first is shown, while the prompt is idle
     ipy.cell("await h.until(lambda: h.spawned == 300, 60); print('all', 'spawned')", "all spawned")
@@ -172,7 +162,7 @@ def test_a_failure_flood_at_the_idle_prompt_coalesces_and_the_loop_keeps_pace(
 
 def test_gui_off_gives_idle_progress_back(ipython_pty: type[IPythonPty]) -> None:  # R2, F3
     # %gui with no argument removes the input hook, ours too: the runner puts it back.
-    ipy = start(ipython_pty, "asyncio")
+    ipy = start_with_runner(ipython_pty, "asyncio")
     ipy.cell("%gui")
     ipy.cell("t = await h.background(h.tick, 0.05)")
     ipy.expect("tick 2")  # no cell runs: only the idle prompt can run the loop
@@ -201,7 +191,7 @@ def test_ctrl_c_stops_a_background_task_that_never_yields(
     # The loop runs in its own thread, held by a task that never yields: a cell sent to it
     # cannot start. The second Ctrl-C interrupts the task; the cell is cancelled, and the
     # session serves the next one.
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("f = await h.background(h.hog)")
     ipy.expect("hog: spinning")
     ipy.child.sendline("print('never', 'ran')")
@@ -226,7 +216,7 @@ def test_one_ctrl_c_cancels_a_private_loop_run_in_a_cell(
 ) -> None:  # F3, R5
     # asyncio.Runner runs a loop of its own in the cell; in the thread runner's thread it
     # sleeps in its selector, where an exception sent from the main thread waited for it.
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("import asyncio")
     ipy.child.sendline("with asyncio.Runner() as r: r.run(h.sleeper())")
     ipy.expect("sleeper: waiting")
@@ -243,7 +233,7 @@ def test_ctrl_c_in_a_c_call_of_a_thread_cell_says_what_happens(
 ) -> None:  # F3
     # An exception sent to another thread lands only when it runs Python code again: the
     # first press says so, and the cell gets KeyboardInterrupt when the call returns.
-    ipy = start(ipython_pty, "thread")
+    ipy = start_with_runner(ipython_pty, "thread")
     ipy.cell("import time")
     ipy.child.sendline("print('sleeping', 'now', flush=True); time.sleep(3)")
     ipy.expect("sleeping now")
@@ -262,7 +252,7 @@ def test_ctrl_d_exits_at_once_while_a_thread_cell_is_stuck_in_a_c_call(
     # The third press gives the prompt back; the cell still holds the runner's thread (a
     # C call cannot be interrupted from another thread). Exiting waits the shutdown timeout
     # for it, not the 60 s of the call: well within the pty's timeout.
-    ipy = start(ipython_pty, "thread")
+    ipy = start_with_runner(ipython_pty, "thread")
     ipy.cell("import time")
     ipy.child.sendline("print('sleeping', 'now', flush=True); time.sleep(60)")
     ipy.expect("sleeping now")
@@ -289,7 +279,7 @@ NESTED_RUN = {
 def test_ctrl_c_interrupts_a_nested_run(ipython_pty: type[IPythonPty], runner: str) -> None:
     # R5 with the nesting shim: a cell waiting in asyncio.run() (trio.run()) is cancelled as
     # at an await; one busy in Python code inside it gets KeyboardInterrupt there.
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     setup, nested_run = NESTED_RUN[runner]
     for cell in setup:
         ipy.cell(cell)
@@ -313,7 +303,7 @@ def test_a_cell_abandoned_in_a_nested_run_holds_up_no_later_cell(
 ) -> None:  # N7, R5
     # The abandoned cell stays parked inside asyncio.run(), inside the session's Context:
     # the next cell must not need that Context (it failed with "cannot enter context").
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("import asyncio")
     ipy.child.sendline("asyncio.run(h.stubborn(6))")
     ipy.expect("stubborn: waiting")
@@ -334,7 +324,7 @@ def test_a_cell_abandoned_in_a_nested_run_holds_up_no_later_cell(
 def test_a_background_task_parked_in_a_nested_run_holds_up_neither_cell_nor_prompt(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # N7
-    ipy = start(ipython_pty, runner)
+    ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("import asyncio")
     ipy.cell(
         "p = h.nest_in_background(600); await asyncio.sleep(0.1); print('cell', 'ended')",
@@ -380,7 +370,7 @@ def test_background_tasks_run_at_the_idle_prompt_under_gui_qt(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R2: a GUI event loop has the prompt's input hook; the session loop runs on
     pytest.importorskip("PySide6")
-    ipy = start(ipython_pty, runner, env={"QT_QPA_PLATFORM": "offscreen"})
+    ipy = start_with_runner(ipython_pty, runner, env={"QT_QPA_PLATFORM": "offscreen"})
     ipy.cell("%gui qt")
     ipy.cell("t = await h.background(h.tick, 0.01)")
     ipy.expect("tick 50")  # no cell runs: only the idle prompt, with Qt's input hook
