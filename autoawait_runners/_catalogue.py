@@ -15,9 +15,8 @@ its docstring).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 from ._runner import RunnerUnavailable, say
@@ -186,32 +185,66 @@ class _DescribedRunner:
         return self.name
 
 
-def discover() -> dict[str, Entry]:
-    """Every runner in the catalogue, built-ins first, keyed by name.
+def builtin_entries() -> dict[str, Entry]:
+    """The built-in runners and IPython's own, keyed by name, in listing order."""
+    catalogue = {
+        name: Entry(name, _factory(_loader(value)), DISTRIBUTION)
+        for name, value in BUILTIN_ENTRY_POINTS.items()
+    }
+    catalogue["sync"] = _ipython_sync_entry()
+    catalogue["kernel"] = _kernel_entry()
+    return catalogue
 
-    Built-ins come through the entry-point group like plugins do; the table above stands
-    in for them only where the distribution's metadata is missing (running from a source
-    checkout). A plugin that declares a built-in name, or IPython's ``sync``, is left out:
-    those names keep their meaning whatever is installed.
+
+def plugins() -> dict[str, Entry]:
+    """The runners other distributions declare in the entry-point group, keyed by name.
+
+    A plugin that declares a built-in name, or IPython's ``sync`` or ``kernel``, is left out
+    (one line says so): those names keep their meaning whatever is installed. This
+    distribution's own declarations of the built-ins are the table above (a test keeps the
+    two equal), so they are skipped quietly.
     """
-    declared: dict[str, Entry] = {}
+    from importlib.metadata import entry_points  # a third of %load_ext: only when needed
+
+    found: dict[str, Entry] = {}
     for ep in entry_points(group=GROUP):
         if ep.name in BUILTIN_ENTRY_POINTS or ep.name in IPYTHONS:
             if ep.value != BUILTIN_ENTRY_POINTS.get(ep.name):
                 dist = ep.dist.name if ep.dist is not None else "a plugin"
                 if dist != DISTRIBUTION:  # an older install of ours is no plugin
                     say(f"{dist} declares the runner {ep.name!r}, a built-in name: left out")
-                continue
-            origin = DISTRIBUTION
-        else:
-            origin = ep.dist.name if ep.dist is not None else "plugin"
-        declared[ep.name] = Entry(ep.name, _factory(ep.load), origin)
-    catalogue = {
-        name: declared.get(name) or Entry(name, _factory(_loader(value)), DISTRIBUTION)
-        for name, value in BUILTIN_ENTRY_POINTS.items()
-    }
-    catalogue["sync"] = _ipython_sync_entry()
-    catalogue["kernel"] = _kernel_entry()
-    for name in sorted(declared.keys() - catalogue.keys()):
-        catalogue[name] = declared[name]
-    return catalogue
+            continue
+        found[ep.name] = Entry(ep.name, _factory(ep.load), ep.dist.name if ep.dist else "plugin")
+    return found
+
+
+class Catalogue(Mapping[str, Entry]):
+    """Every runner by name: the built-ins first, then plugins in name order.
+
+    Plugins are looked for (every installed distribution's entry points read) only when a
+    name is not a built-in one, or when the whole catalogue is listed: ``%load_ext`` and
+    ``%autoawait trio`` never need them. A plugin installed after that first look is found
+    after ``%reload_ext autoawait_runners``.
+    """
+
+    def __init__(self) -> None:
+        self._entries = builtin_entries()
+        self._looked_for_plugins = False
+
+    def _with_plugins(self) -> dict[str, Entry]:
+        if not self._looked_for_plugins:
+            self._looked_for_plugins = True
+            for name, entry in sorted(plugins().items()):
+                self._entries.setdefault(name, entry)
+        return self._entries
+
+    def __getitem__(self, name: str) -> Entry:
+        if name in self._entries:
+            return self._entries[name]
+        return self._with_plugins()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._with_plugins()))
+
+    def __len__(self) -> int:
+        return len(self._with_plugins())

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _private_api
-from ._catalogue import Entry, describe_error, discover
+from ._catalogue import Catalogue, Entry, describe_error
 from ._config import load_config
 from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
 from ._runner import Runner, say
@@ -35,7 +35,9 @@ class RunnerMap(Mapping[str, tuple[Any, bool]]):
     Plugin runners are loaded only when looked up, so ``%load_ext`` stays fast.
     """
 
-    def __init__(self, ipython_map: Mapping[str, tuple[Any, bool]], catalogue: dict[str, Entry]):
+    def __init__(
+        self, ipython_map: Mapping[str, tuple[Any, bool]], catalogue: Mapping[str, Entry]
+    ) -> None:
         self._ipython = ipython_map
         self._catalogue = catalogue
 
@@ -61,7 +63,7 @@ class Extension:
     def __init__(self, shell: InteractiveShell) -> None:
         self.shell = shell
         self.config = load_config(shell)
-        self.catalogue = discover()
+        self.catalogue = Catalogue()
         self.active: Any = None  # the loop runner the extension last saw selected
         self._saved: dict[str, Any] = {}
         self._showtraceback: Any = None
