@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from ._asyncio import AsyncioRunner
-    from ._asyncio_thread import AsyncioThreadRunner
-    from ._cell import CellInterrupted
-    from ._config import AutoawaitRunners
-    from ._curio import CurioRunner
-    from ._embed import EmbedRunner, aembed, embed
-    from ._nesting import is_nesting, nest_off, nest_on, nesting
-    from ._runner import Runner, RunnerUnavailable
-    from ._trio import SessionNursery, TrioRunner, trio_nursery
+    from ._core._cell import CellInterrupted
+    from ._embed._embed import EmbedRunner, aembed, embed
+    from ._ipython._config import AutoawaitRunners
+    from ._nesting._shim import is_nesting, nest_off, nest_on, nesting
+    from ._runners._asyncio import AsyncioRunner
+    from ._runners._base import Runner, RunnerUnavailable
+    from ._runners._curio import CurioRunner
+    from ._runners._thread import AsyncioThreadRunner
+    from ._runners._trio import SessionNursery, TrioRunner, trio_nursery
 
     asyncio_runner: AsyncioRunner
     thread_runner: AsyncioThreadRunner
@@ -61,23 +61,23 @@ __all__ = [
 
 # name -> (module, attribute): what `from autoawait_runners import X` loads on first use.
 _LAZY = {
-    "asyncio_runner": ("._asyncio", "_runner"),
-    "thread_runner": ("._asyncio_thread", "_runner"),
-    "trio_runner": ("._trio", "_runner"),
-    "curio_runner": ("._curio", "_runner"),
-    "trio_nursery": ("._trio", "trio_nursery"),
-    "SessionNursery": ("._trio", "SessionNursery"),
-    "embed_runner": ("._embed", "embed_runner"),
-    "embed": ("._embed", "embed"),
-    "aembed": ("._embed", "aembed"),
-    "AutoawaitRunners": ("._config", "AutoawaitRunners"),
-    "CellInterrupted": ("._cell", "CellInterrupted"),
-    "nest_on": ("._nesting", "nest_on"),
-    "nest_off": ("._nesting", "nest_off"),
-    "nesting": ("._nesting", "nesting"),
-    "is_nesting": ("._nesting", "is_nesting"),
-    "Runner": ("._runner", "Runner"),
-    "RunnerUnavailable": ("._runner", "RunnerUnavailable"),
+    "asyncio_runner": ("._runners._asyncio", "_runner"),
+    "thread_runner": ("._runners._thread", "_runner"),
+    "trio_runner": ("._runners._trio", "_runner"),
+    "curio_runner": ("._runners._curio", "_runner"),
+    "trio_nursery": ("._runners._trio", "trio_nursery"),
+    "SessionNursery": ("._runners._trio", "SessionNursery"),
+    "embed_runner": ("._embed._embed", "embed_runner"),
+    "embed": ("._embed._embed", "embed"),
+    "aembed": ("._embed._embed", "aembed"),
+    "AutoawaitRunners": ("._ipython._config", "AutoawaitRunners"),
+    "CellInterrupted": ("._core._cell", "CellInterrupted"),
+    "nest_on": ("._nesting._shim", "nest_on"),
+    "nest_off": ("._nesting._shim", "nest_off"),
+    "nesting": ("._nesting._shim", "nesting"),
+    "is_nesting": ("._nesting._shim", "is_nesting"),
+    "Runner": ("._runners._base", "Runner"),
+    "RunnerUnavailable": ("._runners._base", "RunnerUnavailable"),
 }
 
 
@@ -97,13 +97,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Called by ``%load_ext autoawait_runners``: register the catalogue in this shell."""
-    from ._ipython import load
+    from ._ipython._extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Called by ``%unload_ext autoawait_runners``: put back everything loading changed."""
-    from ._ipython import unload
+    from ._ipython._extension import unload
 
     unload(ipython)

@@ -17,7 +17,7 @@ from conftest import SUPPORT, TIMEOUT, IPythonPty, Shell
 from kernel import Kernel
 
 import autoawait_runners
-from autoawait_runners import _embed
+from autoawait_runners._embed import _embed
 
 pytestmark = pytest.mark.pty
 
@@ -166,7 +166,7 @@ def test_embed_runner_runs_on_a_loop_running_below() -> None:
         return autoawait_runners.embed_runner(cell())
 
     assert isinstance(asyncio.run(host()), asyncio.AbstractEventLoop)
-    assert sys.modules.get("autoawait_runners._embed") is not None
+    assert sys.modules.get("autoawait_runners._embed._embed") is not None
 
 
 @pytest.mark.parametrize("hosts_signal_handler", [False, True], ids=["plain", "add_signal_handler"])

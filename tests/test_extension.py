@@ -17,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 import autoawait_runners
-from autoawait_runners._catalogue import BUILTIN_ENTRY_POINTS, GROUP, Catalogue
+from autoawait_runners._ipython._catalogue import BUILTIN_ENTRY_POINTS, GROUP, Catalogue
 
 ROOT = Path(__file__).parent.parent
 
@@ -442,7 +442,7 @@ def test_dotted_path_in_config_works_without_the_extension(tmp_path: Path) -> No
         'c.InteractiveShell.loop_runner = "autoawait_runners.thread_runner"\n',
         "import asyncio, threading, sys\n"
         "name = await asyncio.sleep(0, threading.current_thread().name)\n"
-        "print(name, 'autoawait_runners._ipython' in sys.modules)",
+        "print(name, 'autoawait_runners._ipython._extension' in sys.modules)",
     )
     assert out.returncode == 0, out.stderr
     assert "autoawait_runners-thread False" in out.stdout

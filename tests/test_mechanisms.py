@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from autoawait_runners import _parking
-from autoawait_runners._cell import CellCoroutine, CellInterrupted
-from autoawait_runners._portal import Portal, current_portal
+from autoawait_runners._core._cell import CellCoroutine, CellInterrupted
+from autoawait_runners._nesting import _parking
+from autoawait_runners._nesting._portal import Portal, current_portal
 
 
 class Suspend:

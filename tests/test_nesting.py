@@ -16,7 +16,7 @@ import pytest
 from conftest import Shell
 
 import autoawait_runners
-from autoawait_runners import _parking
+from autoawait_runners._nesting import _parking
 
 SLEEPY = """
 import asyncio, contextvars, time

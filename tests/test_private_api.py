@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from autoawait_runners import _private_api
+from autoawait_runners._core import _private_api
 
 
 def test_every_private_name_the_package_uses_is_still_there() -> None:
@@ -11,7 +11,7 @@ def test_every_private_name_the_package_uses_is_still_there() -> None:
     assert not gone, (
         "gone from this Python or library: "
         + ", ".join(gone)
-        + " (see autoawait_runners/_private_api.py for what each is used for)"
+        + " (see autoawait_runners/_core/_private_api.py for what each is used for)"
     )
 
 
@@ -19,15 +19,15 @@ def test_no_module_but_the_private_api_touches_those_names() -> None:
     import pathlib
     import re
 
-    package = pathlib.Path(_private_api.__file__).parent
+    package = pathlib.Path(_private_api.__file__).parent.parent
     touch = re.compile(
         r"asyncio\.(events|tasks)\._|\._ready\b|\._run_once\(|sys\._getframe|"
         r"sys\._current_frames|PyThreadState_SetAsyncExc|_pseudo_sync_runner|"
         r"import _asyncio_runner|_format_time|kernel\._tasks|\"_log_traceback\"|\"_must_cancel\""
     )
     offenders = [
-        f"{path.name}:{number}"
-        for path in sorted(package.glob("*.py"))
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
         if path.name != "_private_api.py"
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if touch.search(line) and not line.lstrip().startswith("#")

@@ -95,7 +95,7 @@ def test_giving_up_on_a_cell_shows_no_frame(runner_shell: Shell) -> None:  # R5,
 
 def test_an_error_of_the_runners_own_keeps_its_frames() -> None:  # R9
     # What is cut is what a user did not cause; a failure inside the runner says where.
-    from autoawait_runners._tracebacks import cut_plumbing
+    from autoawait_runners._core._tracebacks import cut_plumbing
 
     def ours() -> None:
         exec(compile("raise RuntimeError('runner bug')", cut_plumbing.__code__.co_filename, "exec"))

@@ -221,15 +221,18 @@ def interrupt_from_another_thread() -> None:
 
     waiting_for_the_cell = {
         ("selectors", "select"),
-        ("autoawait_runners._dedicated_thread", "wait"),
+        ("autoawait_runners._runners._dedicated_thread", "wait"),
     }
     main = threading.main_thread().ident
+    deadline, where = time.monotonic() + 60, None
     while True:
         frame = sys._current_frames().get(main)
         if frame is not None:
             where = (frame.f_globals.get("__name__"), frame.f_code.co_name)
             if where in waiting_for_the_cell:
                 break
+        if time.monotonic() > deadline:  # the test that started this fails on its own
+            raise TimeoutError(f"the main thread never waited for the cell (last at {where})")
         time.sleep(0.01)
     # Started from a runner's thread, this one inherited its blocked SIGINT.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -25,9 +25,10 @@ from abc import abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from . import _ctrl_c
-from ._cell import CellCoroutine
-from ._runner import SHUTDOWN_TIMEOUT, Runner, RunnerUnavailable, say, say_failed
+from .._core import _ctrl_c
+from .._core._cell import CellCoroutine
+from .._core._messages import SHUTDOWN_TIMEOUT, say, say_failed
+from ._base import Runner, RunnerUnavailable
 
 #: How long starting a session may take before the runner gives up.
 START_TIMEOUT = 10.0

@@ -26,10 +26,12 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _private_api
-from ._cell import CellCoroutine, interruption_type
+from .._core import _private_api
+from .._core._cell import CellCoroutine, interruption_type
+from .._core._messages import say_failed
+from .._core._tracebacks import PACKAGE_DIR
+from ._base import TaskRow
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
-from ._runner import TaskRow, say_failed
 
 if TYPE_CHECKING:
     import curio
@@ -217,7 +219,7 @@ def _from_task_code(tb: TracebackType | None) -> TracebackType | None:
     """The traceback from the task's own code on (the runner's and curio's frames cut)."""
     import curio
 
-    plumbing = (os.path.dirname(curio.__file__) + os.sep, os.path.dirname(__file__) + os.sep)
+    plumbing = (os.path.dirname(curio.__file__) + os.sep, PACKAGE_DIR)
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(plumbing):
         tb = tb.tb_next
     return tb

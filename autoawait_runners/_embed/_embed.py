@@ -34,17 +34,18 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.compilerop import PyCF_MASK
 
-from . import _ctrl_c, _private_api
-from ._asyncio_session import run_cell_as_task
-from ._cell import CellCoroutine
-from ._parking import run_on_running_loop
-from ._runner import Runner, say
+from .._core import _ctrl_c, _private_api
+from .._core._cell import CellCoroutine
+from .._core._messages import say
+from .._nesting._parking import run_on_running_loop
+from .._runners._asyncio_session import run_cell_as_task
+from .._runners._base import Runner
 
 if TYPE_CHECKING:
     from IPython.terminal.embed import InteractiveShellEmbed
 
-    from ._asyncio import AsyncioRunner
-    from ._trio import TrioRunner
+    from .._runners._asyncio import AsyncioRunner
+    from .._runners._trio import TrioRunner
 
 
 # -- which loop runs here, and how the caller can wait on it ------------------------------
@@ -78,7 +79,7 @@ def _awaiter() -> Callable[[Any], Any] | None:
     only) parking the caller. None if there is no loop, or no way (trio without a portal).
     """
     if "greenlet" in sys.modules:
-        from ._portal import current_portal
+        from .._nesting._portal import current_portal
 
         portal = current_portal()
         if portal is not None:
@@ -154,12 +155,12 @@ class EmbedRunner(Runner):
                 return _trio_cell(coro, awaiter)
             if _trio_running():
                 if self._helper is None:
-                    from ._trio import TrioRunner
+                    from .._runners._trio import TrioRunner
 
                     self._helper = TrioRunner()
                 return self._helper(coro)
             if self._private is None:
-                from ._asyncio import AsyncioRunner
+                from .._runners._asyncio import AsyncioRunner
 
                 self._private = AsyncioRunner()
             return self._private(coro)
@@ -178,7 +179,7 @@ def _trio_cell(coro: Coroutine[Any, Any, Any], awaiter: Callable[[Any], Any]) ->
     """The cell in the calling trio task, in a cancel scope Ctrl-C cancels."""
     import trio
 
-    from ._trio import translate_cancellation as translate_trio_cancellation
+    from .._runners._trio import translate_cancellation as translate_trio_cancellation
 
     cell = CellCoroutine(coro, translate_trio_cancellation, level_triggered=True)
     scope = trio.CancelScope()
@@ -262,9 +263,9 @@ def _make_shell(
     # The extension's magics and shim in the embedded shell too (%autoawait --list,
     # %nest, %tasks, asyncio.run() in a cell); the runner stays the one chosen here, which
     # the extension adopts. Unloaded when the shell closes (see _embedded_instance).
-    from . import load_ipython_extension
+    from .._ipython._extension import load
 
-    load_ipython_extension(shell)
+    load(shell)
     note = f"autoawait_runners: {host_description()}"
     return shell, f"{header}\n{note}" if header else note
 
@@ -287,9 +288,9 @@ def _embedded_instance() -> Iterator[None]:
     finally:
         shell = InteractiveShell._instance
         if shell is not None:
-            from . import unload_ipython_extension
+            from .._ipython._extension import unload
 
-            unload_ipython_extension(shell)
+            unload(shell)
             type(shell).clear_instance()
         if outer is not None:
             for cls in type(outer)._walk_mro():
@@ -326,7 +327,7 @@ async def aembed(*, header: str = "", **kwargs: Any) -> None:
     trio) and each ``await`` cell runs in the awaiting task, so the program's other tasks
     run all the time. Same arguments as :func:`embed`.
     """
-    from ._portal import Portal
+    from .._nesting._portal import Portal
 
     caller = _private_api.caller_frame(1)
     compile_flags = kwargs.pop("compile_flags", None)

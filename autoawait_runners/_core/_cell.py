@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from . import _private_api
-from ._nesting import NestedCallWaiter
+from ._nested_call import NestedCallWaiter
 
 T = TypeVar("T")
 

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-_PACKAGE_DIR = os.path.dirname(__file__) + os.sep
+#: This package's files (a frame there is the runners' plumbing, not the user's code).
+PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
 _LIBRARY_DIRS = tuple(
     {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "purelib", "platlib")}
 )
@@ -45,14 +46,14 @@ def _cut(exc: BaseException) -> TracebackType | None:
     head = exc.__traceback__
     if head is None:
         return None
-    innermost_is_ours = _last(head).tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+    innermost_is_ours = _last(head).tb_frame.f_code.co_filename.startswith(PACKAGE_DIR)
     if innermost_is_ours and not isinstance(exc, KeyboardInterrupt):
         return head  # an error of the runner's own: its frames say where
     kept, users = head, False
     while kept.tb_next is not None:
         following = kept.tb_next
         filename = following.tb_frame.f_code.co_filename
-        if filename.startswith(_PACKAGE_DIR):
+        if filename.startswith(PACKAGE_DIR):
             kept.tb_next = following.tb_next
             continue
         users = users or not filename.startswith(_LIBRARY_DIRS)
@@ -65,7 +66,7 @@ def _cut(exc: BaseException) -> TracebackType | None:
 def is_plumbing_or_library(filename: str) -> bool:
     """Whether code in ``filename`` is this package's, the standard library's or an
     installed package's, rather than the user's."""
-    return filename.startswith((_PACKAGE_DIR, *_LIBRARY_DIRS))
+    return filename.startswith((PACKAGE_DIR, *_LIBRARY_DIRS))
 
 
 def _last(tb: TracebackType) -> TracebackType:

@@ -11,40 +11,16 @@ Third-party runners only need the IPython contract (a callable, optionally ``clo
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import _private_api
+from .._core import _private_api
+from .._core._messages import plural, say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
-
-
-#: How long ending a session waits for background work (and an abandoned cell) to finish.
-SHUTDOWN_TIMEOUT = 1.0
-
-
-def say(message: str) -> None:
-    """Print one line from the extension, marked as such."""
-    print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)
-
-
-def say_failed(what: str, exc: BaseException, tb: TracebackType | None = None) -> None:
-    """One line saying what failed, then the exception and its traceback (from ``tb``, by
-    default the exception's own), as Python prints them."""
-    import traceback
-
-    say(what)
-    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
-    print("".join(lines), end="", file=sys.stderr, flush=True)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 from traitlets import Bool, TraitError, Unicode
 from traitlets.config import Config, Configurable
 
-from ._runner import say
+from .._core._messages import say
 
 
 class AutoawaitRunners(Configurable):

@@ -13,8 +13,8 @@ Any other loop class: ``c.AutoawaitRunners.loop_factory`` with the ``thread`` ru
 
 from __future__ import annotations
 
-from ._asyncio_thread import AsyncioThreadRunner
-from ._runner import RunnerUnavailable
+from ._base import RunnerUnavailable
+from ._thread import AsyncioThreadRunner
 
 
 class UvloopRunner(AsyncioThreadRunner):

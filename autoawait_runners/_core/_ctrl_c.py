@@ -53,7 +53,6 @@ each runner's business: it passes ``cancel`` and a translation to the cell.
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import socket
 import threading
@@ -66,7 +65,8 @@ from typing import Any
 
 from . import _private_api
 from ._cell import CellCoroutine
-from ._runner import SHUTDOWN_TIMEOUT, say
+from ._messages import SHUTDOWN_TIMEOUT, say
+from ._tracebacks import PACKAGE_DIR
 
 #: The Ctrl-C that stops waiting for a cell which ignored all the ones before it.
 ABANDON_AFTER = 3
@@ -102,9 +102,7 @@ def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thre
         if cell_thread == threading.get_ident():
             raise KeyboardInterrupt
         if raise_in_thread(cell_thread, KeyboardInterrupt):
-            from ._nesting import wake_loop_in
-
-            wake_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
+            _wake_private_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
             frame = _private_api.current_frames().get(cell_thread)
             if frame is not None:
                 cell.raised_where = (frame, frame.f_lasti, time.monotonic())
@@ -183,7 +181,7 @@ def _waiting_for_events(thread_id: int) -> bool:
     """Whether the event loop of ``thread_id`` waits for I/O or timers, running nothing: its
     innermost frame (under this package's own, the signal handler's) is a selector's wait."""
     frame: FrameType | None = _private_api.current_frames().get(thread_id)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
         return False
@@ -193,7 +191,34 @@ def _waiting_for_events(thread_id: int) -> bool:
     )
 
 
-_PACKAGE_DIR = os.path.dirname(__file__)
+#: thread id -> the private loop a ``run_until_complete`` runs in that thread now.
+_private_loops: dict[int, Any] = {}
+
+
+@contextmanager
+def private_loop_runs_here(loop: Any) -> Iterator[None]:
+    """Around a private loop's ``run_until_complete`` (``asyncio.Runner`` in a cell, through
+    the nesting shim): Ctrl-C for a cell of this thread wakes that loop (see below)."""
+    here = threading.get_ident()
+    outer = _private_loops.get(here)
+    _private_loops[here] = loop
+    try:
+        yield
+    finally:
+        if outer is None:
+            del _private_loops[here]
+        else:
+            _private_loops[here] = outer
+
+
+def _wake_private_loop_in(thread_id: int) -> None:
+    """Wake the private loop that runs in that thread, if any. A thread blocked in its
+    loop's selector runs no Python code, so an exception raised in it from another thread
+    (Ctrl-C for a cell there) would wait for the loop's next event, seconds or forever."""
+    loop = _private_loops.get(thread_id)
+    if loop is not None:
+        with suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(int)
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:

@@ -38,7 +38,7 @@ import tokenize
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from . import _private_api
+from .._core import _private_api
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -416,7 +416,7 @@ def await_frames(coro: Any) -> list[Any]:
 def _waiting_at(frames: list[Any]) -> Any:
     """The innermost frame of the user's code (the library's own frames below it say
     only how the library waits), or the innermost of all if none is the user's."""
-    from ._tracebacks import is_plumbing_or_library
+    from .._core._tracebacks import is_plumbing_or_library
 
     users = [frame for frame in frames if not is_plumbing_or_library(frame.f_code.co_filename)]
     return (users or frames)[-1]

@@ -16,13 +16,13 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .._core._cell import CellCoroutine
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
     cut_to_task_frames,
     translate_cancellation,
 )
-from ._cell import CellCoroutine
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 

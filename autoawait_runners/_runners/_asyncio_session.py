@@ -23,11 +23,13 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-from . import _ctrl_c, _private_api
-from ._cell import CellCoroutine, CellInterrupted
-from ._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
-from ._nesting import context_entered, nested_calls
-from ._runner import SHUTDOWN_TIMEOUT, Runner, TaskRow, plural, say, say_failed
+from .._core import _ctrl_c, _private_api
+from .._core._cell import CellCoroutine, CellInterrupted
+from .._core._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
+from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
+from .._core._tracebacks import PACKAGE_DIR
+from .._nesting._loops import context_entered, nested_calls
+from ._base import Runner, TaskRow
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
@@ -168,7 +170,7 @@ def cut_to_task_frames(exc: BaseException) -> None:
 
 
 #: Where the frames between a loop's run_forever and a task's code live.
-_PLUMBING = (os.path.dirname(asyncio.__file__), os.path.dirname(__file__))
+_PLUMBING = (os.path.dirname(asyncio.__file__) + os.sep, PACKAGE_DIR)
 
 
 def _coro_name(task: asyncio.Task[Any]) -> str:

@@ -22,15 +22,16 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _private_api
+from .._core import _private_api
+from .._core._ctrl_c import Waker
+from .._core._messages import say
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
     raised_by_a_task,
     run_cell_as_task,
 )
-from ._ctrl_c import Waker
-from ._runner import RunnerUnavailable, say
+from ._base import RunnerUnavailable
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -101,7 +102,7 @@ class AsyncioRunner(AsyncioSessionRunner):
 
     def _run_until_complete(self, awaitable: Coroutine[Any, Any, T] | asyncio.Future[T]) -> T:
         # greenlet is imported here, at the first cell, not by %load_ext.
-        from ._parking import run_from_outside, run_on_running_loop
+        from .._nesting._parking import run_from_outside, run_on_running_loop
 
         assert self._session is not None
         loop = self._session.loop
@@ -139,7 +140,7 @@ class AsyncioRunner(AsyncioSessionRunner):
                 return 0
             cancelled = self._run_until_complete(session.cancel_background())
             if not session.borrowed:
-                from ._parking import finish_outside
+                from .._nesting._parking import finish_outside
 
                 if not finish_outside(session.loop):
                     say(

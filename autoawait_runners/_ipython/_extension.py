@@ -15,17 +15,20 @@ import difflib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _private_api
+from .._core import _private_api
+from .._core._messages import say
+from .._core._tracebacks import showing_user_frames
+from .._nesting._shim import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
+from .._runners._base import Runner
 from ._catalogue import Catalogue, Entry, describe_error
 from ._config import load_config
-from ._nesting import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
-from ._runner import Runner, say
-from ._tracebacks import showing_user_frames
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 _extensions: dict[int, Extension] = {}
+#: The catalogue's runners that make their session loop with ``c.AutoawaitRunners.loop_factory``.
+LOOP_FACTORY_RUNNERS = ("asyncio", "thread")
 _MISSING = object()
 
 
@@ -163,11 +166,9 @@ class Extension:
         line, see F5). None puts asyncio's own back."""
         if path is None and not self.config.loop_factory:
             return
-        from ._asyncio import _runner as asyncio_runner
-        from ._asyncio_thread import _runner as thread_runner
-
         factory = None if path is None else _dotted_loop_factory(path)
-        asyncio_runner.loop_factory = thread_runner.loop_factory = factory
+        for name in LOOP_FACTORY_RUNNERS:
+            self.catalogue[name].runner().loop_factory = factory
 
     def _register_magics(self) -> None:
         """``%atime``/``%atimeit``, the rewrite that sends ``%time``/``%timeit`` of code

@@ -38,18 +38,18 @@ import asyncio.events
 import asyncio.runners
 import asyncio.tasks
 import contextlib
-import contextvars
 import functools
 import importlib.machinery
 import inspect
 import sys
 import threading
 import types
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
-from . import _private_api
+from .._core import _private_api
+from .._core._ctrl_c import private_loop_runs_here
+from ._loops import outer_loop_paused
 
 T = TypeVar("T")
 
@@ -74,37 +74,6 @@ _seen: dict[str, Any] = {}
 #: Libraries whose entry points the shim replaces once they are imported (it never imports
 #: them): patched at once if imported already, else as soon as they are (see _AfterImport).
 _LIBRARIES = ("trio", "anyio", "uvloop")
-
-
-class NestedCallWaiter(ABC):
-    """A coroutine that wants to know when its code waits in a nested call.
-
-    The nesting mechanism (``_parking``, ``_portal``) knows nothing of IPython cells: a
-    task's coroutine that is one of these is told when a nested call parks it and when
-    that call was cancelled. ``CellCoroutine`` is one: Ctrl-C must cancel a parked cell's
-    nested call rather than raise wherever the loop happens to be.
-    """
-
-    __slots__ = ()
-
-    @abstractmethod
-    def in_nested_call(self) -> contextlib.AbstractContextManager[None]:
-        """Entered while the coroutine's code waits in a nested call."""
-
-    @abstractmethod
-    def nested_call_cancelled(self, exc: BaseException) -> BaseException:
-        """What the waiting code sees when its nested call was cancelled."""
-
-    @abstractmethod
-    def absorb_stale_cancellation(self, task: Any) -> None:
-        """The nested call took a cancellation of ``task`` that asyncio also flagged on the
-        task; the coroutine should not see it a second time."""
-
-
-def waiter_of(task: Any) -> NestedCallWaiter | None:
-    """The task's coroutine, if it wants to know about nested calls."""
-    coro = task.get_coro() if task is not None else None
-    return coro if isinstance(coro, NestedCallWaiter) else None
 
 
 def _targets() -> dict[str, tuple[Any, str, Any]]:
@@ -345,34 +314,13 @@ def _run_until_complete(name: str) -> Callable[..., Any]:
             from ._parking import run_on_running_loop
 
             return run_on_running_loop(self, future)
-        with outer_loop_paused() if running is not None else contextlib.nullcontext():
-            here = threading.get_ident()
-            outer = _loops_running.get(here)
-            _loops_running[here] = self
-            try:
-                return _original(name)(self, future)
-            finally:
-                if outer is None:
-                    del _loops_running[here]
-                else:
-                    _loops_running[here] = outer
+        with (
+            outer_loop_paused() if running is not None else contextlib.nullcontext(),
+            private_loop_runs_here(self),
+        ):
+            return _original(name)(self, future)
 
     return run_until_complete
-
-
-#: thread id -> the loop a ``run_until_complete`` runs in that thread now.
-_loops_running: dict[int, asyncio.AbstractEventLoop] = {}
-
-
-def wake_loop_in(thread_id: int) -> None:
-    """Wake the loop that a ``run_until_complete`` (a private loop's: ``asyncio.Runner``)
-    runs in that thread, if any. A thread blocked in its loop's selector runs no Python code,
-    so an exception raised in it from another thread (Ctrl-C for a cell there) would wait
-    for the loop's next event, seconds or forever."""
-    loop = _loops_running.get(thread_id)
-    if loop is not None:
-        with contextlib.suppress(RuntimeError):  # closed meanwhile
-            loop.call_soon_threadsafe(int)
 
 
 def _anyio_run(
@@ -402,58 +350,6 @@ def _anyio_run(
     from ._parking import run_on_running_loop
 
     return cast(T, run_on_running_loop(loop, coro))
-
-
-def context_entered(context: contextvars.Context) -> bool:
-    """Whether ``context`` is entered (its ``run()`` is on some stack), so cannot be run.
-
-    A parked nested call stays inside its task's context; contexts have no public flag.
-    """
-    try:
-        context.run(int)
-    except RuntimeError:
-        return True
-    return False
-
-
-#: The loop attribute holding its parking state (see ``_parking``), read here without
-#: importing greenlet.
-NESTING_STATE = "_autoawait_runners_nesting"
-
-
-def nested_calls(loop: asyncio.AbstractEventLoop) -> set[asyncio.Future[Any]]:
-    """What the nested calls parked on ``loop`` wait for (tasks of the loop's own)."""
-    state = getattr(loop, NESTING_STATE, None)
-    if state is None:
-        return set()
-    return {parked.future for parked in state.parked if parked.ready is not None}
-
-
-# -- private loop: pause the running one ---------------------------------------------------
-
-
-@contextlib.contextmanager
-def outer_loop_paused() -> Iterator[None]:
-    """Let another loop run in this thread while the running one waits.
-
-    asyncio refuses to run a loop while another one runs in the same thread, and a task may
-    not start while another is current. Both are bookkeeping: the running loop is blocked
-    in our caller until we return, so nothing of it runs meanwhile. (The asyncio runner
-    also uses this to run its session loop from prompt_toolkit's input hook, or inside a
-    Jupyter kernel's loop.) The current task is left and re-entered for Python 3.14, where
-    it is tracked per thread rather than per loop.
-    """
-    outer = _private_api.running_loop()
-    task = asyncio.current_task(outer) if outer is not None else None
-    if outer is not None and task is not None:
-        _private_api.leave_task(outer, task)
-    _private_api.set_running_loop(None)
-    try:
-        yield
-    finally:
-        _private_api.set_running_loop(outer)
-        if outer is not None and task is not None:
-            _private_api.enter_task(outer, task)
 
 
 __all__ = [

@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ._cell import CellCoroutine
+from .._core._cell import CellCoroutine
+from .._core._messages import say_failed
+from .._nesting._shim import trio_cells_nest
+from ._base import TaskRow
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
-from ._nesting import trio_cells_nest
-from ._runner import TaskRow, say_failed
 
 if TYPE_CHECKING:
     import trio
@@ -316,7 +317,7 @@ def _cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> Coroutine[A
     coro = _run_cell_task(submitted, scope)
     if not trio_cells_nest():
         return coro
-    from ._portal import Portal
+    from .._nesting._portal import Portal
 
     cell = submitted.cell
     assert isinstance(cell, CellCoroutine)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import greenlet
 
-from ._nesting import NestedCallWaiter
+from .._core._nested_call import NestedCallWaiter
 
 T = TypeVar("T")
 

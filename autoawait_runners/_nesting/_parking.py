@@ -45,8 +45,9 @@ from typing import Any
 
 import greenlet
 
-from . import _private_api
-from ._nesting import NESTING_STATE, context_entered, outer_loop_paused, waiter_of
+from .._core import _private_api
+from .._core._nested_call import waiter_of
+from ._loops import NESTING_STATE, context_entered, outer_loop_paused
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
 #: that is in the middle of a step only sets a flag on it; nothing wakes the parked call.

@@ -19,19 +19,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._runner import RunnerUnavailable, say
+from .._core._messages import say
+from .._runners._base import RunnerUnavailable
 
 GROUP = "autoawait_runners"
 
 #: The built-in entries, as pyproject.toml declares them (a test keeps the two equal).
 #: Used as they are when the distribution's metadata cannot be found (a source checkout).
 BUILTIN_ENTRY_POINTS = {
-    "asyncio": "autoawait_runners._asyncio:get_runner",
-    "thread": "autoawait_runners._asyncio_thread:get_runner",
-    "trio": "autoawait_runners._trio:get_runner",
-    "curio": "autoawait_runners._curio:get_runner",
-    "uvloop": "autoawait_runners._uvloop:get_runner",
-    "embed": "autoawait_runners._embed:get_runner",
+    "asyncio": "autoawait_runners._runners._asyncio:get_runner",
+    "thread": "autoawait_runners._runners._thread:get_runner",
+    "trio": "autoawait_runners._runners._trio:get_runner",
+    "curio": "autoawait_runners._runners._curio:get_runner",
+    "uvloop": "autoawait_runners._runners._uvloop:get_runner",
+    "embed": "autoawait_runners._embed._embed:get_runner",
 }
 
 DISTRIBUTION = "autoawait-runners"
@@ -155,7 +156,7 @@ def _kernel_entry() -> Entry:
     recognises and replaces by awaiting cells on its loop. Selectable in kernels only."""
 
     def factory() -> Any:
-        from ._private_api import ipython_asyncio_runner
+        from .._core._private_api import ipython_asyncio_runner
 
         return _DescribedRunner(
             ipython_asyncio_runner(),

@@ -1,0 +1,33 @@
+"""The extension's own words: every line it prints goes through :func:`say`.
+
+One prefix (``autoawait_runners:``), on stderr, flushed at once: a line about the session
+must come out before what follows it (a traceback, the next prompt), whichever front end
+buffers what.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+#: How long ending a session waits for background work (and an abandoned cell) to finish.
+SHUTDOWN_TIMEOUT = 1.0
+
+
+def say(message: str) -> None:
+    """Print one line from the extension, marked as such."""
+    print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)
+
+
+def say_failed(what: str, exc: BaseException, tb: TracebackType | None = None) -> None:
+    """One line saying what failed, then the exception and its traceback (from ``tb``, by
+    default the exception's own), as Python prints them."""
+    import traceback
+
+    say(what)
+    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
+    print("".join(lines), end="", file=sys.stderr, flush=True)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -1,0 +1,44 @@
+"""The interface between the nesting mechanism and what waits in it.
+
+The nesting mechanism (``_nesting``: parking, the portal) knows nothing of IPython cells,
+and cells (``_cell``) know nothing of how nesting works. A task's coroutine that is a
+:class:`NestedCallWaiter` is told when a nested call parks it and when that call was
+cancelled: that is all either side knows of the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class NestedCallWaiter(ABC):
+    """A coroutine that wants to know when its code waits in a nested call.
+
+    The nesting mechanism (``_parking``, ``_portal``) knows nothing of IPython cells: a
+    task's coroutine that is one of these is told when a nested call parks it and when
+    that call was cancelled. ``CellCoroutine`` is one: Ctrl-C must cancel a parked cell's
+    nested call rather than raise wherever the loop happens to be.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def in_nested_call(self) -> contextlib.AbstractContextManager[None]:
+        """Entered while the coroutine's code waits in a nested call."""
+
+    @abstractmethod
+    def nested_call_cancelled(self, exc: BaseException) -> BaseException:
+        """What the waiting code sees when its nested call was cancelled."""
+
+    @abstractmethod
+    def absorb_stale_cancellation(self, task: Any) -> None:
+        """The nested call took a cancellation of ``task`` that asyncio also flagged on the
+        task; the coroutine should not see it a second time."""
+
+
+def waiter_of(task: Any) -> NestedCallWaiter | None:
+    """The task's coroutine, if it wants to know about nested calls."""
+    coro = task.get_coro() if task is not None else None
+    return coro if isinstance(coro, NestedCallWaiter) else None
