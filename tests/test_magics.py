@@ -8,7 +8,7 @@ import pytest
 from conftest import SUPPORT, TIMEOUT, IPythonPty, Shell, send_sigint_when, start_with_runner
 from kernel import Kernel
 
-from autoawait_runners._ipython._magics import await_timing_magics
+from autoawait_runners._ipython._timing_magics import await_timing_magics
 
 
 @pytest.fixture

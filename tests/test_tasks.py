@@ -9,7 +9,7 @@ import pytest
 from conftest import SUPPORT, Shell
 from kernel import Kernel
 
-from autoawait_runners._ipython._magics import WIDTH
+from autoawait_runners._ipython._tasks_magic import WIDTH
 
 TICKER = (
     "cleaned = []\n"
@@ -129,7 +129,7 @@ def test_rows_fit_a_terminal_and_a_notebook_gets_a_table(tasks_shell: Shell) -> 
     shell.ok("%tasks --all")
     out = shell.output()
     assert all(len(line) <= WIDTH for line in out.splitlines()), out
-    from autoawait_runners._ipython._magics import TaskTable
+    from autoawait_runners._ipython._tasks_magic import TaskTable
 
     table = TaskTable([("1", "name", "waiting", "1.0s", "f()", "In[1]:2")], [0], "1 task")
     data, _ = shell.ip.display_formatter.format(table)

@@ -15,7 +15,14 @@ What does not work, and why the rest of this module exists:
   a busy loop in a cell; in a kernel's own machinery (its streams, its messaging) it can
   leave things half-done, so there the waiting code is told to give up instead.
 
-The rules, for a cell wrapped in a :class:`~autoawait_runners._cell.CellCoroutine`:
+Every path that waits for a cell (the session loop in the main thread, a runner's own
+thread, a loop running below: a kernel's or an embed host's, asyncio or trio) enters
+:func:`waiting_for` with the cell's :class:`CellControls`: the routing, the press rules and
+the give-up step below come with it, so no path can miss one. The loop libraries' own
+facts (where their loops sleep, whose SIGINT handler a cell may take over) are data each
+runner hands in (:class:`LoopLibrary`); nothing here imports a loop library.
+
+The rules, for a cell wrapped in a :class:`~autoawait_runners._core._cell.CellCoroutine`:
 
 1. While the cell runs, SIGINT goes to :func:`interrupt` (:func:`sigint_routed_to`).
    The handler is installed over Python's default one, over another of ours (a cell
@@ -60,13 +67,16 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _private_api
 from ._cell import CellCoroutine
 from ._messages import SHUTDOWN_TIMEOUT, say
 from ._tracebacks import PACKAGE_DIR
+
+T = TypeVar("T")
 
 #: The Ctrl-C that stops waiting for a cell which ignored all the ones before it.
 ABANDON_AFTER = 3
@@ -172,9 +182,26 @@ def note_if_stuck(cell: CellCoroutine[Any], cell_thread: int) -> None:
         )
 
 
-#: The innermost frames of a loop that waits for I/O or timers and runs nothing:
-#: (module name prefix, function name).
-_WAITING_FOR_EVENTS = (("selectors", "select"), ("trio._core._io_", "get_events"))
+@dataclass(frozen=True)
+class LoopLibrary:
+    """What Ctrl-C must know of an event loop library: given by the runners that use it
+    (:func:`know`), so that this module names no library of its own."""
+
+    name: str
+    #: The innermost frames of its loop waiting for I/O or timers, running nothing:
+    #: (module name prefix, function name).
+    waits_in: tuple[tuple[str, str], ...] = ()
+    #: Module name prefixes of the SIGINT handlers it installs around a run of its own
+    #: (``asyncio.run``'s, ``trio.run``'s): a cell run inside may take Ctrl-C from them.
+    sigint_handlers_in: tuple[str, ...] = ()
+
+
+_libraries: dict[str, LoopLibrary] = {}
+
+
+def know(library: LoopLibrary) -> None:
+    """Tell Ctrl-C about a loop library (idempotent; a runner module does it on import)."""
+    _libraries[library.name] = library
 
 
 def _waiting_for_events(thread_id: int) -> bool:
@@ -187,7 +214,9 @@ def _waiting_for_events(thread_id: int) -> bool:
         return False
     name, module = frame.f_code.co_name, str(frame.f_globals.get("__name__"))
     return any(
-        name == function and module.startswith(prefix) for prefix, function in _WAITING_FOR_EVENTS
+        name == function and module.startswith(prefix)
+        for library in _libraries.values()
+        for prefix, function in library.waits_in
     )
 
 
@@ -288,7 +317,11 @@ def _replaceable(handler: Any) -> bool:
         return True
     function = getattr(handler, "func", handler)  # asyncio.Runner's is a functools.partial
     module = getattr(function, "__module__", None) or ""
-    return module == "asyncio.runners" or module.startswith("trio.")
+    return any(
+        module.startswith(prefix)
+        for library in _libraries.values()
+        for prefix in library.sigint_handlers_in
+    )
 
 
 # Held weakly: a handler's repr (its address) comes back for a new handler once the old
@@ -362,3 +395,102 @@ def sigint_routed_to(
                 signal.set_wakeup_fd(current_fd)
         if signal.getsignal(signal.SIGINT) is on_sigint:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def waker_in(loop: Any, *, only_way_to_wake: bool) -> Iterator[Waker | None]:
+    """A :class:`Waker` in an asyncio loop's selector, for as long as the block runs (a
+    session of the runner's own loop; one cell on a loop running below, where without one
+    a Ctrl-C the system delivers to another of the process's threads, as a kernel has
+    several, would be handled only when the main thread next wakes: after the cell's
+    ``sleep(60)``). None for a loop that cannot watch a file descriptor."""
+    waker = Waker(only_way_to_wake=only_way_to_wake)
+    try:
+        loop.add_reader(waker.fileno(), waker.drain)
+    except (NotImplementedError, RuntimeError):  # a loop without readers, or closed
+        waker.close()
+        yield None
+        return
+    try:
+        yield waker
+    finally:
+        with suppress(Exception):  # closed by a cell, or by its owner
+            loop.remove_reader(waker.fileno())
+        waker.close()
+
+
+# -- waiting for a cell: the one installer ---------------------------------------------------
+
+
+@dataclass
+class CellControls:
+    """How Ctrl-C reaches one cell, given by the runner that waits for it.
+
+    Every callable is called from the main thread (``cancel`` from its signal handler) and
+    must be safe there; each may look up its target late (a cell handed over again after
+    its session died is another task, in another thread).
+    """
+
+    cell: CellCoroutine[Any]
+    #: The runner's name, for the one line said when a cell is given up on.
+    runner: str
+    #: The thread the cell's code runs in; None while it has not been handed over.
+    thread: Callable[[], int | None]
+    #: Cancel the cell's task in its loop (thread-safe).
+    cancel: Callable[[], None]
+    #: Wait at most that many seconds for the cell to end; whether it did.
+    wait: Callable[[float], bool]
+    #: Whether the cell has ended (its outcome is known).
+    ended: Callable[[], bool]
+    #: On a loop running below (a kernel's, an embed host's): tell the waiting code to stop
+    #: waiting and raise KeyboardInterrupt from its own frame. None: the handler raises
+    #: :class:`GaveUpWaiting` wherever the main thread is (see the module documentation).
+    stop_waiting: Callable[[], None] | None = None
+
+
+@contextmanager
+def waiting_for(controls: CellControls, *, waker: Waker | None = None) -> Iterator[None]:
+    """While the block waits for the cell: each Ctrl-C goes to it (rules 1 to 5), and if
+    the block ends before the cell (the press that stops waiting, rule 3), the cell gets
+    its last chance and one line says what is left behind. ``waker``: see
+    :func:`sigint_routed_to`. Enter it before handing the cell over: a Ctrl-C at any point
+    then reaches the cell, never the waiting code."""
+    cell = controls.cell
+
+    def on_press() -> bool:
+        thread = controls.thread()
+        if thread is None:
+            return True  # not handed over yet: nothing to interrupt
+        if interrupt(cell, cancel=controls.cancel, cell_thread=thread):
+            return True
+        if controls.stop_waiting is None:
+            return False  # the handler raises GaveUpWaiting where it is
+        controls.stop_waiting()
+        return True
+
+    with sigint_routed_to(on_press, waker=waker):
+        try:
+            yield
+        finally:
+            if not controls.ended():
+                give_up(cell, cancel=controls.cancel, wait=controls.wait, runner=controls.runner)
+
+
+def run_past_interrupts(
+    run: Callable[[], T], *, survives: Callable[[BaseException], bool] = lambda exc: True
+) -> T:
+    """``run()`` (a loop's ``run_forever``, a kernel's run), again after each
+    KeyboardInterrupt or SystemExit that a task raised through it.
+
+    asyncio and curio let a task's KeyboardInterrupt or SystemExit end the loop's run (the
+    task keeps it as its failure, and is reported); so does a Ctrl-C sent to a busy cell's
+    thread that lands just after the cell yielded. The session must survive them (F1), and
+    ``survives(exc)`` may say otherwise (or tidy the exception first). The press that stops
+    waiting for a cell (:class:`GaveUpWaiting`) always ends the run: it is meant to.
+    """
+    while True:
+        try:
+            return run()
+        except (KeyboardInterrupt, SystemExit) as exc:
+            if isinstance(exc, GaveUpWaiting) or not survives(exc):
+                raise

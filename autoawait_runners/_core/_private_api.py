@@ -124,6 +124,23 @@ def format_time(seconds: float) -> str:
 ATEXIT_ONCE = "_atexit_once"
 
 
+#: Where trio's run loop waits for I/O or timers, running nothing: (module name prefix,
+#: function name) of its innermost frame then (``trio._core._io_epoll`` on Linux).
+TRIO_WAITS_IN = ("trio._core._io_", "get_events")
+
+
+def _trio_waits_in_get_events() -> bool:
+    import importlib
+
+    kind = {"darwin": "kqueue", "win32": "windows"}.get(sys.platform, "epoll")
+    module = importlib.import_module(TRIO_WAITS_IN[0] + kind)
+    return any(
+        callable(getattr(value, TRIO_WAITS_IN[1], None))
+        for value in vars(module).values()
+        if isinstance(value, type)
+    )
+
+
 def curio_tasks(kernel: Any) -> dict[int, Any]:
     """A curio Kernel's tasks, by id."""
     return kernel._tasks  # type: ignore[no-any-return]
@@ -175,6 +192,12 @@ def missing() -> list[str]:
         "InteractiveShell._atexit_once",
         lambda: callable(getattr(__import__("IPython").InteractiveShell, ATEXIT_ONCE)),
     )
+    try:
+        import trio  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        need("trio " + ".".join(TRIO_WAITS_IN) + "*", _trio_waits_in_get_events)
     try:
         import curio
     except ImportError:

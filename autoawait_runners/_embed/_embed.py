@@ -184,18 +184,28 @@ def _trio_cell(coro: Coroutine[Any, Any, Any], awaiter: Callable[[Any], Any]) ->
     cell = CellCoroutine(coro, translate_trio_cancellation, level_triggered=True)
     scope = trio.CancelScope()
     token = trio.lowlevel.current_trio_token()
+    ended = threading.Event()
 
     async def run() -> Any:
-        with scope:
-            return await cell
-        raise KeyboardInterrupt  # cancelled before the cell's code ran
+        try:
+            with scope:
+                return await cell
+            raise KeyboardInterrupt  # cancelled before the cell's code ran
+        finally:
+            ended.set()
 
     here = threading.get_ident()
-    with _ctrl_c.sigint_routed_to(
-        lambda: _ctrl_c.interrupt(
-            cell, cancel=lambda: token.run_sync_soon(scope.cancel), cell_thread=here
-        )
-    ):
+    controls = _ctrl_c.CellControls(
+        cell,
+        runner="embed",
+        thread=lambda: here,
+        cancel=lambda: token.run_sync_soon(scope.cancel),
+        # The cell runs in this very task, on the loop below this code: nothing here can
+        # wait for it but the await that the press that gives up has left.
+        wait=lambda seconds: ended.is_set(),
+        ended=ended.is_set,
+    )
+    with _ctrl_c.waiting_for(controls):
         return awaiter(run())
 
 

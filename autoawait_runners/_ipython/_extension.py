@@ -1,26 +1,28 @@
-"""The IPython side: loading and unloading the extension, ``%autoawait``, completion, config.
+"""Loading and unloading the extension, and selecting runners.
 
-Everything the extension changes in a shell is recorded in an :class:`Extension` object so
-that ``%unload_ext`` puts back exactly what was there: the shell's ``loop_runner``,
+Loading changes the shell in one place, :meth:`Extension.install`, through
+:class:`~._changes.Changes`, which records each change's undo as it is made, so
+``%unload_ext`` puts back exactly what was there: the shell's ``loop_runner``,
 ``autoawait``, ``trio_runner`` (IPython's hook that receives *every* cell, which persistent
-runners use so plain cells run in their loop too), the ``%autoawait`` magic, the completer
-and the per-shell ``loop_runner_map``. IPython's class-level ``loop_runner_map`` is shared by
-every shell and is never modified.
+runners use so plain cells run in their loop too), the magics (one module each, listed in
+:data:`MAGICS`), the completer and the per-shell ``loop_runner_map``. IPython's
+class-level ``loop_runner_map`` is shared by every shell and is never modified.
 """
 
 from __future__ import annotations
 
 import atexit
-import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._core import _private_api
 from .._core._messages import say
 from .._core._tracebacks import showing_user_frames
-from .._nesting._shim import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
 from .._runners._base import Runner
+from . import _autoawait_magic, _completion, _nest_magic, _tasks_magic, _timing_magics
+from ._autoawait_magic import unknown
 from ._catalogue import Catalogue, Entry, describe_error
+from ._changes import Changes
 from ._config import load_config
 
 if TYPE_CHECKING:
@@ -29,7 +31,14 @@ if TYPE_CHECKING:
 _extensions: dict[int, Extension] = {}
 #: The catalogue's runners that make their session loop with ``c.AutoawaitRunners.loop_factory``.
 LOOP_FACTORY_RUNNERS = ("asyncio", "thread")
-_MISSING = object()
+#: What loading installs besides the runners: each module's ``install(extension)`` makes
+#: its changes through ``extension.changes``. A new magic is a module and a line here.
+MAGICS = (
+    _autoawait_magic.install,
+    _nest_magic.install,
+    _timing_magics.install,
+    _tasks_magic.install,
+)
 
 
 class RunnerMap(Mapping[str, tuple[Any, bool]]):
@@ -61,52 +70,39 @@ class RunnerMap(Mapping[str, tuple[Any, bool]]):
 
 
 class Extension:
-    """The extension's state in one shell."""
+    """The extension's state in one shell: its catalogue, the active runner, and every
+    change loading made (:class:`Changes`), which unloading undoes."""
 
     def __init__(self, shell: InteractiveShell) -> None:
         self.shell = shell
         self.config = load_config(shell)
         self.catalogue = Catalogue()
         self.active: Any = None  # the loop runner the extension last saw selected
-        self._saved: dict[str, Any] = {}
-        self._showtraceback: Any = None
-        self._await_timing: Any = None
-        self._matcher: Any = None
+        self.in_kernel = _in_kernel(shell)
+        self.changes = Changes(shell)
+        self._trio_runner_found = shell.trio_runner  # IPython's hook, given back on detach
+        #: magic name -> what it takes after the words typed so far (completion).
+        self.complete: dict[str, Callable[[list[str]], list[str]]] = {}
 
     # -- install / uninstall ---------------------------------------------------------------
 
     def install(self) -> None:
-        shell = self.shell
-        self._saved = {
-            "loop_runner": shell.loop_runner,
-            "autoawait": shell.autoawait,
-            "trio_runner": shell.trio_runner,
-            "loop_runner_map": vars(shell).get("loop_runner_map", _MISSING),
-            "magic": shell.magics_manager.magics["line"].get("autoawait"),
-            "nest_magic": shell.magics_manager.magics["line"].get("nest"),
-            "timing_magics": {
-                (kind, name): shell.magics_manager.magics[kind].get(name)
-                for kind in ("line", "cell")
-                for name in ("atime", "atimeit")
-            },
-            "tasks_magic": shell.magics_manager.magics["line"].get("tasks"),
-            "nesting": is_nesting(),
-            "showtraceback": vars(shell).get("showtraceback", _MISSING),
-        }
-        shell.loop_runner_map = RunnerMap(  # type: ignore[assignment]
-            shell.loop_runner_map, self.catalogue
+        shell, changes = self.shell, self.changes
+        # Undone last: the runner in use when the extension is unloaded is closed first
+        # (see uninstall), then the shell gets back the runner it had.
+        for trait in ("loop_runner", "autoawait", "trio_runner"):
+            changes.remember_trait(trait)
+        changes.set_attribute(
+            shell, "loop_runner_map", RunnerMap(shell.loop_runner_map, self.catalogue)
         )
-        register_magic = shell.register_magic_function
-        register_magic(self.autoawait_magic, "line", "autoawait")  # type: ignore[arg-type]
-        register_magic(self.nest_magic, "line", "nest")  # type: ignore[arg-type]
-        self._register_magics()
+        for install_magic in MAGICS:
+            install_magic(self)
+        _completion.install(self)  # of the magics' arguments, as each says
         self._apply_loop_factory(self.config.loop_factory or None)
-        if self.config.nest:
-            nest_on(trio=self.config.nest_trio)
-        self._matcher = _argument_matcher(self)
-        shell.Completer.custom_matchers.append(self._matcher)
-        shell.observe(self._on_loop_runner_change, names="loop_runner")
+        changes.on_undo(self._apply_loop_factory, None)
+        changes.observe(self._on_loop_runner_change, "loop_runner")
         atexit.register(self.close_active)
+        changes.on_undo(atexit.unregister, self.close_active)
         # Terminal IPython clears the user namespace (``_atexit_once``) as soon as its main
         # loop ends, before atexit handlers run: the session ends first, so the clean-up of
         # background tasks still finds the names it uses (F2).
@@ -116,49 +112,17 @@ class Extension:
             self.close_active()
             clear_namespace()
 
-        setattr(shell, _private_api.ATEXIT_ONCE, end_session_then_clear)
-        self._showtraceback = showing_user_frames(shell.showtraceback, lambda: self.active)
-        shell.showtraceback = self._showtraceback  # type: ignore[method-assign]
+        changes.set_attribute(shell, _private_api.ATEXIT_ONCE, end_session_then_clear)
+        changes.set_attribute(
+            shell, "showtraceback", showing_user_frames(shell.showtraceback, lambda: self.active)
+        )
+        # Undone first: the active runner's session ends while everything else is still in
+        # place.
+        changes.on_undo(self._deactivate)
         self._select_at_start()
 
     def uninstall(self) -> None:
-        shell = self.shell
-        atexit.unregister(self.close_active)
-        if _private_api.ATEXIT_ONCE in vars(shell):
-            delattr(shell, _private_api.ATEXIT_ONCE)
-        if vars(shell).get("showtraceback") is self._showtraceback:  # still ours
-            if self._saved["showtraceback"] is _MISSING:
-                del shell.showtraceback
-            else:
-                shell.showtraceback = self._saved["showtraceback"]  # type: ignore[method-assign]
-        shell.unobserve(self._on_loop_runner_change, names="loop_runner")
-        self._deactivate()
-        saved = self._saved
-        shell.loop_runner = saved["loop_runner"]
-        shell.autoawait = saved["autoawait"]
-        shell.trio_runner = saved["trio_runner"]
-        if saved["loop_runner_map"] is _MISSING:
-            del shell.loop_runner_map
-        else:
-            shell.loop_runner_map = saved["loop_runner_map"]
-        magics = shell.magics_manager.magics["line"]
-        for name, key in (("autoawait", "magic"), ("nest", "nest_magic"), ("tasks", "tasks_magic")):
-            if saved[key] is None:
-                magics.pop(name, None)
-            else:
-                magics[name] = saved[key]
-        for (kind, name), previous in saved["timing_magics"].items():
-            if previous is None:
-                shell.magics_manager.magics[kind].pop(name, None)
-            else:
-                shell.magics_manager.magics[kind][name] = previous
-        if self._await_timing in shell.input_transformers_post:
-            shell.input_transformers_post.remove(self._await_timing)
-        if not saved["nesting"]:
-            nest_off()
-        self._apply_loop_factory(None)
-        if self._matcher in shell.Completer.custom_matchers:
-            shell.Completer.custom_matchers.remove(self._matcher)
+        self.changes.undo()
 
     def _apply_loop_factory(self, path: str | None) -> None:
         """``c.AutoawaitRunners.loop_factory``: what the asyncio and thread runners make
@@ -170,45 +134,13 @@ class Extension:
         for name in LOOP_FACTORY_RUNNERS:
             self.catalogue[name].runner().loop_factory = factory
 
-    def _register_magics(self) -> None:
-        """``%atime``/``%atimeit``, the rewrite that sends ``%time``/``%timeit`` of code
-        that awaits to them (M1), and ``%tasks`` (M2); see ``_magics``."""
-        from . import _magics
-
-        shell = self.shell
-
-        def atime(line: str, cell: str | None = None, local_ns: Any = None) -> Any:
-            return _magics.atime(shell, line, cell, local_ns)
-
-        def atimeit(line: str, cell: str | None = None, local_ns: Any = None) -> Any:
-            return _magics.atimeit(shell, line, cell, local_ns)
-
-        for magic, name in ((atime, "atime"), (atimeit, "atimeit")):
-            magic.needs_local_scope = True  # type: ignore[attr-defined]
-            magic.__doc__ = getattr(_magics, name).__doc__
-            shell.register_magic_function(magic, "line_cell", name)  # type: ignore[arg-type]
-
-        task_ids = _magics.TaskIds()
-
-        def tasks(line: str) -> Any:
-            return _magics.tasks(shell, shell.loop_runner, task_ids, line)
-
-        tasks.__doc__ = _magics.tasks.__doc__
-        shell.register_magic_function(tasks, "line", "tasks")  # type: ignore[arg-type]
-
-        def await_timing(lines: list[str]) -> list[str]:
-            return _magics.await_timing_magics(lines) if shell.autoawait else lines
-
-        self._await_timing = await_timing
-        shell.input_transformers_post.append(await_timing)
-
     def _select_at_start(self) -> None:
         """Apply ``c.AutoawaitRunners.default``, or adopt a runner set by dotted path."""
         _asyncio_runner = _private_api.ipython_asyncio_runner()
         explicit = "default" in self.config.config.get("AutoawaitRunners", {})
         current = self.shell.loop_runner
         name = self.config.default
-        if not explicit and (current is not _asyncio_runner or _in_kernel(self.shell)):
+        if not explicit and (current is not _asyncio_runner or self.in_kernel):
             # Keep what the shell has: a runner set by dotted path (adopted), or a Jupyter
             # kernel's own asyncio integration, whose loop already runs between cells.
             self._on_loop_runner_change({"old": None, "new": current})
@@ -216,7 +148,7 @@ class Extension:
         if not name:
             return
         entry = self.catalogue.get(name)
-        why = _unknown(name, self.catalogue) if entry is None else _unavailable(entry)
+        why = unknown(name, self.catalogue) if entry is None else _unavailable(entry)
         if entry is None or why is not None:
             # One line, and the session still gets a runner of ours (F5).
             say(f"c.AutoawaitRunners.default: {why}; the asyncio runner is used instead")
@@ -233,7 +165,7 @@ class Extension:
         if why is not None:
             say(why)
             return False
-        if entry.name == "kernel" and not _in_kernel(self.shell):
+        if entry.name == "kernel" and not self.in_kernel:
             say("kernel: a Jupyter kernel's own asyncio integration, in a kernel only")
             return False
         try:
@@ -273,84 +205,12 @@ class Extension:
         if isinstance(old, Runner):
             old.detach(self.shell)
         if getattr(old, "every_cell", False):
-            self.shell.trio_runner = self._saved["trio_runner"]
+            self.shell.trio_runner = self._trio_runner_found
         _close(old)
 
     def close_active(self) -> None:
         """At exit: end the active runner's session (its background tasks are cancelled)."""
         _close(self.active)
-
-    # -- %autoawait ------------------------------------------------------------------------
-
-    def autoawait_magic(self, line: str) -> None:
-        """Select the runner for top-level ``await`` (extended by autoawait_runners).
-
-        %autoawait            show the active runner and whether autoawait is on
-        %autoawait --list     the catalogue of runners
-        %autoawait NAME       select a runner of the catalogue (asyncio, thread, trio...)
-        %autoawait on|off     turn autoawait on or off, keeping the runner
-        %autoawait OBJ        a runner from the user namespace or a dotted import path
-        """
-        arg = line.strip()
-        shell = self.shell
-        if not arg:
-            state = "on" if shell.autoawait else "off"
-            print(f"autoawait is {state}; runner: {self.describe(shell.loop_runner)}")
-        elif arg in ("--list", "-l"):
-            print(self.listing())
-        elif arg.lower() in ("on", "true", "off", "false"):
-            shell.autoawait = arg.lower() in ("on", "true")
-        elif arg in self.catalogue:
-            self.select(self.catalogue[arg])
-        elif arg in shell.user_ns or "." in arg:
-            self._select_object(arg)
-        else:
-            say(_unknown(arg, self.catalogue))
-
-    # -- %nest -----------------------------------------------------------------------------
-
-    def nest_magic(self, line: str) -> None:
-        """Turn the nesting shim on or off: asyncio.run() and run_until_complete() in cells.
-
-        %nest              say whether it is on, and how nested calls are run
-        %nest on|off       turn it on or off (for the whole process)
-        %nest trio on|off  also let trio.run() run in trio-runner cells (costs every cell)
-        """
-        words = line.lower().split()
-        if words in (["on"], ["true"]):
-            nest_on()
-        elif words in (["off"], ["false"]):
-            nest_off()
-        elif words in (["trio", "on"], ["trio"]):
-            nest_on(trio=True)
-        elif words == ["trio", "off"]:
-            nest_on(trio=False)
-        elif words:
-            say(f"%nest takes on, off, trio on or trio off, not {line.strip()!r}")
-            return
-        if not is_nesting():
-            print("nesting shim is off: asyncio.run() inside a running loop raises RuntimeError")
-            return
-        print(f"nesting shim is on: {STRATEGY}")
-        if trio_cells_nest():
-            print("trio.run() in a trio-runner cell runs in the cell's task (%nest trio off)")
-        else:
-            print("trio.run() in a trio-runner cell is not served (%nest trio on)")
-
-    def _select_object(self, arg: str) -> None:
-        """IPython's own forms: a name in the user namespace, or a dotted import path."""
-        from IPython.utils.importstring import import_item
-
-        try:
-            runner = self.shell.user_ns[arg] if arg in self.shell.user_ns else import_item(arg)
-        except Exception as exc:
-            say(f"cannot import {arg!r}: {type(exc).__name__}: {exc}")
-            return
-        if not callable(runner):
-            say(f"{arg!r} is not a loop runner (it is not callable)")
-            return
-        self.shell.loop_runner = runner
-        self.shell.autoawait = True
 
     def describe(self, runner: Any) -> str:
         for entry in self.catalogue.values():
@@ -358,40 +218,13 @@ class Extension:
                 return f"{entry.name} ({entry.description})"
         module = getattr(runner, "__module__", None) or type(runner).__module__
         if module.startswith("IPython."):
-            if str(runner) == "asyncio" and _in_kernel(self.shell):
+            if str(runner) == "asyncio" and self.in_kernel:
                 return (
                     "the kernel's own asyncio integration (ipykernel awaits cells on its loop; "
                     "a catalogue runner: %autoawait --list)"
                 )
             return f"IPython's own {runner} runner (load a catalogue runner: %autoawait --list)"
         return repr(runner)
-
-    def listing(self) -> str:
-        rows = [("name", "library", "installed", "active", "description")]
-        in_kernel = _in_kernel(self.shell)
-        for name, entry in self.catalogue.items():
-            if name == "kernel":
-                if not in_kernel:
-                    continue
-                entry.runner()  # cheap, and it may be the active one
-            active = entry._runner is not None and (
-                self.shell.loop_runner in (entry._runner, getattr(entry._runner, "wrapped", 0))
-            )
-            installed = (
-                "yes"
-                if entry.installed
-                else "no"
-                if entry.error
-                else f"no: {entry.install_command}"
-            )
-            rows.append((name, entry.library, installed, "*" if active else "", entry.description))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        return "\n".join(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-            + "  "
-            + row[4]
-            for row in rows
-        )
 
 
 def _dotted_loop_factory(path: str) -> Any:
@@ -445,53 +278,6 @@ def _unavailable(entry: Entry) -> str | None:
         f"the {entry.name} runner needs {entry.library}, which is not installed: "
         f"{entry.install_command}"
     )
-
-
-def _unknown(name: str, catalogue: Mapping[str, Entry]) -> str:
-    close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"unknown runner {name!r}{hint} (%autoawait --list shows them all)"
-
-
-#: What the extension's magics take, by magic and the words typed before.
-_MAGIC_ARGUMENTS: dict[str, dict[tuple[str, ...], list[str]]] = {
-    "autoawait": {(): ["--list", "on", "off"]},
-    "nest": {(): ["on", "off", "trio"], ("trio",): ["on", "off"]},
-    "tasks": {(): ["--all", "--tree", "where", "cancel"]},
-}
-
-
-def _argument_matcher(extension: Extension) -> Any:
-    """An IPython completion matcher for the arguments of ``%autoawait`` (runner names
-    too), ``%nest`` and ``%tasks``: only those, not every Python name jedi knows."""
-    from IPython.core.completer import SimpleCompletion, context_matcher
-
-    @context_matcher()  # type: ignore[untyped-decorator]
-    def complete_magic_arguments(context: Any) -> dict[str, Any]:
-        words = context.line_with_cursor.lstrip().split()
-        typed = context.token
-        if typed:
-            words = words[:-1]
-        if not words or (magic := words[0].lstrip("%")) not in _MAGIC_ARGUMENTS:
-            return {"completions": [], "suppress": False}
-        options = list(_MAGIC_ARGUMENTS[magic].get(tuple(words[1:]), []))
-        if magic == "autoawait" and len(words) == 1:
-            names = [
-                name
-                for name in extension.catalogue
-                if name != "kernel" or _in_kernel(extension.shell)
-            ]
-            options = [*names, *options]
-        return {
-            "completions": [
-                SimpleCompletion(text=option, type="argument")
-                for option in options
-                if option.startswith(typed)
-            ],
-            "suppress": True,
-        }
-
-    return complete_magic_arguments
 
 
 def load(shell: InteractiveShell) -> None:

@@ -45,7 +45,7 @@ from typing import Any
 
 import greenlet
 
-from .._core import _private_api
+from .._core import _ctrl_c, _private_api
 from .._core._nested_call import waiter_of
 from ._loops import NESTING_STATE, context_entered, outer_loop_paused
 
@@ -266,13 +266,9 @@ def _new_holder(state: _LoopNesting) -> greenlet.greenlet:
 def _run_forever(state: _LoopNesting) -> None:
     """The owner's body: the loop's ``run_forever``, started again after an exception that
     ``state.survives`` lets pass (its task, which holds it, is reported by the session)."""
-    while True:
-        try:
-            state.loop.run_forever()
-            return
-        except (KeyboardInterrupt, SystemExit) as exc:
-            if state.survives is None or not state.survives(exc):
-                raise
+    _ctrl_c.run_past_interrupts(
+        state.loop.run_forever, survives=lambda exc: bool(state.survives and state.survives(exc))
+    )
 
 
 @contextlib.contextmanager
@@ -435,11 +431,6 @@ def _wake(state: _LoopNesting, parked: _Parked, _: asyncio.Future[Any]) -> None:
             return
         state.idle.append((me, ready))
         woken.switch()
-
-
-def _settle(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _still_to_run(loop: asyncio.AbstractEventLoop) -> int:

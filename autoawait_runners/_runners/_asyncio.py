@@ -19,11 +19,11 @@ parked (``_parking``), so background tasks keep running whenever the kernel is i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._core import _private_api
-from .._core._ctrl_c import Waker
+from .._core import _ctrl_c, _private_api
 from .._core._messages import say
 from ._asyncio_session import (
     AsyncioSession,
@@ -50,7 +50,8 @@ class AsyncioRunner(AsyncioSessionRunner):
 
     def __init__(self) -> None:
         super().__init__()
-        self._waker: Waker | None = None
+        self._waker: _ctrl_c.Waker | None = None
+        self._waker_in_loop = contextlib.ExitStack()
         self._in_cell = False
         self._shell: InteractiveShell | None = None
         self._said_no_idle_progress = False
@@ -88,8 +89,9 @@ class AsyncioRunner(AsyncioSessionRunner):
         session = AsyncioSession(self.name, loop_factory=self.loop_factory)
         # A SIGINT that lands on another thread writes to the waker: the loop wakes up and
         # the main thread runs the handler at once.
-        self._waker = Waker(only_way_to_wake=True)
-        session.loop.add_reader(self._waker.fileno(), self._waker.drain)
+        self._waker = self._waker_in_loop.enter_context(
+            _ctrl_c.waker_in(session.loop, only_way_to_wake=True)
+        )
         self._session = session
         return session
 
@@ -150,10 +152,9 @@ class AsyncioRunner(AsyncioSessionRunner):
             return cancelled
         finally:
             self._session = None
+            self._waker_in_loop.close()
+            self._waker = None
             session.close()
-            if self._waker is not None:
-                self._waker.close()
-                self._waker = None
 
     # -- idle progress in the terminal -----------------------------------------------------
 

@@ -20,12 +20,11 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
-from .._core._ctrl_c import GaveUpWaiting, Waker, sigint_routed_to
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._tracebacks import PACKAGE_DIR
 from .._nesting._loops import context_entered, nested_calls
@@ -38,6 +37,16 @@ REPORT_DELAY = 0.1
 #: A background failure like one shown less than this long ago (same coroutine, exception
 #: type and message) is counted, not shown again; one line gives the count (F6).
 COALESCE_WINDOW = 5.0
+
+# What Ctrl-C must know of asyncio (and of curio's loop, which sleeps in the same place).
+_ctrl_c.know(
+    _ctrl_c.LoopLibrary(
+        "asyncio",
+        waits_in=(("selectors", "select"),),
+        # asyncio.run's and asyncio.Runner's handler (around embed() in a program)
+        sigint_handlers_in=("asyncio.runners",),
+    )
+)
 
 #: Set, in a session's context, to the session: see :class:`AsyncioSession`.
 _session_of_context: contextvars.ContextVar[AsyncioSession] = contextvars.ContextVar(
@@ -59,27 +68,27 @@ def run_cell_as_task(
     create_task: Callable[[CellCoroutine[Any]], asyncio.Task[Any]],
     wait_for: Callable[[Any], Any],
     runner: str,
-    waker: Waker | None = None,
+    waker: _ctrl_c.Waker | None = None,
 ) -> Any:
     """Run a cell as a task of ``loop`` from the thread that waits for it; Ctrl-C goes to
-    the cell (see ``_cell``), and a cell left running by Ctrl-C is cancelled, not left to
-    resume later.
+    the cell (``_ctrl_c.waiting_for``), and a cell left running by Ctrl-C is cancelled, not
+    left to resume later.
 
     ``create_task`` makes the cell's task; ``wait_for(awaitable)`` runs the loop until the
     awaitable is done and returns its result (the asyncio runner runs its session loop;
-    the embed runner waits on a loop already running below it).
+    the embed runner waits on a loop already running below it). ``waker``: the runner's
+    own loop's (see ``_ctrl_c.waker_in``); a loop running below gets one for the cell.
 
-    The Ctrl-C that gives up on a cell (see ``_ctrl_c``) raises
-    KeyboardInterrupt in the signal handler, wherever the main thread is: that is what
-    breaks a loop stuck in Python code. On a loop already running below (a Jupyter
-    kernel's), the main thread is mostly the kernel's own machinery (its output streams,
-    its messaging), which an exception at an arbitrary point can leave half-done; there
-    the waiting caller is told to give up instead, and raises from its own frame.
+    On a loop already running below (a Jupyter kernel's), the main thread is mostly the
+    kernel's own machinery (its output streams, its messaging), which an exception raised
+    by the signal handler at an arbitrary point can leave half-done: there the Ctrl-C that
+    gives up on the cell tells this code to stop waiting, and it raises from here.
     """
     cell = CellCoroutine(coro, translate_cancellation)
     task = create_task(cell)
     running_below = _private_api.running_loop() is loop
     given_up = loop.create_future() if running_below else None
+    here = threading.get_ident()
 
     def cancel() -> None:
         loop.call_soon_threadsafe(task.cancel)
@@ -88,19 +97,23 @@ def run_cell_as_task(
         wait_for(asyncio.wait([task], timeout=timeout))
         return task.done()
 
-    def interrupt() -> bool:
-        if _ctrl_c.interrupt(cell, cancel=cancel, cell_thread=here):
-            return True
-        if given_up is None:
-            return False  # the handler raises KeyboardInterrupt where it is
-        loop.call_soon_threadsafe(_settle, given_up)
-        return True
+    def stop_waiting() -> None:
+        assert given_up is not None
+        loop.call_soon_threadsafe(_resolve, given_up)
 
-    here = threading.get_ident()
+    controls = _ctrl_c.CellControls(
+        cell,
+        runner=runner,
+        thread=lambda: here,
+        cancel=cancel,
+        wait=wait,
+        ended=task.done,
+        stop_waiting=None if given_up is None else stop_waiting,
+    )
     with contextlib.ExitStack() as stack:
         if waker is None and running_below:
-            waker = stack.enter_context(_waker_for_this_cell(loop))
-        stack.enter_context(sigint_routed_to(interrupt, waker=waker))
+            waker = stack.enter_context(_ctrl_c.waker_in(loop, only_way_to_wake=False))
+        stack.enter_context(_ctrl_c.waiting_for(controls, waker=waker))
         try:
             if given_up is None:
                 return wait_for(task)
@@ -111,51 +124,22 @@ def run_cell_as_task(
         finally:
             if given_up is not None:
                 given_up.cancel()
-            if not task.done():
-                _ctrl_c.give_up(cell, cancel=cancel, wait=wait, runner=runner)
-            elif not task.cancelled():
+            if task.done() and not task.cancelled():
                 # A KeyboardInterrupt the cell raised ends the loop's step, and comes out
                 # here before anything retrieved it: asyncio would log it again at exit.
                 task.exception()
 
 
-@contextlib.contextmanager
-def _waker_for_this_cell(loop: asyncio.AbstractEventLoop) -> Iterator[Waker | None]:
-    """A :class:`Waker` in the selector of a loop running below (a kernel's, a program's
-    around ``embed()``) while one cell runs there. Without one, a Ctrl-C that the system
-    delivers to another of the process's threads (a kernel has several) would be handled
-    only when the main thread next wakes: after the cell's ``sleep(60)``."""
-    waker = Waker(only_way_to_wake=False)
-    try:
-        loop.add_reader(waker.fileno(), waker.drain)
-    except (NotImplementedError, RuntimeError):  # a loop without readers, or closed
-        waker.close()
-        yield None
-        return
-    try:
-        yield waker
-    finally:
-        with contextlib.suppress(Exception):  # closed by the cell, or by its owner
-            loop.remove_reader(waker.fileno())
-        waker.close()
-
-
-def _settle(future: asyncio.Future[Any]) -> None:
+def _resolve(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
 
 
 def raised_by_a_task(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt or SystemExit that ended ``run_forever`` came from user
-    code (a background task), so the session loop should run on (F1).
-
-    asyncio lets both end ``run_forever`` and keeps them as the task's exception too: the
-    task is reported as a failed background task, with the traceback of its own frames
-    (the loop's frames the exception went through since are cut off). The Ctrl-C that gives
-    up waiting for a cell must end it.
-    """
-    if isinstance(exc, GaveUpWaiting):
-        return False
+    """For ``_ctrl_c.run_past_interrupts``: a KeyboardInterrupt or SystemExit that ended
+    the session loop's run came from a task, which keeps it and is reported as a failed
+    background task, with the traceback of its own frames (the loop's frames it went
+    through since are cut off). The loop runs on (F1)."""
     cut_to_task_frames(exc)
     return True
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._core import _private_api
+from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, interruption_type
 from .._core._messages import say_failed
 from .._core._tracebacks import PACKAGE_DIR
@@ -35,6 +35,10 @@ from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 if TYPE_CHECKING:
     import curio
+
+
+# What Ctrl-C must know of curio: its kernel sleeps in a selector, as asyncio's loop does.
+_ctrl_c.know(_ctrl_c.LoopLibrary("curio", waits_in=(("selectors", "select"),)))
 
 
 def _not_translated(resumed: Any) -> None:
@@ -71,20 +75,20 @@ class CurioRunner(DedicatedThreadRunner):
         crashes = _CrashReports(self.name)
         logging.getLogger("curio.kernel").addFilter(crashes)
         try:
-            run = functools.partial(kernel.run, self._main, kernel, ready)
-            while True:
-                try:
-                    run()
-                    break
-                except (KeyboardInterrupt, SystemExit) as exc:
-                    # A task's own (Ctrl-C sent to a task that does not yield is one): the
-                    # task is over, the kernel is sound, the session runs on.
-                    main = self._main_task
-                    if main is None or main.terminated:
-                        raise
-                    if isinstance(exc, SystemExit):  # curio logs every other crash
-                        crashes.report(_task_name(exc.__traceback__), exc)
-                    run = functools.partial(kernel.run, main.wait)
+            run = [functools.partial(kernel.run, self._main, kernel, ready)]
+
+            def survives(exc: BaseException) -> bool:
+                # A task's own (Ctrl-C sent to a task that does not yield is one): the task
+                # is over, the kernel is sound, the session runs on, from its main task.
+                main = self._main_task
+                if main is None or main.terminated:
+                    return False
+                if isinstance(exc, SystemExit):  # curio logs every other crash
+                    crashes.report(_task_name(exc.__traceback__), exc)
+                run[0] = functools.partial(kernel.run, main.wait)
+                return True
+
+            _ctrl_c.run_past_interrupts(lambda: run[0](), survives=survives)
             # curio has no public list of a kernel's tasks; this is what its own shutdown
             # cancels, less its own and the cell that asked for the shutdown (finishing).
             left = [

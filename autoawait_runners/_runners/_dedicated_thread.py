@@ -91,6 +91,14 @@ class SubmittedCell:
                 _ctrl_c.note_if_stuck(self.cell, self.session.ident)
         return True
 
+    def ended(self) -> bool:
+        """Whether the outcome is there (without waiting, and without taking it)."""
+        return self._settled.locked()
+
+    def session_thread(self) -> int | None:
+        """The id of the session thread the cell was handed to, once it runs."""
+        return self.session.ident if self.session is not None else None
+
     def result(self) -> Any:
         if self._error is not None:
             raise self._error
@@ -198,30 +206,25 @@ class DedicatedThreadRunner(Runner):
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         cell = self._make_cell(coro)
-        attempts: list[SubmittedCell] = []
+        attempts: list[SubmittedCell] = []  # the hand-overs so far; the last one counts
 
-        def interrupt() -> bool:
-            if not attempts:
-                return True  # not handed over yet: nothing to interrupt
-            submitted = attempts[-1]
-            assert submitted.session is not None and submitted.session.ident is not None
-            return _ctrl_c.interrupt(
-                cell, cancel=submitted.cancel, cell_thread=submitted.session.ident
-            )
+        def thread() -> int | None:
+            return attempts[-1].session_thread() if attempts else None
 
-        # The handler is in place before the hand-over: a Ctrl-C at any point reaches the
-        # cell, never this thread's own code.
-        with _ctrl_c.sigint_routed_to(interrupt):
+        controls = _ctrl_c.CellControls(
+            cell,
+            runner=self.name,
+            thread=thread,
+            cancel=lambda: attempts[-1].cancel(),
+            wait=lambda seconds: attempts[-1].wait(seconds),
+            ended=lambda: not attempts or attempts[-1].ended(),
+        )
+        # Entered before the hand-over: a Ctrl-C at any point reaches the cell, never this
+        # thread's own code.
+        with _ctrl_c.waiting_for(controls):
             try:
                 submitted = self._submit_to_live_session(cell, attempts)
                 submitted.wait()
-            except KeyboardInterrupt:
-                # Only the Ctrl-C that gives up on the cell (see _ctrl_c)
-                # gets here: while it is handed over, or waited for.
-                if attempts:
-                    last = attempts[-1]
-                    _ctrl_c.give_up(last.cell, cancel=last.cancel, wait=last.wait, runner=self.name)
-                raise
             finally:
                 self._waiting.difference_update(attempts)
         return submitted.result()

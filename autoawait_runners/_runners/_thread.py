@@ -16,11 +16,12 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .._core import _ctrl_c
 from .._core._cell import CellCoroutine
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
-    cut_to_task_frames,
+    raised_by_a_task,
     translate_cancellation,
 )
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
@@ -40,18 +41,12 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
         session.loop.call_soon(ready)
         stopped = self._stopped = threading.Event()
         try:
-            while True:
-                try:
-                    session.loop.run_forever()
-                    if stopped.is_set():
-                        return
-                    # Else a cell stopped the loop (loop.stop()): it only ends with the
-                    # session, or its tasks and the cells waiting on it would be lost (F4).
-                except (KeyboardInterrupt, SystemExit) as exc:
-                    # Ctrl-C aimed at a busy cell that yielded just before it landed, or a
-                    # background task's KeyboardInterrupt or SystemExit (the task keeps it
-                    # and is reported): the loop itself must survive it (F1).
-                    cut_to_task_frames(exc)
+            while not stopped.is_set():
+                # Until the session ends: a cell that stopped the loop (loop.stop()) would
+                # lose its tasks and the cells waiting on it (F4); a task's KeyboardInterrupt
+                # or SystemExit (Ctrl-C aimed at a busy cell that yielded just before it
+                # landed, too) is the task's failure, reported, not the loop's (F1).
+                _ctrl_c.run_past_interrupts(session.loop.run_forever, survives=raised_by_a_task)
         finally:
             session.close()
 
@@ -66,7 +61,7 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
         def start() -> None:
             task = session.create_cell_task(submitted.cell)
             tasks.append(task)
-            task.add_done_callback(lambda _: _settle(task, submitted))
+            task.add_done_callback(lambda _: _pass_outcome(task, submitted))
 
         def cancel() -> None:
             # Callbacks run in order: by the time this one runs, the task exists (unless
@@ -93,7 +88,7 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
         self._session = None
 
 
-def _settle(task: asyncio.Task[Any], submitted: SubmittedCell) -> None:
+def _pass_outcome(task: asyncio.Task[Any], submitted: SubmittedCell) -> None:
     if task.cancelled():
         submitted.fail(asyncio.CancelledError())
     elif (exc := task.exception()) is not None:

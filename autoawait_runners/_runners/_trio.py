@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import say_failed
 from .._nesting._shim import trio_cells_nest
@@ -33,6 +34,15 @@ from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 if TYPE_CHECKING:
     import trio
+
+
+# What Ctrl-C must know of trio: where its run loop sleeps, and that the handler trio.run
+# installs (around embed() in a trio program) may be taken over by a cell.
+_ctrl_c.know(
+    _ctrl_c.LoopLibrary(
+        "trio", waits_in=(_private_api.TRIO_WAITS_IN,), sigint_handlers_in=("trio.",)
+    )
+)
 
 
 class SessionNursery:

@@ -1,0 +1,247 @@
+"""``%tasks`` (M2): the session's tasks, where each waits, and cancelling one.
+
+What a task is, and how to cancel one, is each runner's business
+(``Runner.session_tasks``, ``Runner.cancel_task``); this module gives them short ids, finds
+where each waits, and lays out the table: plain text in a terminal, HTML in a notebook.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ._extension import Extension
+
+
+def install(extension: Extension) -> None:
+    shell = extension.shell
+    task_ids = TaskIds()
+
+    def tasks_magic(line: str) -> Any:
+        return tasks(shell, shell.loop_runner, task_ids, line)
+
+    tasks_magic.__doc__ = tasks.__doc__
+    extension.changes.register_magic(tasks_magic, "line", "tasks")
+    extension.complete["tasks"] = lambda words: [] if words else [*_ARGUMENTS]
+
+
+#: What ``%tasks`` takes (completion).
+_ARGUMENTS = ("--all", "--tree", "where", "cancel")
+
+
+#: The widest a terminal row of ``%tasks`` gets.
+WIDTH = 100
+_COLUMNS = ("id", "name", "state", "age", "coroutine", "where")
+
+
+class TaskIds:
+    """Short ids for tasks, given when a listing first shows a task and kept for as long as
+    the task lives (one table per shell)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[Any, int] = {}
+        self._next = 1
+
+    def update(self, alive: list[Any], shown: list[Any]) -> dict[Any, int]:
+        """Forget the tasks no longer ``alive``; number the ``shown`` ones not numbered yet.
+        Returns every id held."""
+        still = set(map(id, alive))
+        self._ids = {task: n for task, n in self._ids.items() if id(task) in still}
+        for task in shown:
+            if task not in self._ids:
+                self._ids[task] = self._next
+                self._next += 1
+        return dict(self._ids)
+
+
+class TaskTable:
+    """``%tasks``' output: plain text in a terminal (at most :data:`WIDTH` columns), a
+    table in a notebook."""
+
+    def __init__(self, rows: list[tuple[str, ...]], depths: list[int], title: str) -> None:
+        self.rows, self.depths, self.title = rows, depths, title
+
+    def text(self) -> str:
+        widths = [len(name) for name in _COLUMNS]
+        cells = [list(row) for row in self.rows]
+        for row, depth in zip(cells, self.depths, strict=True):
+            row[1] = "  " * depth + row[1]
+        for row in cells:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        # Narrow the widest free-text columns until a row fits.
+        while sum(widths) + 2 * (len(widths) - 1) > WIDTH:
+            widest = max((1, 4, 5), key=lambda i: widths[i])
+            widths[widest] -= 1
+        lines = [self.title]
+        for row in [list(_COLUMNS), *cells]:
+            fitted = [_fit(cell, width) for cell, width in zip(row, widths, strict=True)]
+            lines.append("  ".join(fitted).rstrip())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.text())
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{name}</th>" for name in _COLUMNS)
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f'<td style="padding-left:{1.5 * depth}em">{escape(cell)}</td>'
+                if i == 1
+                else f"<td>{escape(cell)}</td>"
+                for i, cell in enumerate(row)
+            )
+            + "</tr>"
+            for row, depth in zip(self.rows, self.depths, strict=True)
+        )
+        return (
+            f"<p>{escape(self.title)}</p><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+
+
+def _fit(cell: str, width: int) -> str:
+    return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "\u2026"
+
+
+def _age(started: float | None) -> str:
+    if started is None:
+        return "?"
+    seconds = max(0.0, time.monotonic() - started)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def await_frames(coro: Any) -> list[Any]:
+    """The frames a coroutine waits in, outermost first: down its ``await`` chain through
+    coroutines, generators and async generators."""
+    frames = []
+    while coro is not None:
+        frame = next(
+            (f for a in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coro, a, None))),
+            None,
+        )
+        if frame is None:
+            break
+        frames.append(frame)
+        coro = next(
+            (n for a in ("cr_await", "gi_yieldfrom", "ag_await") if (n := getattr(coro, a, None))),
+            None,
+        )
+    return frames
+
+
+def _waiting_at(frames: list[Any]) -> Any:
+    """The innermost frame of the user's code (the library's own frames below it say
+    only how the library waits), or the innermost of all if none is the user's."""
+    from .._core._tracebacks import is_plumbing_or_library
+
+    users = [frame for frame in frames if not is_plumbing_or_library(frame.f_code.co_filename)]
+    return (users or frames)[-1]
+
+
+def _place(shell: InteractiveShell, frame: Any) -> str:
+    """``In[3]:4`` for a line of a cell, ``file.py:12`` otherwise."""
+    import os
+
+    filename = frame.f_code.co_filename
+    named = shell.compile.format_code_name(filename)
+    where = named[1] if named else os.path.basename(filename)
+    return f"{where}:{frame.f_lineno}"
+
+
+def _coroutine_name(coro: Any) -> str:
+    return str(getattr(coro, "__qualname__", type(coro).__name__)) + "()"
+
+
+def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
+    """``%tasks``, ``%tasks --all``, ``%tasks --tree``, ``%tasks where ID``,
+    ``%tasks cancel ID``: see docs/magics.rst."""
+    from IPython.core.error import UsageError
+    from IPython.display import display
+
+    words = line.split()
+    options = {word for word in words if word.startswith("--")}
+    action = [word for word in words if not word.startswith("--")]
+    unknown = options - {"--all", "--tree"}
+    if unknown or (action and (len(action) != 2 or action[0] not in ("where", "cancel"))):
+        raise UsageError(
+            f"%tasks takes --all, --tree, 'where ID' or 'cancel ID' (got {line.strip()!r})"
+        )
+    list_tasks = getattr(runner, "session_tasks", None)
+    if list_tasks is None or not getattr(runner, "started", False):
+        raise UsageError(
+            f"%tasks lists the tasks of one of autoawait_runners' sessions; the active runner "
+            f"({runner}) has none"
+        )
+    tree = "--tree" in options
+    try:
+        rows = list_tasks(tree=tree)
+    except NotImplementedError as exc:
+        raise UsageError(str(exc)) from None
+    shown = rows if "--all" in options or action else [row for row in rows if not row.hidden]
+    numbers = ids.update([row.task for row in rows], [] if action else [r.task for r in shown])
+    if action:
+        wanted = action[1]
+        row = next((r for r in rows if str(numbers.get(r.task)) == wanted), None)
+        if row is None:
+            raise UsageError(f"no task {wanted} in the {runner} session (%tasks --all lists them)")
+        if action[0] == "cancel":
+            if row.hidden and row.hidden != "cell":
+                raise UsageError(f"task {wanted} ({row.name}) is the {row.hidden}'s own")
+            try:
+                what = runner.cancel_task(row.task)
+            except ValueError as exc:
+                raise UsageError(f"task {wanted} ({row.name}) cannot be cancelled: {exc}") from None
+            print(f"task {wanted} ({row.name}): {what}")
+            return None
+        print(_where(shell, row, wanted))
+        return None
+    rows = shown
+    if tree and not getattr(runner, "task_tree", False):
+        print(f"{runner}: tasks have no parent/child structure to show; the list is flat")
+    if not rows:
+        print(f"no background tasks in the {runner} session")
+        return None
+    table: list[tuple[str, ...]] = [
+        (
+            str(numbers[row.task]),
+            row.name,
+            row.state + (f" ({row.hidden})" if row.hidden else ""),
+            _age(row.started),
+            _coroutine_name(row.coro),
+            _place(shell, _waiting_at(frames)) if (frames := await_frames(row.coro)) else "-",
+        )
+        for row in rows
+    ]
+    title = f"{len(rows)} task{'s' if len(rows) != 1 else ''} in the {runner} session"
+    display(TaskTable(table, [row.depth for row in rows], title))
+    return None
+
+
+def _where(shell: InteractiveShell, row: Any, number: str) -> str:
+    import linecache
+
+    lines = [f"task {number} ({row.name}, {row.state}, {_age(row.started)} old), waiting in:"]
+    frames = await_frames(row.coro)
+    for frame in frames:
+        lines.append(f"  {_place(shell, frame)} in {frame.f_code.co_name}")
+        source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        if source:
+            lines.append(f"    {source}")
+    if not frames:
+        lines.append("  (no frames: it has not started, or has ended)")
+    return "\n".join(lines)
