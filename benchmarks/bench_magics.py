@@ -14,10 +14,11 @@ Prints a table and writes ``benchmarks/results/magics.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
+
+from _report import print_targets, write_results
 
 HERE = Path(__file__).parent
 RUNNERS = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
@@ -68,26 +69,18 @@ def main() -> int:
         plain = statistics.median(row[1] for row in rows)
         print(f"  {name:8} {timed * 1e6:11.2f} {plain * 1e6:9.2f} {ratios[name]:6.2f}")
     checks = {
-        f"M1 {name} %timeit <= {LIMIT}x a plain loop": r <= LIMIT for name, r in ratios.items()
+        f"M1 {name} %timeit <= {LIMIT}x a plain loop (measured {r:.2f}x)": r <= LIMIT
+        for name, r in ratios.items()
     }
-    print("targets:")
-    for what, ok in checks.items():
-        print(f"  {'met ' if ok else 'MISSED'} {what} (measured {ratios[what.split()[1]]:.2f}x)")
-
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "magics.json").write_text(
-        json.dumps(
-            {
-                "python": sys.version.split()[0],
-                "ipython": __import__("IPython").__version__,
-                "quick": args.quick,
-                "pairs_seconds": pairs,
-                "ratio": ratios,
-                "targets": checks,
-            },
-            indent=2,
-        )
+    print_targets(checks)
+    write_results(
+        "magics",
+        {
+            "quick": args.quick,
+            "pairs_seconds": pairs,
+            "ratio": ratios,
+            "targets": checks,
+        },
     )
     return 0
 

@@ -19,7 +19,6 @@ Prints a table and writes ``benchmarks/results/runners.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _report import print_targets, write_results
 
 HERE = Path(__file__).parent
 OPTIONAL = ("trio", "curio", "greenback", "ipykernel")
@@ -229,26 +230,17 @@ def main() -> int:
     )
     checks.append(("P3 imports none of " + ", ".join(OPTIONAL), not load["optional_imported"]))
     checks += [(f"P4 idle CPU < 2% ({name})", share < 0.02) for name, share in cpu.items()]
-    print("targets:")
-    for what, ok in checks:
-        print(f"  {'met ' if ok else 'MISSED'} {what}")
-
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "runners.json").write_text(
-        json.dumps(
-            {
-                "python": sys.version.split()[0],
-                "ipython": __import__("IPython").__version__,
-                "quick": args.quick,
-                "per_cell_seconds": cell,
-                "per_cell_ratio_to_ipython_asyncio": ratio,
-                "load_ext": load,
-                "idle_cpu_share": cpu,
-                "targets": dict(checks),
-            },
-            indent=2,
-        )
+    print_targets(dict(checks))
+    write_results(
+        "runners",
+        {
+            "quick": args.quick,
+            "per_cell_seconds": cell,
+            "per_cell_ratio_to_ipython_asyncio": ratio,
+            "load_ext": load,
+            "idle_cpu_share": cpu,
+            "targets": dict(checks),
+        },
     )
     return 0
 

@@ -183,6 +183,12 @@ class IPythonPty:
     def expect(self, pattern: str) -> None:
         self.child.expect(pattern)
 
+    def expect_drawn(self, text: str) -> None:
+        """Wait for ``text`` on the screen, whatever escape sequences the terminal's redraws
+        put between its characters (a completion inserted in the middle of a word)."""
+        between = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
+        self.child.expect(between.join(re.escape(char) for char in text))
+
     def text(self) -> str:
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(self.transcript))
 

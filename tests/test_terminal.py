@@ -358,7 +358,7 @@ def test_tab_after_autoawait_offers_runner_names_only(ipython_pty: type[IPythonP
     ipy.child.send("\r")  # and run the line
     ipy.next_prompt()
     ipy.child.send("%autoawait cu\t")
-    ipy.expect("%autoawait curio")
+    ipy.expect_drawn("%autoawait curio")
     ipy.child.send("\r")
     ipy.expect("curio")
     ipy.next_prompt()

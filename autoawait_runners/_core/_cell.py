@@ -177,7 +177,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
                 raise yielded
             return yielded
         decoy = task.get_loop().create_future()
-        decoy._asyncio_future_blocking = True  # what `await future` sets before yielding it
+        _private_api.mark_blocking(decoy)  # as `await decoy` would, before yielding it
         self._decoy, self._held = decoy, yielded
         return decoy
 

@@ -332,14 +332,13 @@ _handler_reprs_named: set[str] = set()  # handlers that cannot be held weakly
 
 def _say_once_per_handler(handler: Any, message: str) -> None:
     try:
-        if handler in _handlers_named:
-            return
+        named = handler in _handlers_named
         _handlers_named.add(handler)
-    except TypeError:
-        if repr(handler) in _handler_reprs_named:
-            return
+    except TypeError:  # cannot be held weakly: known by its repr
+        named = repr(handler) in _handler_reprs_named
         _handler_reprs_named.add(repr(handler))
-    say(message)
+    if not named:
+        say(message)
 
 
 @contextmanager

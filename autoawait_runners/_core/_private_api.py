@@ -1,4 +1,5 @@
-"""Every name this package uses that Python, asyncio, IPython or curio do not promise to keep.
+"""Every name this package uses that Python, asyncio, IPython, traitlets, ipykernel, trio or
+curio do not promise to keep.
 
 Each one is used through this module only, so that a new Python or library release breaks
 one place, and :func:`missing` (run by ``tests/test_private_api.py`` on every Python in CI)
@@ -31,6 +32,12 @@ asyncio:
 - ``Task._must_cancel``: a cancellation requested but not delivered yet (the cell wrapper).
 - ``Task._log_destroy_pending``: silence "Task was destroyed but it is pending" for a task
   that ignored cancellation and is abandoned at the end of a session.
+- ``Handle._context``: the context a handle runs in, to tell a handle that cannot enter it
+  (a parked nested call holds it) from any other failure (parking).
+- ``Future._asyncio_future_blocking``: what ``await future`` sets before yielding the
+  future to its task; the cell wrapper yields a decoy future of its own (the cell wrapper).
+- ``BaseEventLoop.call_exception_handler`` shadowed on a loop instance: the loop's own
+  error path, looked at first while nested calls are parked (parking).
 
 IPython:
 
@@ -42,6 +49,26 @@ IPython:
   awaiting ``%time`` reads the same.
 - ``InteractiveShell._atexit_once``: where terminal IPython clears the namespace at exit;
   the session ends first (F2).
+- ``TerminalInteractiveShell._extra_prompt_options``: the prompt's options (its key bindings,
+  completer, colours), for the ``embed()`` prompt read on a host's loop.
+- ``InteractiveShellEmbed(_init_location_id=)`` and ``shell(_call_location_id=)``: where
+  ``embed()`` was called, which ``exit_raise`` and ``%kill_embedded`` go by, as
+  ``IPython.embed`` passes it.
+
+traitlets:
+
+- ``SingletonConfigurable._instance`` and ``_walk_mro``: the shell instance, cleared for
+  an embedded shell and put back after it, as ``IPython.embed`` does.
+
+ipykernel 6 (not 7):
+
+- ``OutStream._thread_to_parent_header``/``_thread_to_parent``: which cell a thread's
+  output goes to; a runner's own thread is unpinned, so output goes to the current cell.
+
+trio:
+
+- ``trio._core._io_*`` ``get_events``: the innermost frame of a trio run waiting for I/O
+  or timers, running nothing (Ctrl-C: cancel, rather than raise in the loop).
 
 curio:
 
@@ -102,6 +129,28 @@ def forget_pending(task: asyncio.Task[Any]) -> None:
     task._log_destroy_pending = False  # type: ignore[attr-defined]
 
 
+def handle_context(handle: asyncio.Handle) -> Any:
+    """The context a handle runs its callback in."""
+    return handle._context  # type: ignore[attr-defined]
+
+
+def mark_blocking(future: asyncio.Future[Any]) -> None:
+    """Mark a future as ``await future`` does before yielding it to its task."""
+    future._asyncio_future_blocking = True
+
+
+def shadow_exception_handler(
+    loop: asyncio.AbstractEventLoop, handler: Callable[[dict[str, Any]], None]
+) -> None:
+    """Have the loop's own errors go to ``handler`` first (an instance attribute, found
+    before the class's method); :func:`unshadow_exception_handler` undoes it."""
+    loop.call_exception_handler = handler  # type: ignore[method-assign,assignment]
+
+
+def unshadow_exception_handler(loop: asyncio.AbstractEventLoop) -> None:
+    del loop.call_exception_handler
+
+
 def pseudo_sync_runner() -> Callable[[Any], Any]:
     from IPython.core.async_helpers import _pseudo_sync_runner
 
@@ -124,6 +173,44 @@ def format_time(seconds: float) -> str:
 ATEXIT_ONCE = "_atexit_once"
 
 
+def extra_prompt_options(shell: Any) -> dict[str, Any]:
+    """The options terminal IPython reads its prompt with."""
+    return shell._extra_prompt_options()  # type: ignore[no-any-return]
+
+
+def embed_location(where: str) -> dict[str, str]:
+    """``InteractiveShellEmbed(**embed_location(where))``: where the shell was made."""
+    return {"_init_location_id": where}
+
+
+def call_location(where: str) -> dict[str, str]:
+    """``shell(**call_location(where))``: where the embedded shell is entered."""
+    return {"_call_location_id": where}
+
+
+def singleton_instance(cls: Any) -> Any:
+    """A traitlets singleton class's instance, or None."""
+    return cls._instance
+
+
+def restore_singleton_instance(instance: Any) -> None:
+    """Make ``instance`` its class's singleton again (and its bases'), as it was."""
+    for cls in type(instance)._walk_mro():
+        cls._instance = instance
+
+
+#: ipykernel 6's tables of which cell a thread's output goes to (ipykernel 7 has none).
+IPYKERNEL6_THREAD_PINS = ("_thread_to_parent_header", "_thread_to_parent")
+
+
+def unpin_thread_output(stream: Any, thread_id: int) -> None:
+    """Let ``thread_id``'s output go to the current cell (ipykernel 6)."""
+    for table in IPYKERNEL6_THREAD_PINS:
+        pins = getattr(stream, table, None)
+        if isinstance(pins, dict):
+            pins.pop(thread_id, None)
+
+
 #: Where trio's run loop waits for I/O or timers, running nothing: (module name prefix,
 #: function name) of its innermost frame then (``trio._core._io_epoll`` on Linux).
 TRIO_WAITS_IN = ("trio._core._io_", "get_events")
@@ -139,6 +226,54 @@ def _trio_waits_in_get_events() -> bool:
         for value in vars(module).values()
         if isinstance(value, type)
     )
+
+
+def _shadows_exception_handler(loop: asyncio.AbstractEventLoop) -> bool:
+    seen: list[dict[str, Any]] = []
+    shadow_exception_handler(loop, seen.append)
+    try:
+        loop.call_exception_handler({"message": "check"})
+    finally:
+        unshadow_exception_handler(loop)
+    return seen == [{"message": "check"}]
+
+
+def _singleton_is_there() -> bool:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    return hasattr(InteractiveShell, "_instance") and callable(InteractiveShell._walk_mro)
+
+
+def _terminal_shell() -> Any:
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+
+    return TerminalInteractiveShell
+
+
+def _embed_locations() -> bool:
+    import inspect
+
+    from IPython.terminal.embed import InteractiveShellEmbed
+
+    # Both are popped from **kw.
+    made = inspect.getsource(InteractiveShellEmbed.__init__)
+    entered = inspect.getsource(InteractiveShellEmbed.__call__)
+    return "_init_location_id" in made and "_call_location_id" in entered
+
+
+def _ipykernel6_pins() -> bool:
+    """ipykernel 6's OutStream makes the tables; 7 has none, and needs no unpinning."""
+    import inspect
+
+    try:
+        import ipykernel
+        from ipykernel.iostream import OutStream
+    except ImportError:
+        return True
+    if int(str(getattr(ipykernel, "__version__", "7")).split(".")[0]) >= 7:
+        return True
+    source = inspect.getsource(OutStream)
+    return all(table in source for table in IPYKERNEL6_THREAD_PINS)
 
 
 def curio_tasks(kernel: Any) -> dict[int, Any]:
@@ -178,6 +313,13 @@ def missing() -> list[str]:
             raise ValueError
 
         task = loop.create_task(fail())
+        handle = loop.call_soon(int)
+        need("Handle._context", lambda: handle_context(handle) is not None)
+        need("Future._asyncio_future_blocking", lambda: hasattr(task, "_asyncio_future_blocking"))
+        need(
+            "BaseEventLoop.call_exception_handler, shadowed on the instance",
+            lambda: _shadows_exception_handler(loop),
+        )
         need("Task._must_cancel", lambda: hasattr(task, "_must_cancel"))
         need("Task._log_destroy_pending", lambda: hasattr(task, "_log_destroy_pending"))
         loop.run_until_complete(asyncio.wait([task]))
@@ -192,6 +334,13 @@ def missing() -> list[str]:
         "InteractiveShell._atexit_once",
         lambda: callable(getattr(__import__("IPython").InteractiveShell, ATEXIT_ONCE)),
     )
+    need("traitlets SingletonConfigurable._instance, _walk_mro", _singleton_is_there)
+    need(
+        "TerminalInteractiveShell._extra_prompt_options",
+        lambda: callable(_terminal_shell()._extra_prompt_options),
+    )
+    need("InteractiveShellEmbed _init_location_id, _call_location_id", _embed_locations)
+    need("ipykernel 6 OutStream " + ", ".join(IPYKERNEL6_THREAD_PINS), _ipykernel6_pins)
     try:
         import trio  # noqa: F401
     except ImportError:

@@ -244,7 +244,9 @@ def _shell_class() -> type[InteractiveShellEmbed]:
             assert self.pt_app is not None  # a terminal shell always has one
             with patch_stdout(raw=True):
                 prompt = self.pt_app.prompt_async(
-                    default=default, handle_sigint=False, **self._extra_prompt_options()
+                    default=default,
+                    handle_sigint=False,
+                    **_private_api.extra_prompt_options(self),
                 )
                 return awaiter(prompt)  # type: ignore[no-any-return]
 
@@ -268,7 +270,7 @@ def _make_shell(
         settings.update(loop_runner=using, autoawait=using != "sync")
     config.TerminalInteractiveShell.update(settings)
     shell = _shell_class().instance(
-        _init_location_id=f"{caller.f_code.co_filename}:{caller.f_lineno}", **kwargs
+        **_private_api.embed_location(f"{caller.f_code.co_filename}:{caller.f_lineno}"), **kwargs
     )
     # The extension's magics and shim in the embedded shell too (%autoawait --list,
     # %nest, %tasks, asyncio.run() in a cell); the runner stays the one chosen here, which
@@ -290,21 +292,20 @@ def _embedded_instance() -> Iterator[None]:
 
     saved_ps = (getattr(sys, "ps1", None), getattr(sys, "ps2", None))
     saved_excepthook = sys.excepthook  # the shell installs its own; the program keeps its
-    outer = InteractiveShell._instance
+    outer = _private_api.singleton_instance(InteractiveShell)
     if outer is not None:
         type(outer).clear_instance()
     try:
         yield
     finally:
-        shell = InteractiveShell._instance
+        shell = _private_api.singleton_instance(InteractiveShell)
         if shell is not None:
             from .._ipython._extension import unload
 
             unload(shell)
             type(shell).clear_instance()
         if outer is not None:
-            for cls in type(outer)._walk_mro():
-                cls._instance = outer
+            _private_api.restore_singleton_instance(outer)
         if saved_ps[0] is not None:
             sys.ps1, sys.ps2 = saved_ps
         sys.excepthook = saved_excepthook
@@ -326,7 +327,7 @@ def embed(*, header: str = "", compile_flags: int | None = None, **kwargs: Any) 
             header=header,
             stack_depth=2,
             compile_flags=compile_flags,
-            _call_location_id=f"{caller.f_code.co_filename}:{caller.f_lineno}",
+            **_private_api.call_location(f"{caller.f_code.co_filename}:{caller.f_lineno}"),
         )
 
 
@@ -355,7 +356,7 @@ async def aembed(*, header: str = "", **kwargs: Any) -> None:
                 local_ns=caller.f_locals,
                 module=module,
                 compile_flags=compile_flags,
-                _call_location_id=f"{caller.f_code.co_filename}:{caller.f_lineno}",
+                **_private_api.call_location(f"{caller.f_code.co_filename}:{caller.f_lineno}"),
             )
 
     try:

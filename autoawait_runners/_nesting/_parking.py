@@ -118,7 +118,7 @@ class _LoopNesting:
             return
         self.nested += 1
         # An instance attribute, found before the class's method (see the module docstring).
-        self.loop.call_exception_handler = self.handle_exception  # type: ignore[method-assign]
+        _private_api.shadow_exception_handler(self.loop, self.handle_exception)
 
     def unpark(self, parked: _Parked) -> None:
         parked.waiting = False
@@ -127,7 +127,7 @@ class _LoopNesting:
             return
         self.nested -= 1
         if self.nested == 0:
-            del self.loop.call_exception_handler
+            _private_api.unshadow_exception_handler(self.loop)
             # After what is queued now: the caller's step, still inside the context, ends
             # before the loop's next iteration.
             self.requeue_deferred()
@@ -140,7 +140,7 @@ class _LoopNesting:
         if (
             isinstance(exc, RuntimeError)
             and isinstance(handle, asyncio.Handle)
-            and context_entered(handle._context)  # type: ignore[attr-defined]
+            and context_entered(_private_api.handle_context(handle))
         ):
             self.deferred.append(handle)
             return

@@ -399,9 +399,11 @@ def in_tree_order(rows: list[TaskRow]) -> list[TaskRow]:
     for row in rows:
         children.setdefault(parent_of(row), []).append(row)
     ordered: list[TaskRow] = []
+    placed: set[int] = set()  # ids of the tasks in `ordered`
 
     def add(row: TaskRow, depth: int) -> None:
         ordered.append(dataclasses.replace(row, depth=depth))
+        placed.add(id(row.task))
         for child in children.pop(row.task, []):
             add(child, depth + 1)
 
@@ -409,7 +411,7 @@ def in_tree_order(rows: list[TaskRow]) -> list[TaskRow]:
         add(root, 0)
     for rest in list(children.values()):  # a cycle of awaits: shown, flat
         for row in rest:
-            if all(row.task is not done.task for done in ordered):
+            if id(row.task) not in placed:
                 add(row, 0)
     return ordered
 

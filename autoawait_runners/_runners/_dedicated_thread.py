@@ -25,7 +25,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .._core import _ctrl_c
+from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import SHUTDOWN_TIMEOUT, say, say_failed
 from ._base import Runner, RunnerUnavailable
@@ -46,18 +46,15 @@ def _output_goes_to_the_current_cell() -> None:
     """
     here = threading.get_ident()
     for stream in (sys.stdout, sys.stderr):
-        for table in ("_thread_to_parent_header", "_thread_to_parent"):
-            pins = getattr(stream, table, None)
-            if isinstance(pins, dict):
-                pins.pop(here, None)
+        _private_api.unpin_thread_output(stream, here)
 
 
 class SubmittedCell:
     """A cell handed to the loop thread: how to cancel it there, and how it ended."""
 
-    __slots__ = ("_error", "_finished", "_settled", "_value", "cancel", "cell", "session")
+    __slots__ = ("_error", "_finished", "_settled", "_value", "cancel", "cell", "loop_thread")
 
-    def __init__(self, cell: CellCoroutine[Any], session: threading.Thread | None) -> None:
+    def __init__(self, cell: CellCoroutine[Any], loop_thread: threading.Thread | None) -> None:
         self.cell = cell
         self._finished = threading.Lock()
         self._finished.acquire()
@@ -66,8 +63,8 @@ class SubmittedCell:
         self._error: BaseException | None = None
         #: Thread-safe: cancel the cell in its loop. Set by the runner when it starts it.
         self.cancel: Callable[[], None] = lambda: None
-        #: The session thread the cell is handed to.
-        self.session = session
+        #: The thread of the session loop the cell is handed to.
+        self.loop_thread = loop_thread
 
     def succeed(self, value: Any) -> None:
         if self._settled.acquire(blocking=False):  # the first outcome wins
@@ -87,17 +84,17 @@ class SubmittedCell:
         # signal goes to any thread that does not block it); this thread then only runs the
         # handler once it wakes up. So wake up now and then, and let it run.
         while not self._finished.acquire(timeout=SIGNAL_POLL):
-            if self.session is not None and self.session.ident is not None:
-                _ctrl_c.note_if_stuck(self.cell, self.session.ident)
+            if self.loop_thread is not None and self.loop_thread.ident is not None:
+                _ctrl_c.note_if_stuck(self.cell, self.loop_thread.ident)
         return True
 
     def ended(self) -> bool:
         """Whether the outcome is there (without waiting, and without taking it)."""
         return self._settled.locked()
 
-    def session_thread(self) -> int | None:
-        """The id of the session thread the cell was handed to, once it runs."""
-        return self.session.ident if self.session is not None else None
+    def loop_thread_id(self) -> int | None:
+        """The id of the loop thread the cell was handed to, once it runs."""
+        return self.loop_thread.ident if self.loop_thread is not None else None
 
     def result(self) -> Any:
         if self._error is not None:
@@ -194,7 +191,7 @@ class DedicatedThreadRunner(Runner):
     def _thread_ended(self) -> None:
         """Release whoever still waits on this session; the next cell starts a new one."""
         for submitted in list(self._waiting):
-            if submitted.session is threading.current_thread():
+            if submitted.loop_thread is threading.current_thread():
                 submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
         if self._thread is threading.current_thread():
             self._thread = None
@@ -209,7 +206,7 @@ class DedicatedThreadRunner(Runner):
         attempts: list[SubmittedCell] = []  # the hand-overs so far; the last one counts
 
         def thread() -> int | None:
-            return attempts[-1].session_thread() if attempts else None
+            return attempts[-1].loop_thread_id() if attempts else None
 
         controls = _ctrl_c.CellControls(
             cell,
