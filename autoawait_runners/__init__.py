@@ -28,11 +28,13 @@ if TYPE_CHECKING:
     from ._runners._curio import CurioRunner
     from ._runners._thread import AsyncioThreadRunner
     from ._runners._trio import SessionNursery, TrioRunner, trio_nursery
+    from ._runners._uvloop import UvloopRunner
 
     asyncio_runner: AsyncioRunner
     thread_runner: AsyncioThreadRunner
     trio_runner: TrioRunner
     curio_runner: CurioRunner
+    uvloop_runner: UvloopRunner
     embed_runner: EmbedRunner
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ __all__ = [
     "trio_nursery",
     "trio_runner",
     "unload_ipython_extension",
+    "uvloop_runner",
 ]
 
 # name -> (module, attribute): what `from autoawait_runners import X` loads on first use.
@@ -65,6 +68,7 @@ _LAZY = {
     "thread_runner": ("._runners._thread", "_runner"),
     "trio_runner": ("._runners._trio", "_runner"),
     "curio_runner": ("._runners._curio", "_runner"),
+    "uvloop_runner": ("._runners._uvloop", "_runner"),
     "trio_nursery": ("._runners._trio", "trio_nursery"),
     "SessionNursery": ("._runners._trio", "SessionNursery"),
     "embed_runner": ("._embed._embed", "embed_runner"),

@@ -67,8 +67,10 @@ def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
         InteractiveShell.clear_instance()
 
 
-#: runner -> the library its cells await with
+#: The persistent runners (R1-R9) -> the library their cells await with. Tests of every
+#: persistent runner take their names from here.
 LIBRARY = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
+PERSISTENT = list(LIBRARY)
 
 
 @pytest.fixture(params=list(LIBRARY))

@@ -62,7 +62,8 @@ def test_builtins_are_registered_through_the_entry_point_group() -> None:
 
 def test_dotted_paths_are_the_catalogue_objects() -> None:
     catalogue = Catalogue()
-    for name in ("asyncio", "thread", "trio", "curio", "embed"):
+    for name in BUILTIN_ENTRY_POINTS:  # every built-in, so a new one cannot be forgotten
+        assert f"{name}_runner" in autoawait_runners.__all__
         assert getattr(autoawait_runners, f"{name}_runner") is catalogue[name].runner()
 
 

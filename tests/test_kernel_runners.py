@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT
+from conftest import PERSISTENT, TIMEOUT
 from kernel import Kernel
 
 pytestmark = pytest.mark.kernel
@@ -93,7 +93,7 @@ def test_runner_output_reaches_the_client_and_objects_persist(kernel: Kernel, ru
         assert "set in a cell" in kernel.ok("var.get('not seen')")
 
 
-@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_background_tasks_run_while_the_kernel_is_idle(
     kernel: Kernel, runner: str, tmp_path: Path
 ) -> None:  # K1, R2
@@ -104,7 +104,7 @@ def test_background_tasks_run_while_the_kernel_is_idle(
     wait_for_ticks(ticks, count(ticks))
 
 
-@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio", "embed"])
+@pytest.mark.parametrize("runner", [*PERSISTENT, "embed"])
 def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
     kernel: Kernel, runner: str, tmp_path: Path
 ) -> None:  # K1, R5
@@ -132,7 +132,7 @@ def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
     wait_for_ticks(ticks, count(ticks))
 
 
-@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_a_kernel_interrupt_of_a_busy_cell_shows_only_the_cell(
     kernel: Kernel, runner: str
 ) -> None:  # K1, R5, R9
@@ -194,7 +194,7 @@ def test_closing_the_asyncio_runner_cancels_its_tasks_not_the_kernels(kernel: Ke
     assert "inside True grandchild True outside False" in output
 
 
-@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio", "embed"])
+@pytest.mark.parametrize("runner", [*PERSISTENT, "embed"])
 def test_a_kernel_interrupt_stops_a_busy_cell_where_it_is(kernel: Kernel, runner: str) -> None:
     select(kernel, runner)  # R5: Python code (no await) gets KeyboardInterrupt in place
     output = interrupted(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import SUPPORT, TIMEOUT, IPythonPty, Shell, send_sigint_when, start_with_runner
+from conftest import (
+    PERSISTENT,
+    SUPPORT,
+    TIMEOUT,
+    IPythonPty,
+    Shell,
+    send_sigint_when,
+    start_with_runner,
+)
 from kernel import Kernel
 
 from autoawait_runners._ipython._timing_magics import await_timing_magics
@@ -161,7 +169,7 @@ def test_timing_magics_await_in_a_kernel(kernel: Kernel, runner: str) -> None:  
 
 
 @pytest.mark.pty
-@pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_ctrl_c_stops_timeit_await_in_a_terminal(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # M1, R5

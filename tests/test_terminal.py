@@ -9,11 +9,10 @@ import time
 
 import pexpect
 import pytest
-from conftest import IPythonPty, start_with_runner
+from conftest import PERSISTENT, IPythonPty, start_with_runner
 
 pytestmark = pytest.mark.pty
 
-RUNNERS = ["asyncio", "thread", "trio", "curio"]
 
 #: How each runner announces a background task that failed.
 FAILURE_LINE = {
@@ -30,7 +29,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_background_tasks_progress_while_the_prompt_is_idle(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R2
@@ -46,7 +45,7 @@ def test_background_tasks_progress_while_the_prompt_is_idle(
     ipy.exit()
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_ctrl_c_cancels_the_cell_and_nothing_resumes(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R5
@@ -64,7 +63,7 @@ def test_ctrl_c_cancels_the_cell_and_nothing_resumes(
     ipy.exit()
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_ctrl_c_stops_a_cell_busy_in_python_code(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R5
@@ -79,7 +78,7 @@ def test_ctrl_c_stops_a_cell_busy_in_python_code(
     ipy.exit()
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_background_failure_is_shown_while_idle(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R6
@@ -91,7 +90,7 @@ def test_background_failure_is_shown_while_idle(
     ipy.exit()
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_exit_cancels_background_tasks_promptly(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R8
@@ -109,7 +108,7 @@ def test_exit_cancels_background_tasks_promptly(
     assert elapsed < 10, elapsed  # the target is 2 s (see benchmarks); this catches hangs
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_clean_up_at_exit_still_sees_the_session_namespace(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # F2, R8
@@ -128,7 +127,7 @@ def test_clean_up_at_exit_still_sees_the_session_namespace(
     assert ipy.child.exitstatus == 0
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", PERSISTENT)
 @pytest.mark.parametrize("what", ["exit", "ctrl-c"])
 def test_a_background_sys_exit_or_ctrl_c_at_the_idle_prompt_kills_nothing(
     ipython_pty: type[IPythonPty], runner: str, what: str
