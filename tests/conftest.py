@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +50,28 @@ class Shell:
         return self.ip.user_ns  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
-    """A fresh InteractiveShell with autoawait_runners loaded (asyncio runner active)."""
+@contextmanager
+def fresh_shell() -> Iterator[InteractiveShell]:
+    """A new InteractiveShell, the extension unloaded and the shell gone at the end."""
     InteractiveShell.clear_instance()
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # nothing written to the user's profile
     ip = InteractiveShell.instance(colors="nocolor", config=config)
-    ip.run_line_magic("load_ext", "autoawait_runners")
-    shell = Shell(ip, capfd)
     try:
-        yield shell
+        yield ip
     finally:
         if "autoawait_runners" in ip.extension_manager.loaded:
             ip.run_line_magic("unload_ext", "autoawait_runners")
         ip.history_manager.end_session()
         InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
+    """A fresh InteractiveShell with autoawait_runners loaded (asyncio runner active)."""
+    with fresh_shell() as ip:
+        ip.run_line_magic("load_ext", "autoawait_runners")
+        yield Shell(ip, capfd)
 
 
 #: The persistent runners (R1-R9) -> the library their cells await with. Tests of every

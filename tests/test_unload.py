@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import fresh_shell
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 
 def shell_state(ip: InteractiveShell) -> dict[str, Any]:
@@ -48,17 +48,8 @@ def shell_state(ip: InteractiveShell) -> dict[str, Any]:
 
 @pytest.fixture
 def bare_shell() -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ip = InteractiveShell.instance(colors="nocolor", config=config)
-    try:
+    with fresh_shell() as ip:
         yield ip
-    finally:
-        if "autoawait_runners" in ip.extension_manager.loaded:
-            ip.run_line_magic("unload_ext", "autoawait_runners")
-        ip.history_manager.end_session()
-        InteractiveShell.clear_instance()
 
 
 def use_everything(ip: InteractiveShell) -> None:
