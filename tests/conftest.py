@@ -249,3 +249,5 @@ def ipython_pty() -> Iterator[type[IPythonPty]]:
     yield Tracked
     for pty in started:
         pty.close()
+        # Shown by pytest only when the test failed: what the terminal showed, to the end.
+        print(f"--- the terminal's last 3000 characters:\n{pty.text()[-3000:]}")
