@@ -96,10 +96,13 @@ def test_a_level_triggered_cancellation_keeps_translating() -> None:
 
 def test_nested_calls_are_counted_even_when_they_fail() -> None:
     cell = CellCoroutine(Suspend().__await__(), untranslated)  # type: ignore[arg-type]
-    with pytest.raises(ValueError), cell.in_nested_call():
+    awaited = Suspend().__await__()  # a generator: no coroutine frame to note
+    with pytest.raises(ValueError), cell.in_nested_call(awaited):
         assert cell.nested_calls == 1
+        assert cell.nested_frames == [None]
         raise ValueError
     assert cell.nested_calls == 0
+    assert cell.nested_frames == []
     cell.close()
 
 

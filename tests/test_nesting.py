@@ -504,3 +504,48 @@ def test_a_private_uvloop_loop_runs_inside_a_cell(nested_shell: Shell) -> None:
             nested_shell.ok("asyncio.run(loop_class(), loop_factory=uvloop.new_event_loop)")
             == "uvloop"
         )
+
+
+HOG = """
+import asyncio, os, signal, threading, time
+parked, hog_busy = threading.Event(), threading.Event()
+
+async def hog():
+    # A background task busy in Python code most of the time, yielding now and then.
+    while True:
+        hog_busy.set()
+        end = time.monotonic() + 0.2
+        while time.monotonic() < end:
+            pass
+        hog_busy.clear()
+        await asyncio.sleep(0.001)
+
+async def sleeper():
+    parked.set()
+    try:
+        await asyncio.sleep(100)
+    finally:
+        print("cleanup ran")
+
+def press_while_the_hog_runs():
+    # Ctrl-C once the cell waits in its nested call and the hog runs Python code.
+    parked.wait(30)
+    while not hog_busy.wait(30) or not hog_busy.is_set():
+        pass
+    os.kill(os.getpid(), signal.SIGINT)
+"""
+
+
+def test_ctrl_c_while_another_task_runs_goes_to_the_parked_cell_not_that_task(
+    nested_shell: Shell,
+) -> None:  # R5: a press while a background task runs is the cell's
+    nested_shell.ok(HOG)
+    nested_shell.ok("h = asyncio.create_task(hog())")
+    nested_shell.ok("threading.Thread(target=press_while_the_hog_runs, daemon=True).start()")
+    nested_shell.output()
+    result = nested_shell.run("asyncio.run(sleeper())")
+    output = nested_shell.output()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt), output
+    assert "cleanup ran" in output
+    assert nested_shell.ok("h.done()") is False, output  # the hog was not interrupted
+    nested_shell.ok("h.cancel()")

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from . import _private_api
-from ._nested_call import NestedCallWaiter
+from ._nested_call import NestedCallWaiter, frame_of
 
 T = TypeVar("T")
 
@@ -80,6 +80,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         "executing",
         "interrupts",
         "nested_calls",
+        "nested_frames",
         "pending_interrupt",
         "raised_where",
         "started",
@@ -106,6 +107,8 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         self.interrupts = 0
         self.pending_interrupt = False
         self.nested_calls = 0
+        #: The outermost frame of each nested call's code the cell waits in, innermost last.
+        self.nested_frames: list[Any] = []
         self._stale_task: Any = None
         self._decoy: Any = None
         self._held: Any = None
@@ -200,18 +203,21 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
     # -- the nesting shim: a cell parked in a nested asyncio.run() ------------------------
 
     @contextmanager
-    def in_nested_call(self) -> Iterator[None]:
+    def in_nested_call(self, awaited: Any) -> Iterator[None]:
         """While the cell waits in a nested ``asyncio.run()`` (see ``_nesting``).
 
-        Its step has not returned, so :attr:`executing` stays true; but when the loop is
-        only waiting for I/O or timers, Ctrl-C should cancel (the nested call is cancelled,
-        its clean-up runs) rather than raise wherever the loop happens to be.
+        Its step has not returned, so :attr:`executing` stays true; but the loop runs other
+        code meanwhile (other tasks, its own), where Ctrl-C should not land: it cancels the
+        cell (the nested call is cancelled, its clean-up runs), unless the nested call's own
+        code is running (:attr:`nested_frames`), which it interrupts there.
         """
         self.nested_calls += 1
+        self.nested_frames.append(frame_of(awaited))
         try:
             yield
         finally:
             self.nested_calls -= 1
+            self.nested_frames.pop()
 
     def nested_call_cancelled(self, exc: BaseException) -> BaseException:
         """What the cell sees when its nested call was cancelled: the interruption, if

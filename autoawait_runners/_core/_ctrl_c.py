@@ -50,8 +50,9 @@ The flags, on the cell (see ``CellCoroutine``):
 - ``interrupts``: presses so far, counted by the handler (main thread);
 - ``pending_interrupt``: set by the handler, cleared by the cell's thread once the
   cancellation it caused reached the cell as the interruption;
-- ``nested_calls``: the cell is parked in a nested ``asyncio.run()``, whose loop may only be
-  waiting for events (then Ctrl-C cancels rather than raises).
+- ``nested_calls`` and ``nested_frames``: the cell is parked in a nested ``asyncio.run()``,
+  whose loop runs other code meanwhile (then Ctrl-C cancels rather than raises, unless
+  the nested call's own code runs: :func:`_raises_in_place`).
 
 What cancellation looks like in each library, and how to cancel from another thread, is
 each runner's business: it passes ``cancel`` and a translation to the cell.
@@ -108,7 +109,7 @@ def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thre
     cell.interrupts += 1
     if cell.interrupts >= ABANDON_AFTER:
         return False
-    if cell.executing and not (cell.nested_calls and _waiting_for_events(cell_thread)):
+    if _raises_in_place(cell, cell_thread):
         if cell_thread == threading.get_ident():
             raise KeyboardInterrupt
         if raise_in_thread(cell_thread, KeyboardInterrupt):
@@ -118,7 +119,8 @@ def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thre
                 cell.raised_where = (frame, frame.f_lasti, time.monotonic())
             return True
     elif (
-        cell.interrupts > 1
+        not cell.executing
+        and cell.interrupts > 1
         and cell_thread != threading.get_ident()
         and not _waiting_for_events(cell_thread)
     ):
@@ -129,6 +131,38 @@ def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thre
     cell.pending_interrupt = True
     cancel()
     return True
+
+
+def _raises_in_place(cell: CellCoroutine[Any], cell_thread: int) -> bool:
+    """Whether a press raises KeyboardInterrupt where the cell's thread is, rather than
+    cancel the cell (rule 2).
+
+    A cell parked in a nested call (``asyncio.run()`` in a cell) is mid-step, but the code
+    running meanwhile is mostly not the cell's: another task's, or the loop's own, where a
+    KeyboardInterrupt would kill that task or the loop's step and leave the cell waiting.
+    So it raises only where the nested call's own code runs (a busy ``asyncio.run(main())``),
+    and cancels the cell otherwise, which cancels the nested call. A second press, if that
+    cancellation did not land (the nested call waits for a task that does not yield),
+    raises wherever the loop is busy.
+    """
+    if not cell.executing:
+        return False
+    if not cell.nested_calls:
+        return True  # the cell's own code runs
+    if _running_nested_code(cell, cell_thread):
+        return True
+    return cell.interrupts > 1 and not _waiting_for_events(cell_thread)
+
+
+def _running_nested_code(cell: CellCoroutine[Any], thread_id: int) -> bool:
+    """Whether the code of a nested call the cell waits in runs in that thread now."""
+    nested = {id(frame) for frame in cell.nested_frames if frame is not None}
+    frame: FrameType | None = _private_api.current_frames().get(thread_id)
+    while frame is not None:
+        if id(frame) in nested:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def give_up(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from types import FrameType
 from typing import Any
 
 
@@ -25,8 +26,9 @@ class NestedCallWaiter(ABC):
     __slots__ = ()
 
     @abstractmethod
-    def in_nested_call(self) -> contextlib.AbstractContextManager[None]:
-        """Entered while the coroutine's code waits in a nested call."""
+    def in_nested_call(self, awaited: Any) -> contextlib.AbstractContextManager[None]:
+        """Entered while the coroutine's code waits in a nested call for ``awaited`` (a
+        task of the running loop, or a coroutine run in a portal)."""
 
     @abstractmethod
     def nested_call_cancelled(self, exc: BaseException) -> BaseException:
@@ -42,3 +44,12 @@ def waiter_of(task: Any) -> NestedCallWaiter | None:
     """The task's coroutine, if it wants to know about nested calls."""
     coro = task.get_coro() if task is not None else None
     return coro if isinstance(coro, NestedCallWaiter) else None
+
+
+def frame_of(awaited: Any) -> FrameType | None:
+    """The outermost frame of the code a nested call runs (a task's coroutine, or the
+    coroutine itself), while it has one."""
+    get_coro = getattr(awaited, "get_coro", None)
+    coro = get_coro() if callable(get_coro) else awaited
+    frame = getattr(coro, "cr_frame", None)
+    return frame if isinstance(frame, FrameType) else None

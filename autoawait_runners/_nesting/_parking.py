@@ -195,7 +195,7 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     driver = _driver_for(state)
     cell = waiter_of(task)
     try:
-        with cell.in_nested_call() if cell is not None else contextlib.nullcontext():
+        with cell.in_nested_call(future) if cell is not None else contextlib.nullcontext():
             driver.switch()
     except BaseException:
         future.cancel()

@@ -70,7 +70,7 @@ class Portal(Coroutine[Any, Any, T]):
     def await_(self, awaitable: Any) -> Any:
         """Called by synchronous code in the greenlet: wait for ``awaitable`` in the task."""
         cell = self._cell
-        with cell.in_nested_call() if cell is not None else contextlib.nullcontext():
+        with cell.in_nested_call(awaitable) if cell is not None else contextlib.nullcontext():
             kind, payload = self._greenlet.parent.switch(_AWAIT, awaitable)
         if kind == _ERROR:
             raise payload
