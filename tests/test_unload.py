@@ -29,6 +29,11 @@ def shell_state(ip: InteractiveShell) -> dict[str, Any]:
         ),
         "completer matchers": list(ip.Completer.custom_matchers),
         "event callbacks": {name: list(each) for name, each in ip.events.callbacks.items()},
+        "hooks": dict(ip.hooks),
+        "completion dispatchers": {
+            name: (dict(getattr(each, "strs", {})), list(getattr(each, "regexs", [])))
+            for name, each in ip.strdispatchers.items()
+        },
         "trait observers": {  # traitlets keeps emptied lists: not a change
             name: {kind: list(handlers) for kind, handlers in by_kind.items() if handlers}
             for name, by_kind in ip._trait_notifiers.items()
