@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 
 from conftest import TIMEOUT, Shell, send_sigint_when
@@ -47,3 +48,15 @@ def test_ctrl_c_interrupts_a_cell_busy_in_python_code(any_shell: Shell) -> None:
     assert type(result.error_in_exec) is KeyboardInterrupt
     assert shell.ns["log"] == ["finally ran"]
     assert shell.ok("await lib.sleep(0); 1 + 1") == 2
+
+
+def test_processes_a_cell_starts_get_ctrl_c_as_without_the_extension(any_shell: Shell) -> None:
+    # F7: a thread that blocks SIGINT passes the blocked mask to every process it starts,
+    # which then ignores Ctrl-C for good; no runner's thread may block it.
+    any_shell.ok(
+        "import subprocess\n"
+        "status = subprocess.run(['cat', '/proc/self/status'], capture_output=True, text=True)"
+    )
+    lines = any_shell.ns["status"].stdout.splitlines()
+    blocked = int(next(line for line in lines if line.startswith("SigBlk:")).split()[1], 16)
+    assert not blocked & (1 << (signal.SIGINT - 1)), f"SIGINT blocked in the child: {blocked:x}"

@@ -375,3 +375,17 @@ def test_background_tasks_run_at_the_idle_prompt_under_gui_qt(
     ipy.expect("tick 50")  # no cell runs: only the idle prompt, with Qt's input hook
     ipy.cell("print('usable', 'still')", "usable still")
     ipy.exit()
+
+
+@pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
+def test_one_ctrl_c_ends_a_shell_command_the_cell_runs(
+    ipython_pty: type[IPythonPty], runner: str
+) -> None:
+    # F7: the command gets Ctrl-C as it would without the extension (with SIGINT blocked in
+    # the runner's thread, it inherited the mask: the prompt came back only when it ended).
+    ipy = start_with_runner(ipython_pty, runner)
+    ipy.child.sendline("!echo sleeping-$((6 * 7)); sleep 120")
+    ipy.expect("sleeping-42")  # printed by the shell: the command runs
+    ipy.interrupt()  # the prompt within the pty's 30 s, not after 120 s
+    ipy.cell("print('after', _exit_code)", "after -2")
+    ipy.exit()

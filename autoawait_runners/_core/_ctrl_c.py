@@ -5,9 +5,12 @@ What does not work, and why the rest of this module exists:
 - Only the main thread runs Python signal handlers, and only between bytecodes: a cell
   running in a runner's own thread never sees SIGINT, and a main thread asleep in a
   selector runs the handler only when something wakes it.
-- A process-directed SIGINT is delivered to any thread that does not block it. So runner
-  threads block it (:func:`keep_out_of_this_thread`), and a main thread that sleeps in its
-  loop's selector is woken through the signal wake-up fd (:class:`Waker`).
+- A process-directed SIGINT is delivered to any thread that does not block it, and the
+  handler runs only once the main thread wakes. So a main thread that sleeps in its
+  loop's selector is woken through the signal wake-up fd (:class:`Waker`), and one that
+  waits for a loop thread wakes now and then to let it run. Loop threads must not block
+  SIGINT: every process they start (``!cmd``, ``subprocess.run``, a forked worker) would
+  inherit the blocked mask, and ignore Ctrl-C for good (F7).
 - Another thread can be interrupted only at its next Python bytecode
   (:func:`raise_in_thread`): a thread inside one C call (``time.sleep``, blocking I/O) gets
   the exception when the call returns, and nothing can make it sooner.
@@ -298,12 +301,6 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
 
 
 # -- the handler (rule 1) -------------------------------------------------------------------
-
-
-def keep_out_of_this_thread() -> None:
-    """Block SIGINT in the calling thread (a runner's loop thread) and the threads it
-    starts, so that the kernel delivers it to the main thread, whose handler routes it."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 class Waker:

@@ -1,4 +1,5 @@
-"""Runners whose event loop lives in a dedicated thread: ``thread``, ``trio``, ``curio``.
+"""Runners whose event loop lives in a dedicated thread: ``thread``, ``uvloop``, ``trio``,
+``curio``.
 
 The loop runs for the whole session in a thread of its own, so background work always makes
 progress, whatever the front end does with the main thread (a prompt waiting for input, a
@@ -10,9 +11,10 @@ cell in it and stop it:
 - starting the thread, and failing cleanly (one line) if the loop does not come up;
 - the hand-over: a bare lock the loop thread releases when the cell ends, the cheapest way
   back to a waiting thread;
-- Ctrl-C: SIGINT is blocked in the loop thread (and in the threads it starts, which inherit
-  the mask), so the kernel delivers it to the main thread, whose handler routes it to the
-  cell (see ``_ctrl_c``);
+- Ctrl-C: the main thread waits for the cell inside ``_ctrl_c.waiting_for``, whose handler
+  routes each press to the cell; it wakes every :data:`SIGNAL_POLL` so that a SIGINT the
+  system gave the loop thread (or any other) runs the handler without delay. SIGINT is not
+  blocked in the loop thread: the processes a cell starts would inherit the mask (F7);
 - a loop that dies (a crash in the library) releases the cells waiting on it with an error,
   and the next cell starts a fresh session: nothing hangs.
 """
@@ -169,7 +171,6 @@ class DedicatedThreadRunner(Runner):
         self._thread = thread
 
     def _thread_main(self, up: threading.Event, crashed: list[BaseException]) -> None:
-        _ctrl_c.keep_out_of_this_thread()  # Ctrl-C is the main thread's business
         _output_goes_to_the_current_cell()
         try:
             self._serve(up.set)
