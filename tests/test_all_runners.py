@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
+import weakref
 
 from conftest import TIMEOUT, Shell, send_sigint_when
 
@@ -60,3 +62,16 @@ def test_processes_a_cell_starts_get_ctrl_c_as_without_the_extension(any_shell: 
     lines = any_shell.ns["status"].stdout.splitlines()
     blocked = int(next(line for line in lines if line.startswith("SigBlk:")).split()[1], 16)
     assert not blocked & (1 << (signal.SIGINT - 1)), f"SIGINT blocked in the child: {blocked:x}"
+
+
+def test_nothing_of_a_cell_outlives_reset_or_xdel(any_shell: Shell) -> None:  # F7
+    # The runner must not keep the last cell's value (a big array, a connection closed by
+    # __del__) past %reset -f or %xdel, run from code as IPython's own tests do.
+    any_shell.ok("class Big: pass")
+    for forget in ("%reset -f", "%xdel big"):
+        any_shell.run("big = Big(); big")  # the cell's value: shown, kept in Out and _
+        alive = weakref.ref(any_shell.ns["big"])
+        any_shell.ip.run_line_magic(*forget[1:].split(" ", 1))
+        gc.collect()
+        assert alive() is None, f"{forget}: {gc.get_referrers(alive())}"
+        any_shell.ok("class Big: pass")

@@ -77,6 +77,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         "_level_triggered",
         "_stale_task",
         "_translate",
+        "_value",
         "executing",
         "interrupts",
         "nested_calls",
@@ -84,6 +85,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         "pending_interrupt",
         "raised_where",
         "started",
+        "value_aside",
     )
 
     def __init__(
@@ -110,6 +112,11 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         #: The outermost frame of each nested call's code the cell waits in, innermost last.
         self.nested_frames: list[Any] = []
         self._stale_task: Any = None
+        #: Whether the cell's value is kept here for :meth:`take_value` rather than returned
+        #: to the task that runs it: something may hold that task (or its last callback) after
+        #: the cell, and the value must not outlive what IPython keeps of it (%reset; F7).
+        self.value_aside = False
+        self._value: Any = None
         self._decoy: Any = None
         self._held: Any = None
 
@@ -147,8 +154,12 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         try:
             yielded = resume(arg)
         except StopIteration as stop:
+            if self.value_aside:
+                # The task that runs the cell keeps its result for good: it gets nothing,
+                # and the runner takes the value from here (take_value).
+                self._value, stop = stop.value, StopIteration()
             if self._stale_task is None:
-                raise
+                raise stop from None
             return self._absorb(stop)
         finally:
             self.executing = False
@@ -196,6 +207,11 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         if held is None:  # the cell had yielded bare (asyncio.sleep(0)): resume it
             return self.send(None)
         return held
+
+    def take_value(self) -> Any:
+        """The cell's value (with :attr:`value_aside`), once: nothing here keeps it."""
+        value, self._value = self._value, None
+        return value
 
     def close(self) -> None:
         self._coro.close()

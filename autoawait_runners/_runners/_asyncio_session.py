@@ -85,6 +85,9 @@ def run_cell_as_task(
     gives up on the cell tells this code to stop waiting, and it raises from here.
     """
     cell = CellCoroutine(coro, translate_cancellation)
+    # The loop's machinery can hold the finished task a while (parking keeps the last step's
+    # frame until the loop is next run): the task must not hold the cell's value (F7).
+    cell.value_aside = True
     task = create_task(cell)
     running_below = _private_api.running_loop() is loop
     given_up = loop.create_future() if running_below else None
@@ -116,11 +119,13 @@ def run_cell_as_task(
         stack.enter_context(_ctrl_c.waiting_for(controls, waker=waker))
         try:
             if given_up is None:
-                return wait_for(task)
-            wait_for(asyncio.wait([task, given_up], return_when=asyncio.FIRST_COMPLETED))
-            if not task.done():
-                raise KeyboardInterrupt
-            return task.result()
+                wait_for(task)
+            else:
+                wait_for(asyncio.wait([task, given_up], return_when=asyncio.FIRST_COMPLETED))
+                if not task.done():
+                    raise KeyboardInterrupt
+            task.result()  # raises what the cell raised
+            return cell.take_value()
         finally:
             if given_up is not None:
                 given_up.cancel()
@@ -201,7 +206,9 @@ class AsyncioSession:
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
-        self._cell: asyncio.Task[Any] | None = None  # the cell running, or the last one
+        # The cell running, or the last one, held weakly: its result (the cell's value) must
+        # not outlive what IPython keeps of it (%reset, %xdel; F7).
+        self._cell_ref: Callable[[], asyncio.Task[Any] | None] = lambda: None
         self._made_during_cell: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._born: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = (
             weakref.WeakKeyDictionary()
@@ -210,6 +217,10 @@ class AsyncioSession:
         self._shown: dict[tuple[str, str, str], list[Any]] = {}
         self._host_task_factory = self.loop.get_task_factory()
         self.loop.set_task_factory(self._task_factory)
+
+    @property
+    def _cell(self) -> asyncio.Task[Any] | None:
+        return self._cell_ref()
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -303,7 +314,7 @@ class AsyncioSession:
         self._born[task] = time.monotonic()
         if self.borrowed:
             self._tasks.add(task)
-        self._cell, self._made_during_cell = task, weakref.WeakSet()
+        self._cell_ref, self._made_during_cell = weakref.ref(task), weakref.WeakSet()
         return task
 
     # -- %tasks ----------------------------------------------------------------------------

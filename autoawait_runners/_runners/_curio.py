@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,7 +59,8 @@ class CurioRunner(DedicatedThreadRunner):
         super().__init__()
         self._queue: curio.UniversalQueue | None = None
         self._interruption: type[BaseException] | None = None
-        self._cell_tasks: set[curio.Task] = set()
+        # Held weakly: a cell's task keeps its result, the cell's value (F7).
+        self._cell_tasks: weakref.WeakSet[curio.Task] = weakref.WeakSet()
         self._internal: set[int] = set()
         self._main_task: curio.Task | None = None
         self._kernel: curio.Kernel | None = None
@@ -113,6 +115,8 @@ class CurioRunner(DedicatedThreadRunner):
         ready()
         while (request := await queue.get()) is not None:
             await request()
+            # Not kept until the next request: a cell's closure holds its value (F7).
+            del request
 
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
         return CellCoroutine(coro, _not_translated)
@@ -130,8 +134,6 @@ class CurioRunner(DedicatedThreadRunner):
                 return
             task = await curio.spawn(_run_cell_task, submitted, daemon=True)
             tasks.append(task)
-            # Cells that ended are gone from the kernel; remember only the live ones.
-            self._cell_tasks = {t for t in self._cell_tasks if not t.terminated}
             self._cell_tasks.add(task)
 
         async def cancel() -> None:

@@ -99,9 +99,12 @@ class SubmittedCell:
         return self.loop_thread.ident if self.loop_thread is not None else None
 
     def result(self) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._value
+        """The outcome, once: nothing here keeps it after (a library may hold this object
+        a while, and the cell's value must not outlive what IPython keeps of it; F7)."""
+        error, value, self._error, self._value = self._error, self._value, None, None
+        if error is not None:
+            raise error
+        return value
 
 
 class DedicatedThreadRunner(Runner):
