@@ -231,3 +231,15 @@ def test_tasks_in_a_kernel(kernel: Kernel, runner: str) -> None:  # M2, K1
         kernel.ok("t = lib.create_task(ticker(10))")
     out = kernel.ok("await lib.sleep(0.05)\n%tasks")
     assert "1 task in the " in out and "ticker()" in out, out
+
+
+def test_task_names_are_shown_escaped(tasks_shell: Shell) -> None:
+    # A name is whatever its creator chose: a newline or an escape sequence in it must not
+    # split a row or recolour the terminal.
+    shell = tasks_shell
+    shell.ok("t = await h.background(ticker, 10, name='two\\nlines \\x1b[31mred')")
+    shell.output()
+    shell.ok("%tasks")
+    out = shell.output()
+    assert "\x1b" not in out and len(rows(out)) == 1, out
+    assert "two\\nlines \\x1b[31mred" in out, out

@@ -43,9 +43,11 @@ def test_the_session_runs_on_uvloop_and_lives_between_cells(uvloop_shell: Shell)
 def test_a_nested_asyncio_run_on_uvloop_is_one_clear_error(uvloop_shell: Shell) -> None:
     shell = uvloop_shell  # N1's limit on a uvloop session loop: refused at once, no hang
     shell.ok("async def five():\n    return 5")
-    result = shell.run("asyncio.run(five())")
+    result = shell.run("refused = five(); asyncio.run(refused)")
     assert isinstance(result.error_in_exec, RuntimeError)
     assert "cannot re-enter a running Loop" in str(result.error_in_exec)
+    # The refused coroutine is closed, not left to warn "never awaited" cells later (F6).
+    assert shell.ok("import inspect; inspect.getcoroutinestate(refused)") == "CORO_CLOSED"
     # A private loop of asyncio's own still runs in a cell, and the session goes on.
     assert shell.ok("loop = asyncio.new_event_loop()\nloop.run_until_complete(five())") == 5
     shell.ok("loop.close()")

@@ -108,6 +108,12 @@ class TaskTable:
         )
 
 
+def _shown(text: str) -> str:
+    """``text`` with what a terminal would act on (a newline, an escape sequence) escaped
+    as ``repr`` shows it: a task's name is whatever its creator chose."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _fit(cell: str, width: int) -> str:
     return cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "\u2026"
 
@@ -201,12 +207,14 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
             raise UsageError(f"no task {wanted} in the {runner} session (%tasks --all lists them)")
         if action[0] == "cancel":
             if row.hidden and row.hidden != "cell":
-                raise UsageError(f"task {wanted} ({row.name}) is the {row.hidden}'s own")
+                raise UsageError(f"task {wanted} ({_shown(row.name)}) is the {row.hidden}'s own")
             try:
                 what = runner.cancel_task(row.task)
             except ValueError as exc:
-                raise UsageError(f"task {wanted} ({row.name}) cannot be cancelled: {exc}") from None
-            print(f"task {wanted} ({row.name}): {what}")
+                raise UsageError(
+                    f"task {wanted} ({_shown(row.name)}) cannot be cancelled: {exc}"
+                ) from None
+            print(f"task {wanted} ({_shown(row.name)}): {what}")
             return None
         print(_where(shell, row, wanted))
         return None
@@ -219,7 +227,7 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
     table: list[tuple[str, ...]] = [
         (
             str(numbers[row.task]),
-            row.name,
+            _shown(row.name),
             row.state + (f" ({row.hidden})" if row.hidden else ""),
             _age(row.started),
             _coroutine_name(row.coro),
@@ -235,7 +243,9 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
 def _where(shell: InteractiveShell, row: Any, number: str) -> str:
     import linecache
 
-    lines = [f"task {number} ({row.name}, {row.state}, {_age(row.started)} old), waiting in:"]
+    lines = [
+        f"task {number} ({_shown(row.name)}, {row.state}, {_age(row.started)} old), waiting in:"
+    ]
     frames = await_frames(row.coro)
     for frame in frames:
         lines.append(f"  {_place(shell, frame)} in {frame.f_code.co_name}")

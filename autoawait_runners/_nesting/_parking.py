@@ -182,7 +182,12 @@ def _new_greenlet(run: Callable[[], Any]) -> Any:
 def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
     """Run ``awaitable`` to completion on ``loop``, which is running in this thread and
     somewhere below us on the stack; other tasks of the loop keep running meanwhile."""
-    state = _state_of(loop)
+    try:
+        state = _state_of(loop)
+    except RuntimeError:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()  # refused: it must not warn "never awaited" cells later
+        raise
     future = asyncio.ensure_future(awaitable, loop=loop)
     if future.done():
         return future.result()

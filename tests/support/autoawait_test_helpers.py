@@ -29,21 +29,24 @@ async def sleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-async def background(async_fn, *args):
+async def background(async_fn, *args, name=None):
     """Start async_fn(*args) as background work of the session; return a handle."""
     library = sniffio.current_async_library()
     if library == "trio":
         import autoawait_runners
 
-        autoawait_runners.trio_nursery().start_soon(async_fn, *args)
+        autoawait_runners.trio_nursery().start_soon(async_fn, *args, name=name)
         return async_fn
     if library == "curio":
         import curio
 
-        return await curio.spawn(async_fn, *args, daemon=True)
+        task = await curio.spawn(async_fn, *args, daemon=True)
+        if name is not None:
+            task.name = name
+        return task
     import asyncio
 
-    return asyncio.create_task(async_fn(*args))
+    return asyncio.create_task(async_fn(*args), name=name)
 
 
 def background_count() -> int:
