@@ -34,7 +34,13 @@ def kernel_manager(tmp: Path, options: tuple[str, ...] = ()) -> KernelManager:
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
-    return KernelManager(kernel_name="autoawait-runners-test", kernel_spec_manager=specs)
+    # Its connection file (with the kernel's key) under `tmp` too, removed when the kernel
+    # ends: left to jupyter_client, it stays in the system's temporary directory for good.
+    return KernelManager(
+        kernel_name="autoawait-runners-test",
+        kernel_spec_manager=specs,
+        connection_file=str(tmp / "connection.json"),
+    )
 
 
 class Kernel:
@@ -144,3 +150,4 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+        Path(self.manager.connection_file).unlink(missing_ok=True)  # it holds the key

@@ -22,12 +22,16 @@ ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 def run_notebook(name: str, tmp: Path) -> list[str]:
     """Execute a notebook in a fresh kernel; return each code cell's output as text."""
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
-    nbclient.NotebookClient(
-        notebook,
-        km=kernel_manager(tmp),
-        timeout=TIMEOUT * 2,
-        resources={"metadata": {"path": str(tmp)}},
-    ).execute()
+    manager = kernel_manager(tmp)
+    try:
+        nbclient.NotebookClient(
+            notebook,
+            km=manager,
+            timeout=TIMEOUT * 2,
+            resources={"metadata": {"path": str(tmp)}},
+        ).execute()
+    finally:
+        Path(manager.connection_file).unlink(missing_ok=True)  # it holds the kernel's key
     return [text_of(cell) for cell in notebook.cells if cell.cell_type == "code"]
 
 
@@ -58,6 +62,7 @@ def number_after(output: str, label: str) -> int:
 
 def test_tour_notebook(tmp_path: Path) -> None:
     outputs = run_notebook("tour.ipynb", tmp_path)
+    assert not list(tmp_path.glob("*.json")), "the kernel's connection file (its key) is left"
     assert "the kernel's own asyncio integration" in outputs[0]
     cell_with(outputs, "one asyncio loop for the session")  # the catalogue
     assert number_after(cell_with(outputs, "ticks so far:"), "ticks so far:") >= 2
