@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from conftest import TIMEOUT, Shell, send_sigint_when
+from IPython.core.interactiveshell import InteractiveShell
 
 #: A traceback entry in one of this package's files, as IPython prints it.
 RUNNER_FRAME = re.compile(r"File .*autoawait_runners[/\\]_\w+\.py")
@@ -111,3 +112,17 @@ def test_an_error_of_the_runners_own_keeps_its_frames() -> None:  # R9
             files.append(tb.tb_frame.f_code.co_filename)
             tb = tb.tb_next
         assert files[-1] == cut_plumbing.__code__.co_filename
+
+
+def test_a_showtraceback_set_on_the_class_is_honoured(
+    ipshell: Shell, monkeypatch: pytest.MonkeyPatch
+) -> None:  # F7: as IPython's own test_set_show_tracebacks_none/_noop expect
+    monkeypatch.setattr(InteractiveShell, "showtraceback", None)
+    result = ipshell.run("assert False, 'shown?'")
+    assert isinstance(result.error_in_exec, TypeError), result.error_in_exec
+    assert str(result.error_in_exec) == "'NoneType' object is not callable"
+    monkeypatch.setattr(InteractiveShell, "showtraceback", lambda *args, **kwargs: None)
+    ipshell.output()
+    result = ipshell.run("assert False, 'not shown'")
+    assert isinstance(result.error_in_exec, AssertionError)
+    assert "not shown" not in ipshell.output()

@@ -76,11 +76,13 @@ def _last(tb: TracebackType) -> TracebackType:
 
 
 def showing_user_frames(
-    show: Callable[..., Any], active_runner: Callable[[], Any]
+    show_now: Callable[[], Callable[..., Any]], active_runner: Callable[[], Any]
 ) -> Callable[..., Any]:
     """Wrap a shell's ``showtraceback``: the exception shown has its plumbing cut first,
     and a note if it failed for want of the main thread (see :func:`note_main_thread_only`);
-    ``active_runner()`` is the runner the extension has selected."""
+    ``show_now()`` is the ``showtraceback`` to call, looked up at each call (a tool may
+    replace the class's meanwhile, and must not be bypassed); ``active_runner()`` is the
+    runner the extension has selected."""
 
     def showtraceback(exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
         if exc_tuple is None:
@@ -92,9 +94,22 @@ def showing_user_frames(
             cut_plumbing(exc_tuple[1])
             note_main_thread_only(exc_tuple[1], active_runner)
             exc_tuple = (exc_tuple[0], exc_tuple[1], exc_tuple[1].__traceback__)
-        return show(exc_tuple, *args, **kwargs)
+        return show_now()(exc_tuple, *args, **kwargs)
 
     return showtraceback
+
+
+def as_its_class_has_it(obj: Any, name: str) -> Callable[[], Any]:
+    """``obj.name`` as ``obj``'s class defines it at the time of the call, bound to ``obj``
+    (an instance attribute of the same name is not looked at: it is the caller's own)."""
+    import inspect
+
+    def now() -> Any:
+        attribute = inspect.getattr_static(type(obj), name)
+        bind = getattr(type(attribute), "__get__", None)
+        return bind(attribute, obj, type(obj)) if bind is not None else attribute
+
+    return now
 
 
 def note_main_thread_only(exc: BaseException, active_runner: Callable[[], Any]) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core import _private_api
 from .._core._messages import say
-from .._core._tracebacks import showing_user_frames
+from .._core._tracebacks import as_its_class_has_it, showing_user_frames
 from .._runners._base import Runner
 from . import _autoawait_magic, _completion, _nest_magic, _tasks_magic, _timing_magics
 from ._autoawait_magic import unknown
@@ -113,8 +113,12 @@ class Extension:
             clear_namespace()
 
         changes.set_attribute(shell, _private_api.ATEXIT_ONCE, end_session_then_clear)
+        # IPython's own, as the class has it when a traceback is shown (a tool that patches
+        # InteractiveShell.showtraceback is not bypassed), or the shell's own, if it has one.
+        own = vars(shell).get("showtraceback")
+        show_now = (lambda: own) if own is not None else as_its_class_has_it(shell, "showtraceback")
         changes.set_attribute(
-            shell, "showtraceback", showing_user_frames(shell.showtraceback, lambda: self.active)
+            shell, "showtraceback", showing_user_frames(show_now, lambda: self.active)
         )
         # Undone first: the active runner's session ends while everything else is still in
         # place.
