@@ -25,7 +25,8 @@ def test_no_module_but_the_private_api_touches_those_names() -> None:
         r"sys\._current_frames|PyThreadState_SetAsyncExc|_pseudo_sync_runner|"
         r"import _asyncio_runner|_format_time|kernel\._tasks|\"_log_traceback\"|\"_must_cancel\"|"
         r"(?<!self)\._context\b|_asyncio_future_blocking|\.call_exception_handler = |"
-        r"_extra_prompt_options|_location_id|\._instance\b|_walk_mro|_thread_to_parent|trio\._core\._io_"
+        r"_extra_prompt_options|_location_id|\._default_executor|\._threads\b|\._instance\b|"
+        r"_walk_mro|_thread_to_parent|trio\._core\._io_"
     )
     offenders = [
         f"{path.relative_to(package)}:{number}"

@@ -8,6 +8,7 @@ Ctrl-C is a real SIGINT sent to this process once the cell has reached the point
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from conftest import TIMEOUT, Shell, send_sigint_when
@@ -350,3 +351,19 @@ def test_a_flood_of_like_failures_is_one_traceback_and_an_exact_count(
     assert "... and 299 more failures like it (flaky(): ValueError: flood)" in report
     assert report.count("running other() failed") == 1  # another kind is shown on its own
     assert shell.ok("await asyncio.sleep(0, 'loop keeps pace')") == "loop keeps pace"
+
+
+def test_a_job_left_in_the_executor_holds_up_no_switch(runner_shell: Shell) -> None:  # F7
+    # A job still running in the loop's default executor cannot be stopped; switching
+    # runner waits for it no longer than the shutdown timeout, and says what runs on.
+    runner_shell.ok("import asyncio, threading; release = threading.Event()")
+    runner_shell.ok("job = asyncio.get_running_loop().run_in_executor(None, release.wait, 60)")
+    runner_shell.output()
+    started = time.monotonic()
+    runner_shell.ok("%autoawait trio")
+    took = time.monotonic() - started
+    runner_shell.ns["release"].set()
+    out = runner_shell.output()
+    assert took < 30, f"the switch waited {took:.1f} s for the executor's job"
+    assert "executor still runs 1 job" in out, out
+    assert "Error" not in out, out  # no stray InvalidStateError traceback

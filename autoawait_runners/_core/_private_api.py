@@ -32,6 +32,9 @@ asyncio:
 - ``Task._must_cancel``: a cancellation requested but not delivered yet (the cell wrapper).
 - ``Task._log_destroy_pending``: silence "Task was destroyed but it is pending" for a task
   that ignored cancellation and is abandoned at the end of a session.
+- ``BaseEventLoop._default_executor`` and ``ThreadPoolExecutor._threads``: the loop's
+  executor, shut down without waiting for its running jobs past the shutdown timeout
+  (``shutdown_default_executor`` waits for them all), and how many still run.
 - ``Handle._context``: the context a handle runs in, to tell a handle that cannot enter it
   (a parked nested call holds it) from any other failure (parking).
 - ``Future._asyncio_future_blocking``: what ``await future`` sets before yielding the
@@ -127,6 +130,16 @@ def cancel_pending(task: asyncio.Task[Any]) -> bool:
 def forget_pending(task: asyncio.Task[Any]) -> None:
     """No "Task was destroyed but it is pending" for this task."""
     task._log_destroy_pending = False  # type: ignore[attr-defined]
+
+
+def default_executor(loop: asyncio.AbstractEventLoop) -> Any:
+    """The loop's default executor, or None if nothing has used it yet."""
+    return getattr(loop, "_default_executor", None)
+
+
+def executor_jobs_running(executor: Any) -> int:
+    """How many threads of a ThreadPoolExecutor still run a job (after shutdown)."""
+    return sum(thread.is_alive() for thread in getattr(executor, "_threads", ()))
 
 
 def handle_context(handle: asyncio.Handle) -> Any:
@@ -228,6 +241,17 @@ def _trio_waits_in_get_events() -> bool:
     )
 
 
+def _executor_has_threads() -> bool:
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(1)
+    try:
+        executor.submit(int).result()
+        return executor_jobs_running(executor) == 1
+    finally:
+        executor.shutdown()
+
+
 def _shadows_exception_handler(loop: asyncio.AbstractEventLoop) -> bool:
     seen: list[dict[str, Any]] = []
     shadow_exception_handler(loop, seen.append)
@@ -314,6 +338,8 @@ def missing() -> list[str]:
 
         task = loop.create_task(fail())
         handle = loop.call_soon(int)
+        need("BaseEventLoop._default_executor", lambda: hasattr(loop, "_default_executor"))
+        need("ThreadPoolExecutor._threads", _executor_has_threads)
         need("Handle._context", lambda: handle_context(handle) is not None)
         need("Future._asyncio_future_blocking", lambda: hasattr(task, "_asyncio_future_blocking"))
         need(

@@ -367,11 +367,34 @@ class AsyncioSession:
         if self.borrowed:
             return len(background)  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()
-        try:
-            await asyncio.wait_for(self.loop.shutdown_default_executor(), SHUTDOWN_TIMEOUT)
-        except TimeoutError:
-            say(f"the {self.runner_name} runner's executor threads did not finish in time")
+        await self._shut_down_executor()
         return len(background)
+
+    async def _shut_down_executor(self) -> None:
+        """Shut the loop's default executor down, waiting for its running jobs at most
+        :data:`SHUTDOWN_TIMEOUT`. (``loop.shutdown_default_executor`` joins its helper
+        thread, which waits for every running job: a ``to_thread(time.sleep, 20)`` held a
+        switch or ``%unload_ext`` for 20 s.) Jobs still running then cannot be stopped:
+        one line says so, and they finish on their own."""
+        executor = _private_api.default_executor(self.loop)
+        if executor is None:
+            return
+        finished = self.loop.create_future()
+
+        def shut_down() -> None:
+            executor.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(_resolve, finished)
+
+        threading.Thread(target=shut_down, name="autoawait_runners-executor", daemon=True).start()
+        done, _ = await asyncio.wait([finished], timeout=SHUTDOWN_TIMEOUT)
+        if not done:
+            running = _private_api.executor_jobs_running(executor)
+            say(
+                f"the {self.runner_name} runner's executor still runs "
+                f"{plural(running, 'job')} (asyncio.to_thread, run_in_executor): they "
+                "finish on their own, in their threads"
+            )
 
     def close(self) -> None:
         """Close the loop, once :meth:`cancel_background` has run and the loop stopped (one
