@@ -367,3 +367,27 @@ def test_a_job_left_in_the_executor_holds_up_no_switch(runner_shell: Shell) -> N
     assert took < 30, f"the switch waited {took:.1f} s for the executor's job"
     assert "executor still runs 1 job" in out, out
     assert "Error" not in out, out  # no stray InvalidStateError traceback
+
+
+def test_reports_and_tasks_work_with_a_task_factory_of_the_users(runner_shell: Shell) -> None:
+    # F7: a cell that sets its own task factory keeps it (it is called, and is what
+    # get_task_factory() gives), and the session still reports failures and lists tasks.
+    shell = runner_shell
+    shell.ok(
+        "import asyncio\n"
+        "made = []\n"
+        "def factory(loop, coro, **options):\n"
+        "    made.append(asyncio.Task(coro, loop=loop, **options))\n"
+        "    return made[-1]\n"
+        "asyncio.get_running_loop().set_task_factory(factory)"
+    )
+    assert shell.ok("asyncio.get_running_loop().get_task_factory() is factory") is True
+    shell.ok("async def boom():\n    raise ValueError('boom')")
+    shell.output()
+    shell.ok("held = asyncio.create_task(boom()); waiting = asyncio.create_task(asyncio.sleep(60))")
+    shell.ok("await asyncio.sleep(0.05)")
+    assert "boom() failed" in shell.output()
+    shell.ok("%tasks")
+    assert "sleep()" in shell.output()
+    assert shell.ok("len(made)") >= 2
+    shell.ok("waiting.cancel()")

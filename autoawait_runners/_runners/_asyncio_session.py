@@ -215,8 +215,13 @@ class AsyncioSession:
         )  # task -> when made, for %tasks
         # (coroutine, exception type, message) -> [when last shown, repeats counted since]
         self._shown: dict[tuple[str, str, str], list[Any]] = {}
-        self._host_task_factory = self.loop.get_task_factory()
+        # The session's task factory stays the loop's: a cell that sets one of its own
+        # (loop.set_task_factory) sets the factory under it, which it calls, so failures
+        # are still reported and %tasks still lists (F7). get_task_factory() says theirs.
+        self._inner_factory: Any = self.loop.get_task_factory()  # the host's, or a cell's
         self.loop.set_task_factory(self._task_factory)
+        self.loop.set_task_factory = self._set_inner_factory  # type: ignore[method-assign]
+        self.loop.get_task_factory = self._get_inner_factory  # type: ignore[method-assign]
 
     @property
     def _cell(self) -> asyncio.Task[Any] | None:
@@ -224,14 +229,22 @@ class AsyncioSession:
 
     # -- tasks -----------------------------------------------------------------------------
 
+    def _set_inner_factory(self, factory: Any) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")  # as asyncio says
+        self._inner_factory = factory
+
+    def _get_inner_factory(self) -> Any:
+        return self._inner_factory
+
     def _task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
         # Python 3.13.0 names a task 'None' when given name=None explicitly.
         options = {key: value for key, value in kwargs.items() if value is not None}
         task: asyncio.Task[Any]
-        if self._host_task_factory is not None:
-            task = self._host_task_factory(loop, coro, **options)  # type: ignore[assignment]
+        if self._inner_factory is not None:
+            task = self._inner_factory(loop, coro, **options)
         else:
             task = asyncio.Task(coro, loop=loop, **options)
         if self.borrowed and _session_of_context.get(None) is not self:
@@ -400,9 +413,11 @@ class AsyncioSession:
         """Close the loop, once :meth:`cancel_background` has run and the loop stopped (one
         that could not be stopped is left open); a borrowed loop is given back as it was."""
         self.report_failures()
+        for name in ("set_task_factory", "get_task_factory"):
+            vars(self.loop).pop(name, None)
         if self.borrowed:
             if not self.loop.is_closed():
-                self.loop.set_task_factory(self._host_task_factory)
+                self.loop.set_task_factory(self._inner_factory)
         elif not self.loop.is_running():
             self.loop.close()
 
