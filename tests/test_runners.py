@@ -365,7 +365,7 @@ def test_a_job_left_in_the_executor_holds_up_no_switch(runner_shell: Shell) -> N
     runner_shell.ns["release"].set()
     out = runner_shell.output()
     assert took < 30, f"the switch waited {took:.1f} s for the executor's job"
-    assert "executor still runs 1 job" in out, out
+    assert "left running: 1 executor job" in out, out
     assert "Error" not in out, out  # no stray InvalidStateError traceback
 
 
@@ -391,3 +391,31 @@ def test_reports_and_tasks_work_with_a_task_factory_of_the_users(runner_shell: S
     assert "sleep()" in shell.output()
     assert shell.ok("len(made)") >= 2
     shell.ok("waiting.cancel()")
+
+
+def test_a_task_that_outlasts_its_cancellation_gets_one_line_and_its_clean_up_now(
+    runner_shell: Shell,
+) -> None:  # R8, F2: one true line, and no clean-up left for interpreter exit
+    shell = runner_shell
+    shell.ok(
+        "import asyncio\n"
+        "ended = []\n"
+        "async def stubborn():\n"
+        "    try:\n"
+        "        while True:\n"
+        "            try:\n"
+        "                await asyncio.sleep(100)\n"
+        "            except asyncio.CancelledError:\n"
+        "                pass\n"
+        "    finally:\n"
+        "        ended.append(asyncio.sleep.__name__)  # needs the namespace\n"
+        "t = asyncio.create_task(stubborn(), name='stubborn')"
+    )
+    shell.output()
+    shell.ok("%autoawait trio")
+    out = shell.output()
+    name = shell.ip.loop_runner_map[shell.name][0].name  # type: ignore[attr-defined]
+    assert out.count(f"{name} runner closed") == 1, out
+    assert "cancelled 1 background task; left running: 'stubborn' running stubborn()" in out
+    assert "not ended 1 s after cancellation" in out
+    assert shell.ns["ended"] == ["sleep"]  # its clean-up ran at close, namespace and all

@@ -261,7 +261,7 @@ def test_ctrl_d_exits_at_once_while_a_thread_cell_is_stuck_in_a_c_call(
     ipy.expect("Ctrl-C once more stops waiting for it")
     ipy.interrupt("later cells wait for it \\(exit by Ctrl-D does not\\)")
     ipy.child.sendcontrol("d")
-    ipy.expect("the thread runner's thread is blocked and was left running")
+    ipy.expect("thread runner closed: cancelled 0 background tasks; left running: its thread")
     ipy.child.expect(pexpect.EOF)
     assert "KeyboardInterrupt" in ipy.text()
 

@@ -141,14 +141,12 @@ class AsyncioRunner(AsyncioSessionRunner):
             if session.loop.is_closed():  # a borrowed loop its owner closed first
                 return 0
             cancelled = self._run_until_complete(session.cancel_background())
+            self._left_running += session.left_running
             if not session.borrowed:
                 from .._nesting._parking import finish_outside
 
                 if not finish_outside(session.loop):
-                    say(
-                        "a task of the asyncio runner is stuck in a nested asyncio.run(); "
-                        "its loop was left open"
-                    )
+                    self._left_running.append("its loop (a task stuck in a nested asyncio.run())")
             return cancelled
         finally:
             self._session = None

@@ -135,6 +135,11 @@ def run_cell_as_task(
                 task.exception()
 
 
+def _close_coroutine(coro: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # it awaited again in a finally block
+        coro.close()
+
+
 def _resolve(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
@@ -169,6 +174,8 @@ def _coro_name(task: asyncio.Task[Any]) -> str:
 
 def describe_task(task: asyncio.Task[Any]) -> str:
     """``'name' running coro()``; Python 3.13.0 names factory-made tasks 'None'."""
+    if isinstance(task.get_coro(), CellCoroutine):
+        return "a cell given up on after Ctrl-C"
     running = f"running {_coro_name(task)}()"
     name = task.get_name()
     return running if name == "None" else f"{name!r} {running}"
@@ -215,6 +222,8 @@ class AsyncioSession:
         )  # task -> when made, for %tasks
         # (coroutine, exception type, message) -> [when last shown, repeats counted since]
         self._shown: dict[tuple[str, str, str], list[Any]] = {}
+        #: What the ending session could not end (see cancel_background), for its runner.
+        self.left_running: list[str] = []
         # The session's task factory stays the loop's: a cell that sets one of its own
         # (loop.set_task_factory) sets the factory under it, which it calls, so failures
         # are still reported and %tasks still lists (F7). get_task_factory() says theirs.
@@ -368,15 +377,19 @@ class AsyncioSession:
             task.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
-            if pending:
-                say(
-                    f"{len(pending)} task(s) of the {self.runner_name} runner ignored "
-                    "cancellation and were abandoned"
+            for task in pending:
+                # Not ended within the timeout: its clean-up takes longer, or it ignores
+                # cancellation. Said in the runner's closing line, not at garbage collection.
+                self.left_running.append(
+                    f"{describe_task(task)} (not ended {SHUTDOWN_TIMEOUT:g} s after cancellation)"
                 )
-                for task in pending:
-                    # Nobody will ever run them again: say so now, not at garbage collection.
-                    task.remove_done_callback(self._on_task_done)
-                    _private_api.forget_pending(task)
+                task.remove_done_callback(self._on_task_done)
+                _private_api.forget_pending(task)
+                if not self.borrowed and not isinstance(task.get_coro(), CellCoroutine):
+                    # The loop closes: nothing will run it again. Closed now, its clean-up
+                    # runs while the namespace it uses exists, not at interpreter exit. (A
+                    # cell given up on is IPython's run_cell_async: left as it is.)
+                    _close_coroutine(task.get_coro())
         if self.borrowed:
             return len(background)  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()
@@ -403,10 +416,9 @@ class AsyncioSession:
         done, _ = await asyncio.wait([finished], timeout=SHUTDOWN_TIMEOUT)
         if not done:
             running = _private_api.executor_jobs_running(executor)
-            say(
-                f"the {self.runner_name} runner's executor still runs "
-                f"{plural(running, 'job')} (asyncio.to_thread, run_in_executor): they "
-                "finish on their own, in their threads"
+            self.left_running.append(
+                f"{plural(running, 'executor job')} (to_thread, run_in_executor: they end "
+                "on their own)"
             )
 
     def close(self) -> None:

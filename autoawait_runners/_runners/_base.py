@@ -73,6 +73,8 @@ class Runner(ABC):
         self._started = False
         self._depth = 0
         self._close_requested = False
+        #: What the ending session could not end, in a few words each; said by close().
+        self._left_running: list[str] = []
 
     # -- IPython's loop-runner contract ----------------------------------------------------
 
@@ -135,8 +137,13 @@ class Runner(ABC):
         self._close_requested = False
         self._started = False
         cancelled = self._shutdown()
-        if cancelled:
-            say(f"{self.name} runner closed: cancelled {plural(cancelled, 'background task')}")
+        left, self._left_running = self._left_running, []
+        if cancelled or left:
+            # One line for the whole ending: what was cancelled, and what did not end.
+            say(
+                f"{self.name} runner closed: cancelled {plural(cancelled, 'background task')}"
+                + (f"; left running: {', '.join(left)}" if left else "")
+            )
 
     # -- prompt integration ----------------------------------------------------------------
 

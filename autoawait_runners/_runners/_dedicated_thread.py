@@ -29,7 +29,7 @@ from typing import Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
-from .._core._messages import SHUTDOWN_TIMEOUT, say, say_failed
+from .._core._messages import SHUTDOWN_TIMEOUT, say_failed
 from ._base import Runner, RunnerUnavailable
 
 #: How long starting a session may take before the runner gives up.
@@ -265,6 +265,9 @@ class DedicatedThreadRunner(Runner):
         # exiting IPython takes 2 s at worst (R8).
         thread.join(SHUTDOWN_TIMEOUT * 2)
         if thread.is_alive():
-            say(f"the {self.name} runner's thread is blocked and was left running")
+            self._left_running.append(
+                f"its thread, busy {SHUTDOWN_TIMEOUT * 2:g} s after cancellation (a cell in a "
+                "call, a shielded clean-up)"
+            )
         self._reset()
         return self._cancelled

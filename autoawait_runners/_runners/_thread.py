@@ -79,6 +79,7 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
 
         async def stop() -> None:
             self._cancelled = await session.cancel_background()
+            self._left_running += session.left_running
             stopped.set()
             session.loop.stop()
 
