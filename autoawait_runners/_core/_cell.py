@@ -56,6 +56,27 @@ def _asyncio_interruption() -> type[KeyboardInterrupt]:
     return interruption_type(asyncio.CancelledError)
 
 
+def _ran(coro: Any) -> bool:
+    """Whether a coroutine (or generator) has run any of its code yet."""
+    import inspect
+
+    if inspect.iscoroutine(coro):
+        return inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
+    if inspect.isgenerator(coro):
+        return inspect.getgeneratorstate(coro) != inspect.GEN_CREATED
+    return True  # another awaitable: assume it has
+
+
+def cancelled_before_it_ran() -> KeyboardInterrupt:
+    """What a cell that Ctrl-C cancelled before its code ran gives IPython to show: one line
+    that says so, and why it had not run (its loop was busy with an earlier cell, or with
+    code that does not yield)."""
+    return KeyboardInterrupt(
+        "the cell did not run: Ctrl-C cancelled it while it waited for its loop (busy with "
+        "an earlier cell or code that does not yield)"
+    )
+
+
 #: Raised in a cell's code at the ``await`` where Ctrl-C found it, under the asyncio-family
 #: runners. A subclass of both :class:`KeyboardInterrupt` and :class:`asyncio.CancelledError`.
 CellInterrupted: type[KeyboardInterrupt] = _asyncio_interruption()
@@ -147,10 +168,12 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
             return self._release(exc)
         if self.pending_interrupt:
             exc = self._translated(exc)
-        return self._step(self._coro.throw, exc)
+        # Thrown into a coroutine that never ran, an exception runs none of its code.
+        return self._step(self._coro.throw, exc, runs_code=self.started or _ran(self._coro))
 
-    def _step(self, resume: Callable[[Any], Any], arg: Any) -> Any:
-        self.executing = self.started = True
+    def _step(self, resume: Callable[[Any], Any], arg: Any, *, runs_code: bool = True) -> Any:
+        self.executing = True
+        self.started = self.started or runs_code
         try:
             yielded = resume(arg)
         except StopIteration as stop:

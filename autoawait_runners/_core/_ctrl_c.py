@@ -187,8 +187,9 @@ def give_up(
         return
     if cell.executing:
         say(
-            f"the cell ignored Ctrl-C and still runs in the {runner} runner's thread; "
-            "later cells wait for it (exit by Ctrl-D does not)"
+            f"the cell still runs in the {runner} runner's thread (inside a call Ctrl-C "
+            "cannot interrupt, or it ignored Ctrl-C); later cells wait for it (exit by Ctrl-D "
+            "does not)"
         )
     elif not cell.started:
         say(

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._core import _ctrl_c, _private_api
-from .._core._cell import CellCoroutine, interruption_type
+from .._core._cell import CellCoroutine, cancelled_before_it_ran, interruption_type
 from .._core._messages import say_failed
 from .._core._tracebacks import PACKAGE_DIR
 from ._base import TaskRow
@@ -130,7 +130,7 @@ class CurioRunner(DedicatedThreadRunner):
 
         async def start() -> None:
             if submitted.cell.pending_interrupt:  # Ctrl-C came first: the cell never runs
-                submitted.fail(KeyboardInterrupt())
+                submitted.fail(cancelled_before_it_ran())
                 return
             task = await curio.spawn(_run_cell_task, submitted, daemon=True)
             tasks.append(task)

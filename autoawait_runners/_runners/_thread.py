@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._core import _ctrl_c
-from .._core._cell import CellCoroutine
+from .._core._cell import CellCoroutine, cancelled_before_it_ran
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
@@ -91,7 +91,11 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
 
 def _pass_outcome(task: asyncio.Task[Any], submitted: SubmittedCell) -> None:
     if task.cancelled():
-        submitted.fail(asyncio.CancelledError())
+        # Ctrl-C reaches a running cell as KeyboardInterrupt, which IPython shows as the
+        # cell's; cancelled outright, the task never ran the cell (or ended in IPython's own
+        # code): say so, rather than a bare CancelledError in the runner's frames.
+        started = submitted.cell.started
+        submitted.fail(KeyboardInterrupt() if started else cancelled_before_it_ran())
     elif (exc := task.exception()) is not None:
         submitted.fail(exc)
     else:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .._core import _ctrl_c, _private_api
-from .._core._cell import CellCoroutine
+from .._core._cell import CellCoroutine, cancelled_before_it_ran
 from .._core._messages import say_failed
 from .._nesting._shim import trio_cells_nest
 from ._base import TaskRow
@@ -347,7 +347,7 @@ async def _run_cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> N
                 # Interrupted before it started (its loop was held by a task that does not
                 # yield): it must not run, checkpoint or not.
                 submitted.cell.close()
-                submitted.fail(KeyboardInterrupt())
+                submitted.fail(cancelled_before_it_ran())
                 return
             value = await submitted.cell
             submitted.succeed(value)
