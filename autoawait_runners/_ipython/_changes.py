@@ -30,12 +30,6 @@ class Changes:
         self.shell = shell
         self._stack = contextlib.ExitStack()
 
-    def set_trait(self, name: str, value: Any) -> None:
-        """Set one of the shell's traits (``loop_runner``, ``autoawait``...); undo sets the
-        value found back."""
-        self.on_undo(setattr, self.shell, name, getattr(self.shell, name))
-        setattr(self.shell, name, value)
-
     def remember_trait(self, name: str) -> None:
         """Undo sets the trait back to its value now, whatever sets it meanwhile."""
         self.on_undo(setattr, self.shell, name, getattr(self.shell, name))
