@@ -40,8 +40,9 @@ The rules, for a cell wrapped in a :class:`~autoawait_runners._core._cell.CellCo
    suspended at an await, its task is cancelled and the cancellation reaches the cell as
    the interruption. A cell that swallows one gets the next.
 3. The :data:`ABANDON_AFTER`-th press stops waiting: the handler raises
-   :class:`GaveUpWaiting`, the runner cancels the cell once more, waits briefly
-   (:func:`give_up`), and says in one line what is left behind.
+   :class:`GaveUpWaiting` (on a loop below, it tells the waiting code to stop instead);
+   :func:`waiting_for` cancels the cell once more, waits briefly (:func:`give_up`), and
+   says in one line what is left behind.
 4. A cell that waits while its loop's thread is busy in other code (a task that does not
    yield): the second press interrupts that code (its task fails, and is reported).
 5. A thread sent KeyboardInterrupt that has not moved :data:`STUCK_AFTER` later is inside
