@@ -36,10 +36,14 @@ def kernel_manager(tmp: Path, options: tuple[str, ...] = ()) -> KernelManager:
     specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
     # Its connection file (with the kernel's key) under `tmp` too, removed when the kernel
     # ends: left to jupyter_client, it stays in the system's temporary directory for good.
+    # IPC sockets in `tmp`, not TCP ports: a port chosen free can be taken by another
+    # process before the kernel binds it (CI runs suites side by side), and the kernel dies.
     return KernelManager(
         kernel_name="autoawait-runners-test",
         kernel_spec_manager=specs,
         connection_file=str(tmp / "connection.json"),
+        transport="ipc",
+        ip=str(tmp / "kernel-ipc"),
     )
 
 
