@@ -107,6 +107,40 @@ def test_trio_host_aembed_keeps_the_host_running(ipython_pty: type[IPythonPty]) 
     leave(ipy, "host: resumed")
 
 
+@pytest.mark.parametrize(
+    "mode", ["asyncio-embed", "asyncio-aembed", "trio-embed", "trio-aembed", "asyncio-to-thread"]
+)
+def test_ctrl_c_in_the_shell_is_the_shells_and_the_program_carries_on(
+    ipython_pty: type[IPythonPty], mode: str
+) -> None:  # F7
+    """Without it the program's own handler had the press: asyncio.run's cancelled the
+    program's main task, trio's waited for the loop the shell holds up, and a shell in a
+    worker thread left the KeyboardInterrupt to the main thread."""
+    if mode.startswith("trio"):
+        pytest.importorskip("trio")
+    ipy = host(ipython_pty, mode)
+    for cell in ("sum(1 for _ in iter(int, 1))", "import time; time.sleep(30)"):
+        if cell.startswith("import time") and mode == "asyncio-to-thread":
+            continue  # a worker thread gets it when the call returns (docs/embed.rst)
+        ipy.child.sendline(f"print('cell', 'busy'); {cell}")
+        ipy.expect("cell busy")
+        ipy.interrupt("KeyboardInterrupt")
+    await_cell = "await trio.sleep(30)" if mode.startswith("trio") else "await asyncio.sleep(30)"
+    ipy.child.sendline(f"import asyncio, trio; print('cell', 'waiting'); {await_cell}")
+    ipy.expect("cell waiting")
+    ipy.interrupt("KeyboardInterrupt")
+    ipy.cell("print('still', 'here')", "still here")
+    leave(ipy, "host: resumed")
+
+
+def test_a_shell_in_a_worker_thread_says_when_ctrl_c_cannot_reach_it(
+    ipython_pty: type[IPythonPty],
+) -> None:  # F7
+    ipy = host(ipython_pty, "thread-asyncio-embed")
+    assert "Ctrl-C goes to the program's main thread, not to cells here" in ipy.text()
+    leave(ipy, "host: resumed")
+
+
 def test_embed_with_no_loop_runs_await_cells(ipython_pty: type[IPythonPty]) -> None:  # E4
     ipy = host(ipython_pty, "no-loop")
     assert "await cells run on an asyncio loop of this shell's own" in ipy.text()

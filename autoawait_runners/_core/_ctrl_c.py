@@ -31,7 +31,9 @@ The rules, for a cell wrapped in a :class:`~autoawait_runners._core._cell.CellCo
    The handler is installed over Python's default one, over another of ours (a cell
    inside a cell), or over the one a loop library installed for the run the shell lives
    in (``asyncio.run``, ``trio.run`` around ``embed()``): while a cell runs, Ctrl-C is the
-   cell's. Any other handler is the user's: it stays, Ctrl-C goes to it, and one line
+   cell's; while an embedded shell is open, it is the shell's (:func:`embedded_shell_takes_ctrl_c`,
+   set in the main thread even for a shell in a worker thread, through the main thread's
+   loop). Any other handler is the user's: it stays, Ctrl-C goes to it, and one line
    says so. The handler put back afterwards is the one found, and only if ours is still
    installed (a cell that installed its own keeps it). A signal wake-up fd that other code
    set is never displaced.
@@ -71,7 +73,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
@@ -383,12 +385,71 @@ def sigint_routed_to(
     ``interrupt`` runs in the signal handler, in the main thread: typically :func:`interrupt`
     for the cell. When it returns False the handler raises :class:`GaveUpWaiting`, so the
     waiting thread stops waiting. ``waker``, if given, becomes the signal wake-up fd, for a
-    main thread asleep in a selector. Outside the main thread no handler can be installed
-    and nothing changes; see rule 1 for which handlers are replaced and restored.
+    main thread asleep in a selector. Rule 1 says which handlers are replaced and restored;
+    :func:`_main_thread_while` where the handler can be set from.
     """
-    if threading.current_thread() is not threading.main_thread():
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if not interrupt():
+            raise GaveUpWaiting
+
+    on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
+
+    def take(stack: ExitStack, main_loop: Any) -> bool:
+        if not _take_sigint(stack, on_sigint):
+            return False
+        if main_loop is not None:  # the waiting thread's own waker cannot wake the main one
+            _wake_with(stack, stack.enter_context(waker_in(main_loop, only_way_to_wake=False)))
+        elif waker is not None:
+            _wake_with(stack, waker)
+        return True
+
+    with _main_thread_while(take):
         yield
-        return
+
+
+@contextmanager
+def embedded_shell_takes_ctrl_c() -> Iterator[bool]:
+    """While an embedded shell is open in this thread, Ctrl-C is the shell's, as in IPython
+    on its own: a press raises KeyboardInterrupt where the shell is (a plain cell), and a
+    cell waited for takes it over as above (F7).
+
+    Without this the program's loop library would have it: ``asyncio.run``'s handler cancels
+    the program's main task (the program ends in KeyboardInterrupt when the shell closes);
+    trio's waits for a loop that the shell holds up (nothing happens); a main thread that
+    only waits for the shell's worker thread gets the KeyboardInterrupt (the program dies).
+    Yields whether Ctrl-C reaches the shell: not when another handler is the user's, nor
+    when the shell runs in a worker thread while the main thread runs no asyncio loop
+    (nothing else can set the main thread's handler).
+    """
+    shell_thread = threading.get_ident()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if threading.get_ident() == shell_thread:
+            raise KeyboardInterrupt
+        raise_in_thread(shell_thread, KeyboardInterrupt)
+        _wake_private_loop_in(shell_thread)
+
+    on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
+
+    def take(stack: ExitStack, main_loop: Any) -> bool:
+        if not _take_sigint(stack, on_sigint):
+            return False
+        if main_loop is not None:
+            _wake_with(stack, stack.enter_context(waker_in(main_loop, only_way_to_wake=False)))
+        return True
+
+    _routes_from_here.add(shell_thread)
+    try:
+        with _main_thread_while(take) as taken:
+            yield taken
+    finally:
+        _routes_from_here.discard(shell_thread)
+
+
+def _take_sigint(stack: ExitStack, handler: Callable[[int, FrameType | None], None]) -> bool:
+    """Install ``handler`` for SIGINT over a replaceable one (rule 1), and have ``stack``
+    put the one found back if ours is still installed then. Main thread only."""
     previous = signal.getsignal(signal.SIGINT)
     if not _replaceable(previous):
         _say_once_per_handler(
@@ -396,37 +457,95 @@ def sigint_routed_to(
             f"SIGINT has a handler of its own ({getattr(previous, '__qualname__', previous)}):"
             " Ctrl-C goes to it while cells run, not to the runner",
         )
-        yield
+        return False
+    signal.signal(signal.SIGINT, handler)
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGINT) is handler:
+            signal.signal(signal.SIGINT, previous)
+
+    stack.callback(restore)
+    return True
+
+
+def _wake_with(stack: ExitStack, waker: Waker | None) -> None:
+    """Make ``waker`` the signal wake-up fd until ``stack`` closes, unless other code set one
+    (rule 1). Main thread only."""
+    if waker is None:
+        return
+    foreign_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
+    if foreign_fd != -1:  # not ours to displace: put it back
+        signal.set_wakeup_fd(foreign_fd)
+        if waker.only_way_to_wake and not waker.told_of_foreign_fd:
+            waker.told_of_foreign_fd = True
+            say(
+                "other code set the signal wake-up fd (loop.add_signal_handler, say): it "
+                "is left in place, and Ctrl-C reaches a cell waiting at an await when the "
+                "loop next wakes"
+            )
         return
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if not interrupt():
-            raise GaveUpWaiting
+    def restore() -> None:
+        current_fd = signal.set_wakeup_fd(-1)
+        if current_fd != waker.write_fd:  # set by the cell: keep it
+            signal.set_wakeup_fd(current_fd)
 
-    on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
-    signal.signal(signal.SIGINT, on_sigint)
-    woken_by_us = False
-    if waker is not None:
-        foreign_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
-        woken_by_us = foreign_fd == -1
-        if not woken_by_us:  # not ours to displace: put it back
-            signal.set_wakeup_fd(foreign_fd)
-            if waker.only_way_to_wake and not waker.told_of_foreign_fd:
-                waker.told_of_foreign_fd = True
-                say(
-                    "other code set the signal wake-up fd (loop.add_signal_handler, say): it "
-                    "is left in place, and Ctrl-C reaches a cell waiting at an await when the "
-                    "loop next wakes"
-                )
+    stack.callback(restore)
+
+
+#: Threads other than the main one whose Ctrl-C handling is set in the main thread: those
+#: of shells embedded in a worker thread (see :func:`embedded_shell_takes_ctrl_c`).
+_routes_from_here: set[int] = set()
+
+
+@contextmanager
+def _main_thread_while(take: Callable[[ExitStack, Any], bool]) -> Iterator[bool]:
+    """Run ``take(stack, main_loop)`` in the main thread, and close ``stack`` there when the
+    block ends: only the main thread may set a signal handler or the wake-up fd. Yields what
+    ``take`` returned, False if it could not run.
+
+    In the main thread it runs at once (``main_loop`` None). From a shell embedded in a
+    worker thread, through the asyncio loop the main thread runs (``main_loop``: a program
+    that does ``await asyncio.to_thread(embed)``); from any other thread, not at all.
+    """
+    stack = ExitStack()
+    if threading.current_thread() is threading.main_thread():
+        with stack:
+            yield take(stack, None)
+        return
+    here = threading.get_ident()
+    loop = _private_api.loop_running_in(threading.main_thread().ident)
+    if here not in _routes_from_here or loop is None:
+        yield False
+        return
+    taken: list[bool] = []
+    if not _call_in(loop, lambda: taken.append(take(stack, loop))):
+        with suppress(RuntimeError):  # closed meanwhile: nothing was taken
+            loop.call_soon_threadsafe(stack.close)  # after ``take``, whenever that runs
+        yield False
+        return
     try:
-        yield
+        yield taken[0]
     finally:
-        if woken_by_us and waker is not None:
-            current_fd = signal.set_wakeup_fd(-1)
-            if current_fd != waker.write_fd:  # set by the cell: keep it
-                signal.set_wakeup_fd(current_fd)
-        if signal.getsignal(signal.SIGINT) is on_sigint:
-            signal.signal(signal.SIGINT, previous)
+        _call_in(loop, stack.close)
+
+
+def _call_in(loop: Any, function: Callable[[], object]) -> bool:
+    """Run ``function()`` in the thread of ``loop``; whether it ran within the shutdown
+    timeout (a loop busy in other code may run it later)."""
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            function()
+        finally:
+            done.set()
+
+    try:
+        loop.call_soon_threadsafe(call)
+    except RuntimeError:  # closed
+        return False
+    return done.wait(SHUTDOWN_TIMEOUT)
 
 
 @contextmanager

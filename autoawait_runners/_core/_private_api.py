@@ -10,7 +10,9 @@ removal in 3.16).
 CPython:
 
 - ``sys._current_frames``: another thread's innermost frame, to tell whether a runner's
-  loop is busy or waiting for events, and whether a thread sent Ctrl-C has moved (Ctrl-C).
+  loop is busy or waiting for events, and whether a thread sent Ctrl-C has moved (Ctrl-C);
+  and the asyncio loop the main thread runs, found by its ``run_forever`` frame's ``self``,
+  for a shell embedded in a worker thread (Ctrl-C handlers are set in the main thread).
 - ``sys._getframe``: the caller's frame: its namespace for ``embed()``, and the frame of
   ``BaseEventLoop._run_once`` below a nested call (parking).
 - ``ctypes.pythonapi.PyThreadState_SetAsyncExc``: raise KeyboardInterrupt in a runner's
@@ -101,6 +103,21 @@ enter_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = (
 leave_task: Callable[[asyncio.AbstractEventLoop, asyncio.Task[Any]], None] = (
     asyncio.tasks._leave_task
 )
+
+_RUN_FOREVER_CODE = asyncio.BaseEventLoop.run_forever.__code__
+
+
+def loop_running_in(thread_id: int | None) -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop (a ``BaseEventLoop``) that ``thread_id`` runs now, if any."""
+    frame = current_frames().get(thread_id) if thread_id is not None else None
+    while frame is not None:
+        if frame.f_code is _RUN_FOREVER_CODE:
+            loop = frame.f_locals.get("self")
+            if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_running():
+                return loop
+        frame = frame.f_back
+    return None
+
 
 #: The code of ``BaseEventLoop._run_once``, and the names of its locals parking reads.
 RUN_ONCE_CODE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
@@ -319,6 +336,10 @@ def missing() -> list[str]:
 
     need("sys._current_frames", lambda: callable(sys._current_frames))
     need("sys._getframe", lambda: callable(sys._getframe))
+    need(
+        "BaseEventLoop.run_forever's local self",
+        lambda: _RUN_FOREVER_CODE.co_varnames[:1] == ("self",),
+    )
     need("ctypes.pythonapi.PyThreadState_SetAsyncExc", lambda: bool(set_async_exc))
     need("asyncio.events._get_running_loop", lambda: callable(asyncio.events._get_running_loop))
     need("asyncio.events._set_running_loop", lambda: callable(asyncio.events._set_running_loop))

@@ -254,7 +254,7 @@ def _shell_class() -> type[InteractiveShellEmbed]:
 
 
 def _make_shell(
-    header: str, kwargs: dict[str, Any], caller: FrameType
+    header: str, kwargs: dict[str, Any], caller: FrameType, *, ctrl_c_reaches: bool
 ) -> tuple[InteractiveShellEmbed, str]:
     """The embedded shell for ``kwargs`` (IPython.embed's), and the header to show."""
     from IPython.terminal.ipapp import load_default_config
@@ -279,15 +279,30 @@ def _make_shell(
 
     load(shell)
     note = f"autoawait_runners: {host_description()}"
+    if not ctrl_c_reaches and threading.current_thread() is not threading.main_thread():
+        note += (
+            "\nautoawait_runners: this shell runs in a worker thread and the main thread runs "
+            "no asyncio loop: Ctrl-C goes to the program's main thread, not to cells here"
+        )
     return shell, f"{header}\n{note}" if header else note
 
 
 @contextlib.contextmanager
-def _embedded_instance() -> Iterator[None]:
+def _embedded_instance() -> Iterator[bool]:
     """Make room for the embedded shell's instance and put the outer one back after
     (embedding from inside IPython), as IPython.embed does; sys.ps1/ps2 and
     sys.excepthook too. The embed runner's fallback sessions (a loop of its own, a helper
-    trio run) end with the shell, with whatever tasks the shell left in them."""
+    trio run) end with the shell, with whatever tasks the shell left in them. Ctrl-C is the
+    shell's while it is open (``embedded_shell_takes_ctrl_c``: the program carries on
+    after the shell closes, whatever was interrupted in it); yields whether it reaches it."""
+    if _trio_running():
+        from .._runners import _trio  # noqa: F401  (trio.run's SIGINT handler, known as such)
+    with _ctrl_c.embedded_shell_takes_ctrl_c() as ctrl_c_reaches, _shell_instance_swapped():
+        yield ctrl_c_reaches
+
+
+@contextlib.contextmanager
+def _shell_instance_swapped() -> Iterator[None]:
     from IPython.core.interactiveshell import InteractiveShell
 
     saved_ps = (getattr(sys, "ps1", None), getattr(sys, "ps2", None))
@@ -321,8 +336,8 @@ def embed(*, header: str = "", compile_flags: int | None = None, **kwargs: Any) 
     keeps running; under trio and with no loop, see the module documentation.
     """
     caller = _private_api.caller_frame(1)
-    with _embedded_instance():
-        shell, header = _make_shell(header, kwargs, caller)
+    with _embedded_instance() as ctrl_c_reaches:
+        shell, header = _make_shell(header, kwargs, caller, ctrl_c_reaches=ctrl_c_reaches)
         shell(
             header=header,
             stack_depth=2,
@@ -349,8 +364,8 @@ async def aembed(*, header: str = "", **kwargs: Any) -> None:
     async def run_shell() -> None:
         # The embedded shell's main loop is synchronous; it runs in the portal's greenlet
         # and waits for input and for cells through the portal, in this task.
-        with _embedded_instance():
-            shell, banner = _make_shell(header, kwargs, caller)
+        with _embedded_instance() as ctrl_c_reaches:
+            shell, banner = _make_shell(header, kwargs, caller, ctrl_c_reaches=ctrl_c_reaches)
             shell(
                 header=banner,
                 local_ns=caller.f_locals,

@@ -1,6 +1,7 @@
 """Programs that embed IPython, run by tests/test_embed.py in a pseudo-terminal.
 
 python embed_hosts.py asyncio-embed | asyncio-aembed | trio-embed | trio-aembed | no-loop
+                      | asyncio-to-thread | thread-asyncio-embed
 """
 
 from __future__ import annotations
@@ -80,9 +81,31 @@ async def crashing_host() -> None:
         await autoawait_runners.aembed()
 
 
+async def asyncio_host_embedding_in_a_worker_thread() -> None:
+    """The shell opens in a worker thread; the main thread runs the program's loop."""
+    ticking = asyncio.create_task(ticker(asyncio.sleep), name="ticker")
+    print("host: embedding", flush=True)
+    await asyncio.to_thread(autoawait_runners.embed)
+    print("host: resumed, ticker alive:", not ticking.done(), flush=True)
+    ticking.cancel()
+
+
+def embedding_in_a_worker_thread() -> None:
+    """The shell opens in a worker thread's asyncio program; the main thread joins it."""
+    import threading
+
+    worker = threading.Thread(target=asyncio.run, args=(asyncio_host("embed"),))
+    worker.start()
+    worker.join()
+
+
 def main() -> None:
     mode = sys.argv[1]
-    if mode == "asyncio-crash":
+    if mode == "asyncio-to-thread":
+        asyncio.run(asyncio_host_embedding_in_a_worker_thread())
+    elif mode == "thread-asyncio-embed":
+        embedding_in_a_worker_thread()
+    elif mode == "asyncio-crash":
         asyncio.run(crashing_host())
     elif mode.startswith("asyncio"):
         asyncio.run(asyncio_host(mode.split("-", 1)[1]))
