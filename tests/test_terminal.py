@@ -9,7 +9,7 @@ import time
 
 import pexpect
 import pytest
-from conftest import PERSISTENT, IPythonPty, start_with_runner
+from conftest import PERSISTENT, TIMEOUT, IPythonPty, start_with_runner
 
 pytestmark = pytest.mark.pty
 
@@ -208,6 +208,41 @@ def test_ctrl_c_stops_a_background_task_that_never_yields(
     ipy.cell("await h.sleep(0); print('usable', 'again')", "usable again")
     assert "never ran" not in ipy.text()
     assert "CancelledError" not in ipy.text()
+    ipy.exit()
+
+
+def test_ctrl_c_stops_a_task_that_holds_the_idle_prompt_and_keeps_what_was_typed(
+    ipython_pty: type[IPythonPty],
+) -> None:  # F3
+    # The asyncio runner's loop runs in the prompt's input hook. A task that never yields
+    # holds the prompt, in raw mode, where Ctrl-C is a key that nothing reads: once the
+    # loop has been busy a moment, Ctrl-C is a signal again, and interrupts the task.
+    import termios
+
+    ipy = start_with_runner(ipython_pty, "asyncio")
+    ipy.cell("f = await h.background(h.hog)")
+
+    def terminal_signals() -> bool:  # the pty's two ends share one set of modes
+        return bool(termios.tcgetattr(ipy.child.child_fd)[3] & termios.ISIG)
+
+    deadline = time.monotonic() + TIMEOUT
+    while not terminal_signals():
+        assert time.monotonic() < deadline, "Ctrl-C never became a signal again"
+        time.sleep(0.05)
+    ipy.child.send("print('typed', 'while', 'frozen')")
+    ipy.child.sendintr()
+    # The task is reported with its own frames; the prompt is back with what was typed.
+    ipy.expect(r"background task .* hog\(\) failed")
+    ipy.expect(r"in hog\s")
+    ipy.expect("KeyboardInterrupt")
+    ipy.child.sendline("")
+    ipy.expect("typed while frozen")
+    ipy.next_prompt()
+    while terminal_signals():  # raw mode again at the prompt
+        assert time.monotonic() < deadline + TIMEOUT, "the prompt stayed out of raw mode"
+        time.sleep(0.05)
+    ipy.cell("print('usable', f.done())", "usable True")
+    assert "escaped interact" not in ipy.text()
     ipy.exit()
 
 

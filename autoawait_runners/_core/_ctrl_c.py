@@ -67,6 +67,7 @@ each runner's business: it passes ``cancel`` and a translation to the cell.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import threading
@@ -625,6 +626,111 @@ def waiting_for(controls: CellControls, *, waker: Waker | None = None) -> Iterat
         finally:
             if not controls.ended():
                 give_up(cell, cancel=controls.cancel, wait=controls.wait, runner=controls.runner)
+
+
+# -- a loop the prompt runs, held by a task that does not yield ---------------------------
+
+#: How long the session loop may run other code, at an idle prompt, before Ctrl-C is made
+#: a signal again (see :func:`reaches_a_busy_prompt_loop`). Short: a press before that is
+#: a key, read when the loop lets go.
+BUSY_AFTER = 0.3
+
+
+@contextmanager
+def reaches_a_busy_prompt_loop(tty_fd: int | None) -> Iterator[None]:
+    """Around the prompt's input hook while it runs a loop in the main thread (the asyncio
+    runner's session loop at an idle prompt).
+
+    What does not work without it: while prompt_toolkit waits for input the terminal is in
+    raw mode, so Ctrl-C is a key to be read, not a signal; and what reads it is the prompt's
+    loop, which waits for the input hook, which runs the session loop. A background task
+    that never yields holds all three: the terminal is frozen for good, and Ctrl-C too.
+
+    So a watchdog thread looks at the main thread while the hook runs. Once the loop has run
+    other code for :data:`BUSY_AFTER`, it turns the terminal's ISIG on (with NOFLSH, so
+    nothing typed is flushed): the next Ctrl-C is a signal, and the handler installed here
+    raises KeyboardInterrupt in the code that holds the loop (its task fails and is
+    reported). As soon as the loop waits for events again the terminal is back in raw mode.
+    The handler passes every other SIGINT on to the one it found.
+    """
+    if tty_fd is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import termios
+
+    try:
+        raw = termios.tcgetattr(tty_fd)
+    except (termios.error, OSError):  # not a terminal
+        yield
+        return
+    if raw[3] & termios.ISIG:  # not in raw mode: Ctrl-C is a signal already
+        yield
+        return
+    signalling = list(raw)
+    signalling[3] = raw[3] | termios.ISIG | termios.NOFLSH
+    main = threading.get_ident()
+    busy = threading.Event()
+    done = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    # The prompt's loop learns of SIGINT through the wake-up fd, whatever the handler does
+    # (it aborts the prompt, and what was typed): the press for the busy loop must not
+    # reach it, every other does, as before.
+    prompt_fd = signal.set_wakeup_fd(-1)
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if busy.is_set() and not _in_loop_plumbing(frame):
+            raise KeyboardInterrupt
+        if prompt_fd != -1:
+            with suppress(OSError):
+                os.write(prompt_fd, bytes([signum]))
+        if callable(previous):
+            previous(signum, frame)
+
+    def set_mode(attrs: list[Any]) -> None:
+        with suppress(termios.error, OSError):
+            termios.tcsetattr(tty_fd, termios.TCSANOW, attrs)
+
+    def watch() -> None:
+        busy_since: float | None = None
+        while not done.wait(BUSY_AFTER / 3):
+            if _waiting_for_events(main):
+                busy_since = None
+                if busy.is_set():
+                    busy.clear()
+                    set_mode(raw)
+            elif busy_since is None:
+                busy_since = time.monotonic()
+            elif not busy.is_set() and time.monotonic() - busy_since >= BUSY_AFTER:
+                busy.set()
+                set_mode(signalling)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    watchdog = threading.Thread(target=watch, name="autoawait_runners prompt watchdog")
+    watchdog.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watchdog.join()
+        if busy.is_set():
+            set_mode(raw)
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, previous)
+        current_fd = signal.set_wakeup_fd(prompt_fd)
+        if current_fd != -1:  # set meanwhile by other code: keep it
+            signal.set_wakeup_fd(current_fd)
+
+
+def _in_loop_plumbing(frame: FrameType | None) -> bool:
+    """Whether the main thread is in a loop's own code (or this package's), where a
+    KeyboardInterrupt would end the loop's step rather than fail the task that holds it."""
+    if frame is None:
+        return True
+    name = str(frame.f_globals.get("__name__"))
+    return frame.f_code.co_filename.startswith(PACKAGE_DIR) or any(
+        name.startswith(prefix) for prefix in ("asyncio.", "selectors")
+    )
 
 
 def run_past_interrupts(

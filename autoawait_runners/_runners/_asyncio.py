@@ -224,9 +224,17 @@ class AsyncioRunner(AsyncioSessionRunner):
         fd = context.fileno()
         loop.add_reader(fd, on_readable)
         try:
-            self._run_until_complete(input_ready)
+            with _ctrl_c.reaches_a_busy_prompt_loop(self._terminal_fd()):
+                self._run_until_complete(input_ready)
         finally:
             loop.remove_reader(fd)
+
+    def _terminal_fd(self) -> int | None:
+        """The terminal the prompt reads from."""
+        try:
+            return int(self._shell.pt_app.app.input.fileno())  # type: ignore[union-attr]
+        except (AttributeError, NotImplementedError, ValueError):
+            return None
 
 
 def _has_prompt_toolkit_prompt(shell: InteractiveShell) -> bool:

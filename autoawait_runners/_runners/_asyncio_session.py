@@ -156,11 +156,19 @@ def raised_by_a_task(exc: BaseException) -> bool:
 
 def cut_to_task_frames(exc: BaseException) -> None:
     """Drop the loop's frames from the front of the traceback of an exception a task raised
-    through ``run_forever``, so its report starts in the task's code."""
+    through ``run_forever``, so its report starts in the task's code; and this package's
+    from its end (the Ctrl-C handler that raised it there)."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PLUMBING):
         tb = tb.tb_next
     exc.__traceback__ = tb
+    last_of_the_task = None
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR):
+            last_of_the_task = tb
+        tb = tb.tb_next
+    if last_of_the_task is not None:
+        last_of_the_task.tb_next = None
 
 
 #: Where the frames between a loop's run_forever and a task's code live.
