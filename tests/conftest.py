@@ -17,6 +17,15 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 SUPPORT = Path(__file__).parent / "support"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A coroutine never awaited (or any other RuntimeWarning), and an exception ignored in a
+    # destructor, are defects here: this test run is free of them (F6). Set here, not in
+    # pyproject.toml, which would also govern the pytest that ipytest runs inside a notebook
+    # cell (tests/test_kernel_nesting.py), and fail it where it is meant to fail otherwise.
+    config.addinivalue_line("filterwarnings", "error::RuntimeWarning")
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnraisableExceptionWarning")
 #: Generous: the machines are shared and noisy.
 TIMEOUT = 30.0
 

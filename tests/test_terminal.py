@@ -193,6 +193,7 @@ def test_ctrl_c_stops_a_background_task_that_never_yields(
     ipy = start_with_runner(ipython_pty, runner)
     ipy.cell("f = await h.background(h.hog)")
     ipy.expect("hog: spinning")
+    waiting = ipy.count - 1  # the number of the prompt the cell is typed at
     ipy.child.sendline("print('never', 'ran')")
     # A Ctrl-C typed before the cell is handed over is the prompt's key press, not a
     # signal to the cell: press again until the second one the cell gets has landed.
@@ -204,7 +205,9 @@ def test_ctrl_c_stops_a_background_task_that_never_yields(
         pytest.fail("Ctrl-C never reached the hog")
     # One line says what became of the cell (F6), not a bare CancelledError.
     ipy.expect("KeyboardInterrupt: the cell did not run: Ctrl-C cancelled it while it waited")
-    ipy.next_prompt()
+    # Numbered and kept as an interrupted cell is: the next prompt's number does not repeat.
+    ipy.prompt()
+    ipy.cell(f"print(In[{waiting}].upper())", r"PRINT\('NEVER', 'RAN'\)")
     ipy.cell("await h.sleep(0); print('usable', 'again')", "usable again")
     assert "never ran" not in ipy.text()
     assert "CancelledError" not in ipy.text()

@@ -67,11 +67,22 @@ def _ran(coro: Any) -> bool:
     return True  # another awaitable: assume it has
 
 
-def cancelled_before_it_ran() -> KeyboardInterrupt:
+class CellDidNotRun(KeyboardInterrupt):
+    """A cell that Ctrl-C cancelled before its code ran. The IPython glue still numbers it
+    and keeps it in the history, as IPython does an interrupted cell (the next prompt's
+    number does not repeat, and ``In[n]`` has what was typed)."""
+
+
+# Shown as what it is to the user: a KeyboardInterrupt.
+CellDidNotRun.__name__ = CellDidNotRun.__qualname__ = "KeyboardInterrupt"
+CellDidNotRun.__module__ = "builtins"
+
+
+def cancelled_before_it_ran() -> CellDidNotRun:
     """What a cell that Ctrl-C cancelled before its code ran gives IPython to show: one line
     that says so, and why it had not run (its loop was busy with an earlier cell, or with
     code that does not yield)."""
-    return KeyboardInterrupt(
+    return CellDidNotRun(
         "the cell did not run: Ctrl-C cancelled it while it waited for its loop (busy with "
         "an earlier cell or code that does not yield)"
     )

@@ -99,7 +99,9 @@ class GaveUpWaiting(KeyboardInterrupt):
     (a background task), which must not end the session loop."""
 
 
-GaveUpWaiting.__name__ = GaveUpWaiting.__qualname__ = "KeyboardInterrupt"  # as IPython shows it
+# Shown as what it is to the user: a KeyboardInterrupt.
+GaveUpWaiting.__name__ = GaveUpWaiting.__qualname__ = "KeyboardInterrupt"
+GaveUpWaiting.__module__ = "builtins"
 
 
 # -- where a press goes (rules 2 to 5) ------------------------------------------------------

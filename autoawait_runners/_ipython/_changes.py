@@ -80,6 +80,15 @@ class Changes:
         self.shell.observe(handler, names=name)
         self.on_undo(self.shell.unobserve, handler, names=name)
 
+    def on_event(self, name: str, handler: Callable[..., None]) -> None:
+        """Register a handler of one of the shell's events (``post_run_cell``, ...)."""
+        self.shell.events.register(name, handler)
+        self.on_undo(self._unregister_event, name, handler)
+
+    def _unregister_event(self, name: str, handler: Callable[..., None]) -> None:
+        if handler in self.shell.events.callbacks[name]:
+            self.shell.events.unregister(name, handler)
+
     def on_undo(self, undo: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Any other change: how to undo it."""
         self._stack.callback(undo, *args, **kwargs)

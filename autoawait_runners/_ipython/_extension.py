@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._core import _private_api
+from .._core._cell import CellDidNotRun
 from .._core._messages import say
 from .._core._tracebacks import as_its_class_has_it, showing_user_frames
 from .._runners._base import Runner
@@ -120,6 +121,7 @@ class Extension:
         changes.set_attribute(
             shell, "showtraceback", showing_user_frames(show_now, lambda: self.active)
         )
+        changes.on_event("post_run_cell", self._number_a_cell_that_did_not_run)
         # Undone first: the active runner's session ends while everything else is still in
         # place.
         changes.on_undo(self._deactivate)
@@ -127,6 +129,25 @@ class Extension:
 
     def uninstall(self) -> None:
         self.changes.undo()
+
+    def _number_a_cell_that_did_not_run(self, result: Any) -> None:
+        """A cell Ctrl-C cancelled before it ran (queued behind a busy loop) never reached
+        ``run_cell_async``'s own bookkeeping: give it its number and its history entry, as
+        IPython gives an interrupted cell, so the next prompt's number does not repeat."""
+        info = getattr(result, "info", None)
+        if not isinstance(getattr(result, "error_in_exec", None), CellDidNotRun) or not (
+            info is not None and info.store_history
+        ):
+            return
+        shell = self.shell
+        result.execution_count = shell.execution_count
+        if shell.history_manager is not None:
+            shell.history_manager.store_inputs(
+                shell.execution_count,
+                getattr(info, "transformed_cell", None) or info.raw_cell,  # IPython 9 has it
+                info.raw_cell,
+            )
+        shell.execution_count += 1
 
     def _apply_loop_factory(self, path: str | None) -> None:
         """``c.AutoawaitRunners.loop_factory``: what the asyncio and thread runners make
