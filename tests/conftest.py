@@ -26,6 +26,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # cell (tests/test_kernel_nesting.py), and fail it where it is meant to fail otherwise.
     config.addinivalue_line("filterwarnings", "error::RuntimeWarning")
     config.addinivalue_line("filterwarnings", "error::pytest.PytestUnraisableExceptionWarning")
+    # pexpect forks a pseudo-terminal's child from this (multi-threaded) test process; the
+    # child execs at once (Python 3.12+ warns of fork in threaded processes in general).
+    config.addinivalue_line(
+        "filterwarnings", "ignore:This process .* is multi-threaded:DeprecationWarning"
+    )
+
+
 #: Generous: the machines are shared and noisy.
 TIMEOUT = 30.0
 

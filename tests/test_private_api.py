@@ -24,7 +24,8 @@ def test_no_module_but_the_private_api_touches_those_names() -> None:
         r"asyncio\.(events|tasks)\._|\._ready\b|\._run_once\(|sys\._getframe|"
         r"sys\._current_frames|PyThreadState_SetAsyncExc|_pseudo_sync_runner|"
         r"import _asyncio_runner|_format_time|kernel\._tasks|\"_log_traceback\"|\"_must_cancel\"|"
-        r"(?<!self)\._context\b|_asyncio_future_blocking|\.call_exception_handler = |"
+        r"(?<!self)\._(context|callback|args)\b|_asyncio_future_blocking|"
+        r"\.call_exception_handler = |"
         r"_extra_prompt_options|_location_id|\._default_executor|\._threads\b|\._instance\b|"
         r"_walk_mro|_thread_to_parent|trio\._core\._io_"
     )

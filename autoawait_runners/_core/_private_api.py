@@ -38,7 +38,8 @@ asyncio:
   executor, shut down without waiting for its running jobs past the shutdown timeout
   (``shutdown_default_executor`` waits for them all), and how many still run.
 - ``Handle._context``: the context a handle runs in, to tell a handle that cannot enter it
-  (a parked nested call holds it) from any other failure (parking).
+  (a parked nested call holds it) from any other failure (parking); ``Handle._callback``
+  and ``_args``: to run such a handle in that context without entering it (parking).
 - ``Future._asyncio_future_blocking``: what ``await future`` sets before yielding the
   future to its task; the cell wrapper yields a decoy future of its own (the cell wrapper).
 - ``BaseEventLoop.call_exception_handler`` shadowed on a loop instance: the loop's own
@@ -162,6 +163,11 @@ def executor_jobs_running(executor: Any) -> int:
 def handle_context(handle: asyncio.Handle) -> Any:
     """The context a handle runs its callback in."""
     return handle._context  # type: ignore[attr-defined]
+
+
+def handle_callback(handle: asyncio.Handle) -> tuple[Callable[..., Any], Any]:
+    """A handle's callback and its arguments."""
+    return handle._callback, handle._args  # type: ignore[attr-defined]
 
 
 def mark_blocking(future: asyncio.Future[Any]) -> None:
@@ -362,6 +368,7 @@ def missing() -> list[str]:
         need("BaseEventLoop._default_executor", lambda: hasattr(loop, "_default_executor"))
         need("ThreadPoolExecutor._threads", _executor_has_threads)
         need("Handle._context", lambda: handle_context(handle) is not None)
+        need("Handle._callback and _args", lambda: handle_callback(handle) == (int, ()))
         need("Future._asyncio_future_blocking", lambda: hasattr(task, "_asyncio_future_blocking"))
         need(
             "BaseEventLoop.call_exception_handler, shadowed on the instance",

@@ -20,7 +20,14 @@ from .._core._cell import CellDidNotRun
 from .._core._messages import say
 from .._core._tracebacks import as_its_class_has_it, showing_user_frames
 from .._runners._base import Runner
-from . import _autoawait_magic, _completion, _nest_magic, _tasks_magic, _timing_magics
+from . import (
+    _autoawait_magic,
+    _completion,
+    _kernel_output,
+    _nest_magic,
+    _tasks_magic,
+    _timing_magics,
+)
 from ._autoawait_magic import unknown
 from ._catalogue import Catalogue, Entry, describe_error
 from ._changes import Changes
@@ -99,6 +106,7 @@ class Extension:
         for install_magic in MAGICS:
             install_magic(self)
         _completion.install(self)  # of the magics' arguments, as each says
+        _kernel_output.install(self)  # in a kernel: output goes to the cell that made it
         self._apply_loop_factory(self.config.loop_factory or None)
         changes.on_undo(self._apply_loop_factory, None)
         changes.observe(self._on_loop_runner_change, "loop_runner")

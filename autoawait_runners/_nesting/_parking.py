@@ -23,11 +23,16 @@ handles as that `_run_once` still means to pop (read from its frame).
 
 A nested call parks inside a ``Context.run()``: the step of its task runs in the task's
 context, which stays *entered* until the call returns. A handle of another task that shares
-that context (ipykernel 7 runs every cell in one) cannot enter it meanwhile: asyncio would
-report a RuntimeError and drop the step, and the task would never run. While nested calls
-are parked, the loop's exception handler is therefore looked at first (:meth:`_LoopNesting.
-handle_exception`): such a handle is set aside, and queued again, in order, whenever a parked
-caller resumes. Nothing is checked when nothing fails, so nesting costs no more per handle.
+that context (ipykernel 7 runs every message's handler in one) cannot enter it meanwhile:
+asyncio would report a RuntimeError and drop the step, and the task would never run. While
+nested calls are parked, the loop's exception handler is therefore looked at first
+(:meth:`_LoopNesting.handle_exception`): such a handle runs at once, in that context made
+the driver's current one (``gr_context``) rather than entered, exactly as it would have run
+between two steps of the parked task. Setting it aside until the parked call ends would
+deadlock a cell that waits for it: ipykernel hands a widget's message to the kernel through
+such a task. A handle whose context is entered elsewhere is set aside, and queued again, in
+order, whenever a parked caller resumes. Nothing is checked when nothing fails, so nesting
+costs no more per handle.
 """
 
 from __future__ import annotations
@@ -137,14 +142,49 @@ class _LoopNesting:
         not enter its context, held by one of them, is set aside instead of dropped."""
         handle = context.get("handle")
         exc = context.get("exception")
-        if (
-            isinstance(exc, RuntimeError)
-            and isinstance(handle, asyncio.Handle)
-            and context_entered(_private_api.handle_context(handle))
-        ):
-            self.deferred.append(handle)
-            return
+        if isinstance(exc, RuntimeError) and isinstance(handle, asyncio.Handle):
+            held = _private_api.handle_context(handle)
+            if self.held_by_a_parked_call(held):
+                self.run_in_held_context(handle, held)
+                return
+            if context_entered(held):
+                self.deferred.append(handle)
+                return
         type(self.loop).call_exception_handler(self.loop, context)
+
+    def held_by_a_parked_call(self, held: Any) -> bool:
+        """Whether a nested call parked in this thread is inside the context ``held``."""
+        here = greenlet.getcurrent()
+        return any(
+            parked.ready is not None
+            and parked.greenlet is not here
+            and parked.greenlet.gr_context is held
+            for parked in self.parked
+        )
+
+    def run_in_held_context(self, handle: asyncio.Handle, held: Any) -> None:
+        """Run ``handle``'s callback here, in the context a parked call is inside: made the
+        current one for the while, not entered (entering it again is what failed). What it
+        does to the context's variables, the parked call sees, as between two steps."""
+        driver = greenlet.getcurrent()
+        own = driver.gr_context
+        callback, args = _private_api.handle_callback(handle)
+        driver.gr_context = held
+        try:
+            callback(*args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # as Handle._run reports it, past this handler
+            type(self.loop).call_exception_handler(
+                self.loop,
+                {
+                    "message": f"Exception in callback {handle!r}",
+                    "exception": exc,
+                    "handle": handle,
+                },
+            )
+        finally:
+            driver.gr_context = own
 
     def requeue_deferred(self) -> None:
         """Queue the handles set aside again (after those queued now): a caller resumes,

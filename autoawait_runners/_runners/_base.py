@@ -12,7 +12,7 @@ Third-party runners only need the IPython contract (a callable, optionally ``clo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +42,30 @@ class TaskRow:
     hidden: str = ""
     #: How deep in the task tree (``%tasks --tree``): 0 for a flat list.
     depth: int = 0
+
+
+#: What the front end needs done in each cell's own thread and context before its code runs,
+#: prepared in the calling thread (see :func:`set_cell_setup`).
+CellSetup = Callable[[], Callable[[], None]]
+_cell_setup: list[CellSetup] = []
+
+
+def set_cell_setup(setup: CellSetup | None) -> None:
+    """Have every runner built on :class:`Runner` call ``setup()`` as a cell is handed over
+    (in the thread that calls the runner, where IPython's front end has its state), and what
+    it returns first thing in the cell (in the runner's thread, in the cell's context).
+
+    The Jupyter glue routes output this way: ipykernel says which request a print belongs
+    to by a context variable, which a cell run in another thread, or in the session's own
+    context, would otherwise not have (its output, and its tasks', would go to whichever
+    request the kernel handled last). None removes it.
+    """
+    _cell_setup[:] = [] if setup is None else [setup]
+
+
+async def _set_up_then(step: Callable[[], None], coro: Coroutine[Any, Any, Any]) -> Any:
+    step()
+    return await coro
 
 
 class RunnerUnavailable(RuntimeError):
@@ -93,6 +117,8 @@ class Runner(ABC):
                     f"a cell run from inside a {self.name} cell cannot await "
                     "(the session loop is busy running the outer cell)"
                 ) from None
+        if _cell_setup:
+            coro = _set_up_then(_cell_setup[0](), coro)
         self._depth += 1
         try:
             return self._run_cell(coro)

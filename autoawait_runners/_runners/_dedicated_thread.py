@@ -16,11 +16,17 @@ cell in it and stop it:
   system gave the loop thread (or any other) runs the handler without delay. SIGINT is not
   blocked in the loop thread: the processes a cell starts would inherit the mask (F7);
 - a loop that dies (a crash in the library) releases the cells waiting on it with an error,
-  and the next cell starts a fresh session: nothing hangs.
+  and the next cell starts a fresh session: nothing hangs;
+- an asyncio loop running below in the waiting thread (a Jupyter kernel's, an ``embed()``
+  host's) keeps running while the cell runs: the main thread waits parked in it
+  (``_parking``), so the kernel handles a widget's messages meanwhile (a cell can await a
+  slider), and its callbacks run in the main thread, as without the extension (K4).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import threading
 from abc import abstractmethod
@@ -54,7 +60,16 @@ def _output_goes_to_the_current_cell() -> None:
 class SubmittedCell:
     """A cell handed to the loop thread: how to cancel it there, and how it ended."""
 
-    __slots__ = ("_error", "_finished", "_settled", "_value", "cancel", "cell", "loop_thread")
+    __slots__ = (
+        "_error",
+        "_finished",
+        "_settled",
+        "_value",
+        "cancel",
+        "cell",
+        "loop_thread",
+        "then",
+    )
 
     def __init__(self, cell: CellCoroutine[Any], loop_thread: threading.Thread | None) -> None:
         self.cell = cell
@@ -67,16 +82,20 @@ class SubmittedCell:
         self.cancel: Callable[[], None] = lambda: None
         #: The thread of the session loop the cell is handed to.
         self.loop_thread = loop_thread
+        #: Called (in the loop thread) once the outcome is there; thread-safe.
+        self.then: Callable[[], None] = _nothing
 
     def succeed(self, value: Any) -> None:
         if self._settled.acquire(blocking=False):  # the first outcome wins
             self._value = value
             self._finished.release()
+            self.then()
 
     def fail(self, error: BaseException) -> None:
         if self._settled.acquire(blocking=False):
             self._error = error
             self._finished.release()
+            self.then()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the outcome (at most ``timeout`` seconds); True once it is there."""
@@ -208,9 +227,16 @@ class DedicatedThreadRunner(Runner):
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         cell = self._make_cell(coro)
         attempts: list[SubmittedCell] = []  # the hand-overs so far; the last one counts
+        below = _loop_running_below()
+        given_up: list[bool] = []
 
         def thread() -> int | None:
             return attempts[-1].loop_thread_id() if attempts else None
+
+        def stop_waiting() -> None:
+            given_up.append(True)
+            if attempts:
+                attempts[-1].then()
 
         controls = _ctrl_c.CellControls(
             cell,
@@ -219,13 +245,22 @@ class DedicatedThreadRunner(Runner):
             cancel=lambda: attempts[-1].cancel(),
             wait=lambda seconds: attempts[-1].wait(seconds),
             ended=lambda: not attempts or attempts[-1].ended(),
+            # On a loop below, the handler must not raise in its machinery (see _ctrl_c).
+            stop_waiting=None if below is None else stop_waiting,
         )
-        # Entered before the hand-over: a Ctrl-C at any point reaches the cell, never this
-        # thread's own code.
-        with _ctrl_c.waiting_for(controls):
+        with contextlib.ExitStack() as stack:
+            waker = None
+            if below is not None:
+                waker = stack.enter_context(_ctrl_c.waker_in(below, only_way_to_wake=False))
+            # Entered before the hand-over: a Ctrl-C at any point reaches the cell, never
+            # this thread's own code.
+            stack.enter_context(_ctrl_c.waiting_for(controls, waker=waker))
             try:
                 submitted = self._submit_to_live_session(cell, attempts)
-                submitted.wait()
+                if below is None:
+                    submitted.wait()
+                else:
+                    _wait_parked(below, submitted, given_up)
             finally:
                 self._waiting.difference_update(attempts)
         return submitted.result()
@@ -271,3 +306,43 @@ class DedicatedThreadRunner(Runner):
             )
         self._reset()
         return self._cancelled
+
+
+def _nothing() -> None:
+    pass
+
+
+def _loop_running_below() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running in this thread, below the waiting code, if the waiting
+    thread can park in it (asyncio's own loops: a Jupyter kernel's, an embed host's)."""
+    loop = _private_api.running_loop()
+    return loop if isinstance(loop, asyncio.BaseEventLoop) else None
+
+
+def _wait_parked(
+    loop: asyncio.AbstractEventLoop, submitted: SubmittedCell, given_up: list[bool]
+) -> None:
+    """Wait for the cell parked in ``loop``, which runs meanwhile (its other tasks, a
+    kernel's messages); every :data:`SIGNAL_POLL` the Ctrl-C notes get their look. The
+    press that gives up (``given_up``) ends the wait with KeyboardInterrupt, raised here."""
+    from .._nesting._parking import run_on_running_loop
+
+    woken = loop.create_future()
+
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # closed by its owner meanwhile
+            loop.call_soon_threadsafe(_resolve, woken)
+
+    submitted.then = wake  # before looking: an end from now on wakes this thread
+    while not (submitted.ended() or given_up):
+        run_on_running_loop(loop, asyncio.wait([woken], timeout=SIGNAL_POLL))
+        if submitted.loop_thread is not None and submitted.loop_thread.ident is not None:
+            _ctrl_c.note_if_stuck(submitted.cell, submitted.loop_thread.ident)
+    if not submitted.ended():
+        raise KeyboardInterrupt
+    submitted.wait()
+
+
+def _resolve(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
