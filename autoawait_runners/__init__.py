@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._core._cell import CellInterrupted
     from ._embed._embed import EmbedRunner, aembed, embed
     from ._ipython._config import AutoawaitRunners
+    from ._ipython._widgets import changed, clicked, received
     from ._nesting._shim import is_nesting, nest_off, nest_on, nesting
     from ._runners._asyncio import AsyncioRunner
     from ._runners._base import Runner, RunnerUnavailable
@@ -47,6 +48,8 @@ __all__ = [
     "SessionNursery",
     "aembed",
     "asyncio_runner",
+    "changed",
+    "clicked",
     "curio_runner",
     "embed",
     "embed_runner",
@@ -55,6 +58,7 @@ __all__ = [
     "nest_off",
     "nest_on",
     "nesting",
+    "received",
     "thread_runner",
     "trio_nursery",
     "trio_runner",
@@ -82,6 +86,9 @@ _LAZY = {
     "is_nesting": ("._nesting._shim", "is_nesting"),
     "Runner": ("._runners._base", "Runner"),
     "RunnerUnavailable": ("._runners._base", "RunnerUnavailable"),
+    "changed": ("._ipython._widgets", "changed"),
+    "clicked": ("._ipython._widgets", "clicked"),
+    "received": ("._ipython._widgets", "received"),
 }
 
 

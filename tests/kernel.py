@@ -6,7 +6,7 @@ import json
 import queue
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,22 +63,41 @@ class Kernel:
         *,
         interrupt_after: str | Sequence[str] = (),
         input_lines: list[str] | None = None,
+        when: Sequence[tuple[str, Callable[[], object]]] = (),
     ) -> tuple[str, dict[str, Any]]:
         """Run a cell; return everything it printed or displayed, and the reply.
 
         With ``interrupt_after``, interrupt the kernel (as Jupyter's stop button does) once the
         cell's output contains that text; given a list, once per text, in order.
         ``input_lines`` answer the cell's input requests (``input()``, as Jupyter's input box
-        does), in order.
+        does), in order. ``when``: (text, action) pairs, each action done once the cell's
+        output contains its text, in order (what a person at the notebook does then).
         """
         lines = list(input_lines) if input_lines is not None else None
         msg_id = self.client.execute(code, allow_stdin=lines is not None)
-        interrupts = (
-            [interrupt_after] if isinstance(interrupt_after, str) else list(interrupt_after)
-        )
-        [output] = self._outputs([msg_id], interrupts=interrupts, input_lines=lines)
+        texts = [interrupt_after] if isinstance(interrupt_after, str) else list(interrupt_after)
+        actions = [*when, *((text, self.manager.interrupt_kernel) for text in texts)]
+        [output] = self._outputs([msg_id], actions=actions, input_lines=lines)
         [reply] = self._replies([msg_id])
         return output, reply
+
+    def parent_of_output(self, text: str) -> str:
+        """The request (its msg_id) that the kernel says the next output containing ``text``
+        belongs to: the cell a frontend shows it in, even after that cell went idle."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                message = self.client.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
+            if message["msg_type"] == "stream" and text in message["content"]["text"]:
+                return str(message["parent_header"].get("msg_id"))
+        pytest.fail(f"no output {text!r} came")
+
+    def send_comm_msg(self, comm_id: str, data: dict[str, Any]) -> None:
+        """Send what a frontend sends to a comm (a widget's model): a ``comm_msg``."""
+        message = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        self.client.shell_channel.send(message)
 
     def execute_queued(self, cells: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """Send every cell at once, as Jupyter's Run All does (each queued behind the one
@@ -94,13 +113,13 @@ class Kernel:
         self,
         msg_ids: Sequence[str],
         *,
-        interrupts: list[str] | None = None,
+        actions: Sequence[tuple[str, Callable[[], object]]] = (),
         input_lines: list[str] | None = None,
     ) -> list[str]:
         """What each of these cells printed or displayed, once all of them are idle."""
         pieces: dict[str, list[str]] = {msg_id: [] for msg_id in msg_ids}
         busy = set(msg_ids)
-        interrupts = interrupts if interrupts is not None else []
+        to_do = list(actions)
         deadline = time.monotonic() + TIMEOUT * 2
         while busy:
             if time.monotonic() > deadline:
@@ -128,9 +147,8 @@ class Kernel:
                 cell.append(content["data"].get("text/plain", "") + "\n")
             elif kind == "error":
                 cell.append("\n".join(content["traceback"]) + "\n")
-            if interrupts and interrupts[0] in "".join(cell):
-                self.manager.interrupt_kernel()
-                interrupts.pop(0)
+            if to_do and to_do[0][0] in "".join(cell):
+                to_do.pop(0)[1]()
         return ["".join(pieces[msg_id]) for msg_id in msg_ids]
 
     def _replies(self, msg_ids: Sequence[str], *, content_only: bool = True) -> list[Any]:

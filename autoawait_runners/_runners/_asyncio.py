@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,7 +54,9 @@ class AsyncioRunner(AsyncioSessionRunner):
         super().__init__()
         self._waker: _ctrl_c.Waker | None = None
         self._waker_in_loop = contextlib.ExitStack()
-        self._in_cell = False
+        #: The threads a cell of this runner runs in now (a kernel's subshells run cells in
+        #: threads of their own, alongside the main shell's).
+        self._cells_in: set[int] = set()
         self._shell: InteractiveShell | None = None
         self._said_no_idle_progress = False
 
@@ -96,7 +100,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         return session
 
     def _inside_cell(self) -> bool:
-        return self._in_cell or (
+        return threading.get_ident() in self._cells_in or (
             self._session is not None
             and not self._session.borrowed
             and _private_api.running_loop() is self._session.loop
@@ -120,8 +124,22 @@ class AsyncioRunner(AsyncioSessionRunner):
             session = self._session_here()
         except Exception as exc:  # a loop policy broken since the runner was selected
             return self._without_session(coro, f"{type(exc).__name__}: {exc}")
-        self._in_cell = True
+        here = threading.get_ident()
+        self._cells_in.add(here)
         try:
+            loop_here = _private_api.running_loop()
+            if session.borrowed and loop_here is not None and loop_here is not session.loop:
+                # A kernel's subshell: its cells run in its own thread, on its own loop
+                # (as ipykernel runs them), parked there like any cell on a loop below.
+                from .._nesting._parking import run_on_running_loop
+
+                return run_cell_as_task(
+                    coro,
+                    loop=loop_here,
+                    create_task=loop_here.create_task,
+                    wait_for=functools.partial(run_on_running_loop, loop_here),
+                    runner=self.name,
+                )
             return run_cell_as_task(
                 coro,
                 loop=session.loop,
@@ -131,7 +149,7 @@ class AsyncioRunner(AsyncioSessionRunner):
                 waker=self._waker,
             )
         finally:
-            self._in_cell = False
+            self._cells_in.discard(here)
 
     def _shutdown(self) -> int:
         session = self._session

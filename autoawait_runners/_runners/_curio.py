@@ -18,6 +18,7 @@ import on Python 3.12+); it installs the same ``curio`` package.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
@@ -73,7 +74,10 @@ class CurioRunner(DedicatedThreadRunner):
         self._interruption = interruption_type(curio.errors.TaskCancelled)
         self._queue = curio.UniversalQueue()
         self._main_task = None
-        kernel = self._kernel = curio.Kernel(activations=[_births(self._born)])
+        kernel = self._kernel = curio.Kernel(
+            activations=[_births(self._born)],
+            taskcls=_session_task_class(contextvars.copy_context()),
+        )
         crashes = _CrashReports(self.name)
         logging.getLogger("curio.kernel").addFilter(crashes)
         try:
@@ -250,3 +254,20 @@ _runner = CurioRunner()
 def get_runner() -> CurioRunner:
     """Entry point: the session's curio runner (one object per process)."""
     return _runner
+
+
+def _session_task_class(session: contextvars.Context) -> type[Any]:
+    """curio's task class for the session: every task runs in a copy of its parent's
+    context, as asyncio's and trio's do (curio's default tasks all share the thread's), so
+    a background task keeps the variables of the cell that started it (ipykernel's output
+    routing among them); cells run in the session's one context, and see each other's
+    variables (R4)."""
+    import curio.task
+
+    class SessionTask(curio.task.ContextTask):  # type: ignore[misc]
+        def __init__(self, coro: Any, parent: Any = None) -> None:
+            super().__init__(coro, parent)
+            if getattr(coro, "cr_code", None) is _run_cell_task.__code__:
+                self._context = session
+
+    return SessionTask

@@ -6,6 +6,7 @@ helper works under asyncio, trio and curio alike: it asks sniffio which one is r
 """
 
 import itertools
+from typing import Any
 
 import sniffio
 
@@ -240,3 +241,41 @@ def interrupt_from_another_thread() -> None:
     # Started from a runner's thread, this one inherited its blocked SIGINT.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+
+class announced:
+    """``await announced(coro, text)``: await ``coro``, printing ``text`` once it has
+    started (suspended for the first time): what it subscribes to at its start (a widget's
+    change) is in place by the time a test that reads ``text`` acts on it."""
+
+    def __init__(self, coro: Any, text: str) -> None:
+        self._coro, self._text = coro, text
+
+    def __await__(self) -> Any:
+        steps = self._coro.__await__()
+        try:
+            try:
+                yielded = next(steps)
+            except StopIteration as stop:
+                print(self._text, flush=True)
+                return stop.value
+            print(self._text, flush=True)
+            while True:  # as ``yield from`` would, the first step taken
+                try:
+                    received = yield yielded
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # every throw goes on in
+                    try:
+                        yielded = steps.throw(exc)
+                    except StopIteration as stop:
+                        return stop.value
+                else:
+                    try:
+                        yielded = steps.send(received)
+                    except StopIteration as stop:
+                        return stop.value
+        finally:
+            # Ended early (a KeyboardInterrupt raised here, in this very code): the awaited
+            # coroutine's own clean-up runs now.
+            steps.close()

@@ -1,0 +1,126 @@
+"""Await, from a cell of any runner, the next call of a callback made in another thread.
+
+A widget's callbacks (``observe``, ``on_click``, ``on_msg``) run in the kernel's main thread,
+as widget code expects; a cell awaits in its runner's loop, which may run in another thread,
+and whose objects are not thread-safe (an asyncio future set from another thread may not
+wake its loop). So the callback hands its arguments over the one thread-safe way each
+library has: ``call_soon_threadsafe`` (asyncio), the run's token (trio), a universal event
+(curio). Each library's part is imported only when a cell of that library awaits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._core import _private_api
+
+#: Registers a callback; returns what unregisters it.
+Subscribe = Callable[[Callable[..., None]], Callable[[], None]]
+
+
+async def next_call(subscribe: Subscribe) -> tuple[Any, ...]:
+    """The arguments of the next call of the callback ``subscribe`` registers, whichever
+    thread makes it. The callback is unregistered when this returns, fails or is cancelled
+    (a timeout around it)."""
+    library = _current_library()
+    if library == "trio":
+        return await _next_call_trio(subscribe)
+    if library == "curio":
+        return await _next_call_curio(subscribe)
+    return await _next_call_asyncio(subscribe)
+
+
+def _current_library() -> str:
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    curio_meta = sys.modules.get("curio.meta")
+    if curio_meta is not None and curio_meta.curio_running():
+        return "curio"
+    if _private_api.running_loop() is None:
+        raise RuntimeError("await this in a cell (asyncio, trio or curio)")
+    return "asyncio"
+
+
+class _Once:
+    """The callback: keeps the first call's arguments, and says so once."""
+
+    def __init__(self, tell: Callable[[], None]) -> None:
+        self.arguments: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+        self._tell = tell
+
+    def __call__(self, *arguments: Any) -> None:
+        with self._lock:
+            if self.arguments is not None:
+                return
+            self.arguments = arguments
+        self._tell()
+
+
+async def _next_call_asyncio(subscribe: Subscribe) -> tuple[Any, ...]:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    called = loop.create_future()
+
+    def tell() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, called)
+
+    once = _Once(tell)
+    unsubscribe = subscribe(once)
+    try:
+        await called
+    finally:
+        unsubscribe()
+    assert once.arguments is not None
+    return once.arguments
+
+
+async def _next_call_trio(subscribe: Subscribe) -> tuple[Any, ...]:
+    import trio
+
+    token = trio.lowlevel.current_trio_token()
+    called = trio.Event()
+
+    def tell() -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(called.set)
+
+    once = _Once(tell)
+    unsubscribe = subscribe(once)
+    try:
+        await called.wait()
+    finally:
+        unsubscribe()
+    assert once.arguments is not None
+    return once.arguments
+
+
+async def _next_call_curio(subscribe: Subscribe) -> tuple[Any, ...]:
+    import curio
+
+    called = curio.UniversalEvent()
+    once = _Once(called.set)
+    unsubscribe = subscribe(once)
+    try:
+        await called.wait()
+    finally:
+        unsubscribe()
+    assert once.arguments is not None
+    return once.arguments
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)

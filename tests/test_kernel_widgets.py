@@ -1,0 +1,179 @@
+"""A cell awaits the person at the notebook (DESIGN K4), and output and order stay as
+ipykernel promises (K5), in real kernels driven through jupyter_client.
+
+The client sends what a frontend sends when a slider moves or a button is clicked: a
+``comm_msg`` to the widget's model. ipykernel handles it while a cell awaits under every
+runner; the widget's callbacks run in the kernel's main thread.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from kernel import Kernel
+
+pytestmark = pytest.mark.kernel
+
+RUNNERS = ["asyncio", "thread", "uvloop", "trio", "curio"]
+
+#: runner -> a cell that waits for the slider with each library's timeout idiom.
+WAIT_A_WHILE = {
+    "asyncio": "try:\n    await asyncio.wait_for({}, 0.3)\nexcept TimeoutError:\n    pass",
+    "trio": "with trio.move_on_after(0.3):\n    await {}",
+    "curio": "await curio.ignore_after(0.3, {})",
+}
+WAIT_A_WHILE["thread"] = WAIT_A_WHILE["uvloop"] = WAIT_A_WHILE["asyncio"]
+
+#: runner -> how a cell starts a background task that prints later.
+PRINT_LATER = {
+    "asyncio": "asyncio.create_task(later())",
+    "thread": "asyncio.create_task(later())",
+    "uvloop": "asyncio.create_task(later())",
+    "trio": "autoawait_runners.trio_nursery().start_soon(later)",
+    "curio": "await curio.spawn(later, daemon=True)",
+}
+
+SLEEP = {"trio": "trio.sleep", "curio": "curio.sleep"}
+
+
+def with_widgets(kernel: Kernel, runner: str) -> None:
+    pytest.importorskip("ipywidgets")
+    if runner == "uvloop":
+        pytest.importorskip("uvloop")
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok(f"%autoawait {runner}")
+    kernel.ok("import asyncio, threading, ipywidgets, autoawait_runners")
+    kernel.ok("from autoawait_test_helpers import announced")
+    if runner in ("trio", "curio"):
+        kernel.ok(f"import {runner}")
+
+
+def model_id(kernel: Kernel, widget: str) -> str:
+    output = kernel.ok(f"print('model', {widget}.model_id)")
+    match = re.search(r"model (\w+)", output)
+    assert match, output
+    return match.group(1)
+
+
+def ipykernel_7_or_later() -> bool:
+    import ipykernel
+
+    return int(ipykernel.__version__.split(".")[0]) >= 7
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_cell_awaits_a_slider_moved_at_the_notebook(kernel: Kernel, runner: str) -> None:
+    with_widgets(kernel, runner)
+    kernel.ok("slider = ipywidgets.IntSlider(value=1)")
+    model = model_id(kernel, "slider")
+    output, reply = kernel.execute(
+        "changed = autoawait_runners.changed(slider)\n"
+        "value = await announced(changed, 'waiting for the slider')\n"
+        "print('moved to', value, 'observed in', threading.current_thread().name)",
+        when=[
+            (
+                "waiting for the slider",
+                lambda: kernel.send_comm_msg(
+                    model, {"method": "update", "state": {"value": 7}, "buffer_paths": []}
+                ),
+            )
+        ],
+    )
+    assert reply["status"] == "ok", output
+    assert "moved to 7" in output
+    # The widget's own observers ran where widget code expects them (K4).
+    kernel.ok(
+        "seen = []\n"
+        "slider.observe(lambda change: seen.append(threading.current_thread().name), 'value')"
+    )
+    kernel.send_comm_msg(model, {"method": "update", "state": {"value": 8}, "buffer_paths": []})
+    # The shell channel keeps order: the message is handled before this cell runs.
+    assert kernel.ok("print(seen)").strip() == "['MainThread']"
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_cell_awaits_a_click(kernel: Kernel, runner: str) -> None:
+    with_widgets(kernel, runner)
+    kernel.ok("button = ipywidgets.Button(description='go')")
+    model = model_id(kernel, "button")
+    output, reply = kernel.execute(
+        "pressed = await announced(autoawait_runners.clicked(button), 'waiting for a click')\n"
+        "print('clicked', pressed.description)",
+        when=[
+            (
+                "waiting for a click",
+                lambda: kernel.send_comm_msg(
+                    model, {"method": "custom", "content": {"event": "click"}}
+                ),
+            )
+        ],
+    )
+    assert reply["status"] == "ok", output
+    assert "clicked go" in output
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_timeout_around_the_wait_leaves_no_observer(kernel: Kernel, runner: str) -> None:
+    with_widgets(kernel, runner)
+    kernel.ok("slider = ipywidgets.IntSlider()")
+    observers = "len(slider._trait_notifiers.get('value', {}).get('change', []))"
+    before = kernel.ok(f"print({observers})").strip()
+    kernel.ok(WAIT_A_WHILE[runner].format("autoawait_runners.changed(slider)"))
+    assert kernel.ok(f"print({observers})").strip() == before
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
+    kernel: Kernel, runner: str
+) -> None:  # K4, R5
+    with_widgets(kernel, runner)
+    kernel.ok("slider = ipywidgets.IntSlider()")
+    output, reply = kernel.execute(
+        "await announced(autoawait_runners.changed(slider), 'waiting for the slider')",
+        interrupt_after="waiting for the slider",
+    )
+    assert reply["status"] == "error" and "KeyboardInterrupt" in output, output
+    observers = "len(slider._trait_notifiers.get('value', {}).get('change', []))"
+    assert kernel.ok(f"print({observers})").strip() == "0"
+    assert kernel.ok("print('usable', 'still')").strip() == "usable still"
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner: str) -> None:
+    # K5: ipykernel's promise, and its own test_print_to_correct_cell_from_asyncio.
+    if not ipykernel_7_or_later():
+        pytest.skip("ipykernel 6 routes a thread's output by thread (docs/jupyter.rst)")
+    with_widgets(kernel, runner)
+    sleep = SLEEP.get(runner, "asyncio.sleep")
+    kernel.ok(
+        "release = []\n"
+        f"async def later():\n    while not release:\n        await {sleep}(0.01)\n"
+        "    print('from the task', flush=True)"
+    )
+    first = kernel.client.execute(PRINT_LATER[runner])
+    kernel.client.execute(f"release.append(1)\nawait {sleep}(0.5)")
+    assert kernel.parent_of_output("from the task") == first
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_cells_queued_behind_a_waiting_cell_run_after_it_in_order(
+    kernel: Kernel, runner: str
+) -> None:  # K4: the frontend's message is handled, the queued cells are not
+    with_widgets(kernel, runner)
+    kernel.ok("slider = ipywidgets.IntSlider()\norder = []")
+    model = model_id(kernel, "slider")
+    waiting = kernel.client.execute(
+        "order.append('waiting')\n"
+        "order.append(await announced(autoawait_runners.changed(slider), 'waiting'))"
+    )
+    # The shell channel keeps order: the queued cells reach the kernel before the message,
+    # which is sent once the first cell waits.
+    queued = [kernel.client.execute(f"order.append('queued {n}')") for n in (1, 2)]
+    move = {"method": "update", "state": {"value": 5}, "buffer_paths": []}
+    outputs = kernel._outputs(
+        [waiting, *queued], actions=[("waiting", lambda: kernel.send_comm_msg(model, move))]
+    )
+    replies = kernel._replies([waiting, *queued])
+    assert [reply["status"] for reply in replies] == ["ok"] * 3, outputs
+    assert kernel.ok("print(order)").strip() == "['waiting', 5, 'queued 1', 'queued 2']"
