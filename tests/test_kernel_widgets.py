@@ -9,12 +9,15 @@ runner; the widget's callbacks run in the kernel's main thread.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from kernel import Kernel
 
 pytestmark = pytest.mark.kernel
 
+EXAMPLES = Path(__file__).parent.parent / "examples"
 RUNNERS = ["asyncio", "thread", "uvloop", "trio", "curio"]
 
 #: runner -> a cell that waits for the slider with each library's timeout idiom.
@@ -39,6 +42,10 @@ SLEEP = {"trio": "trio.sleep", "curio": "curio.sleep"}
 
 def with_widgets(kernel: Kernel, runner: str) -> None:
     pytest.importorskip("ipywidgets")
+    if not ipykernel_7_or_later():
+        pytest.skip(
+            "ipykernel 6 handles the frontend's messages one after another (docs/widgets.rst)"
+        )
     if runner == "uvloop":
         pytest.importorskip("uvloop")
     kernel.ok("%load_ext autoawait_runners")
@@ -142,8 +149,6 @@ def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner: str) -> None:
     # K5: ipykernel's promise, and its own test_print_to_correct_cell_from_asyncio.
-    if not ipykernel_7_or_later():
-        pytest.skip("ipykernel 6 routes a thread's output by thread (docs/jupyter.rst)")
     with_widgets(kernel, runner)
     sleep = SLEEP.get(runner, "asyncio.sleep")
     kernel.ok(
@@ -177,3 +182,35 @@ def test_cells_queued_behind_a_waiting_cell_run_after_it_in_order(
     replies = kernel._replies([waiting, *queued])
     assert [reply["status"] for reply in replies] == ["ok"] * 3, outputs
     assert kernel.ok("print(order)").strip() == "['waiting', 5, 'queued 1', 'queued 2']"
+
+
+def test_the_widgets_notebook_runs_with_its_frontend_simulated(kernel: Kernel) -> None:  # K2
+    import nbformat
+
+    pytest.importorskip("ipywidgets")
+    if not ipykernel_7_or_later():
+        pytest.skip(
+            "ipykernel 6 handles the frontend's messages one after another (docs/widgets.rst)"
+        )
+    notebook = nbformat.read(EXAMPLES / "widgets.ipynb", as_version=4)
+    cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    *set_up, loop = cells
+    for source in set_up:
+        kernel.ok(source)
+    slider, button = model_id(kernel, "slider"), model_id(kernel, "button")
+
+    def move_to(value: int) -> Callable[[], None]:
+        state = {"method": "update", "state": {"value": value}, "buffer_paths": []}
+        return lambda: kernel.send_comm_msg(slider, state)
+
+    click = {"method": "custom", "content": {"event": "click"}}
+    output, reply = kernel.execute(
+        loop,
+        when=[
+            ("Move the slider", move_to(3)),
+            ("level 3", move_to(7)),
+            ("level 7", lambda: kernel.send_comm_msg(button, click)),
+        ],
+    )
+    assert reply["status"] == "ok", output
+    assert "done after 2 moves: [3, 7]" in output
