@@ -39,6 +39,19 @@ PRINT_LATER = {
 
 SLEEP = {"trio": "trio.sleep", "curio": "curio.sleep"}
 
+#: What a frontend sends to a button's model when it is clicked.
+CLICK = {"method": "custom", "content": {"event": "click"}}
+
+
+def moved_to(value: int) -> dict[str, object]:
+    """What a frontend sends to a slider's model when it is moved to ``value``."""
+    return {"method": "update", "state": {"value": value}, "buffer_paths": []}
+
+
+def sends(kernel: Kernel, model: str, data: dict[str, object]) -> Callable[[], None]:
+    """The frontend's action: send ``data`` to the widget ``model``."""
+    return lambda: kernel.send_comm_msg(model, data)
+
 
 def with_widgets(kernel: Kernel, runner: str) -> None:
     pytest.importorskip("ipywidgets")
@@ -69,55 +82,45 @@ def ipykernel_7_or_later() -> bool:
     return int(ipykernel.__version__.split(".")[0]) >= 7
 
 
+#: what the cell awaits -> (the widget, the awaitable, what the frontend sends, the result).
+AWAITED = {
+    "a slider moved": ("ipywidgets.IntSlider(value=1)", "changed", moved_to(7), "7"),
+    "a click": ("ipywidgets.Button(description='go')", "clicked", CLICK, "Button"),
+    "a custom message": (
+        "ipywidgets.Button()",
+        "received",
+        {"method": "custom", "content": {"answer": 42}},
+        "({'answer': 42}, [])",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(AWAITED))
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_a_cell_awaits_a_slider_moved_at_the_notebook(kernel: Kernel, runner: str) -> None:
+def test_a_cell_awaits_the_notebook(kernel: Kernel, runner: str, what: str) -> None:
+    widget, awaitable, frontend_sends, result = AWAITED[what]
     with_widgets(kernel, runner)
-    kernel.ok("slider = ipywidgets.IntSlider(value=1)")
-    model = model_id(kernel, "slider")
+    kernel.ok(f"widget = {widget}")
+    model = model_id(kernel, "widget")
     output, reply = kernel.execute(
-        "changed = autoawait_runners.changed(slider)\n"
-        "value = await announced(changed, 'waiting for the slider')\n"
-        "print('moved to', value, 'observed in', threading.current_thread().name)",
-        when=[
-            (
-                "waiting for the slider",
-                lambda: kernel.send_comm_msg(
-                    model, {"method": "update", "state": {"value": 7}, "buffer_paths": []}
-                ),
-            )
-        ],
+        f"got = await announced(autoawait_runners.{awaitable}(widget), 'waiting')\n"
+        "print('got', got)",
+        when=[("waiting", sends(kernel, model, frontend_sends))],
     )
     assert reply["status"] == "ok", output
-    assert "moved to 7" in output
-    # The widget's own observers ran where widget code expects them (K4).
+    assert f"got {result}" in output
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner: str) -> None:
+    with_widgets(kernel, runner)
     kernel.ok(
-        "seen = []\n"
+        "slider = ipywidgets.IntSlider()\nseen = []\n"
         "slider.observe(lambda change: seen.append(threading.current_thread().name), 'value')"
     )
-    kernel.send_comm_msg(model, {"method": "update", "state": {"value": 8}, "buffer_paths": []})
+    kernel.send_comm_msg(model_id(kernel, "slider"), moved_to(8))
     # The shell channel keeps order: the message is handled before this cell runs.
     assert kernel.ok("print(seen)").strip() == "['MainThread']"
-
-
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_a_cell_awaits_a_click(kernel: Kernel, runner: str) -> None:
-    with_widgets(kernel, runner)
-    kernel.ok("button = ipywidgets.Button(description='go')")
-    model = model_id(kernel, "button")
-    output, reply = kernel.execute(
-        "pressed = await announced(autoawait_runners.clicked(button), 'waiting for a click')\n"
-        "print('clicked', pressed.description)",
-        when=[
-            (
-                "waiting for a click",
-                lambda: kernel.send_comm_msg(
-                    model, {"method": "custom", "content": {"event": "click"}}
-                ),
-            )
-        ],
-    )
-    assert reply["status"] == "ok", output
-    assert "clicked go" in output
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
@@ -175,9 +178,8 @@ def test_cells_queued_behind_a_waiting_cell_run_after_it_in_order(
     # The shell channel keeps order: the queued cells reach the kernel before the message,
     # which is sent once the first cell waits.
     queued = [kernel.client.execute(f"order.append('queued {n}')") for n in (1, 2)]
-    move = {"method": "update", "state": {"value": 5}, "buffer_paths": []}
     outputs = kernel._outputs(
-        [waiting, *queued], actions=[("waiting", lambda: kernel.send_comm_msg(model, move))]
+        [waiting, *queued], actions=[("waiting", sends(kernel, model, moved_to(5)))]
     )
     replies = kernel._replies([waiting, *queued])
     assert [reply["status"] for reply in replies] == ["ok"] * 3, outputs
@@ -199,17 +201,12 @@ def test_the_widgets_notebook_runs_with_its_frontend_simulated(kernel: Kernel) -
         kernel.ok(source)
     slider, button = model_id(kernel, "slider"), model_id(kernel, "button")
 
-    def move_to(value: int) -> Callable[[], None]:
-        state = {"method": "update", "state": {"value": value}, "buffer_paths": []}
-        return lambda: kernel.send_comm_msg(slider, state)
-
-    click = {"method": "custom", "content": {"event": "click"}}
     output, reply = kernel.execute(
         loop,
         when=[
-            ("Move the slider", move_to(3)),
-            ("level 3", move_to(7)),
-            ("level 7", lambda: kernel.send_comm_msg(button, click)),
+            ("Move the slider", sends(kernel, slider, moved_to(3))),
+            ("level 3", sends(kernel, slider, moved_to(7))),
+            ("level 7", sends(kernel, button, CLICK)),
         ],
     )
     assert reply["status"] == "ok", output

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._core import _private_api
@@ -26,12 +26,15 @@ async def next_call(subscribe: Subscribe) -> tuple[Any, ...]:
     """The arguments of the next call of the callback ``subscribe`` registers, whichever
     thread makes it. The callback is unregistered when this returns, fails or is cancelled
     (a timeout around it)."""
-    library = _current_library()
-    if library == "trio":
-        return await _next_call_trio(subscribe)
-    if library == "curio":
-        return await _next_call_curio(subscribe)
-    return await _next_call_asyncio(subscribe)
+    tell, called = _event_for(_current_library())
+    once = _Once(tell)
+    unsubscribe = subscribe(once)
+    try:
+        await called()
+    finally:
+        unsubscribe()
+    assert once.arguments is not None
+    return once.arguments
 
 
 def _current_library() -> str:
@@ -67,58 +70,34 @@ class _Once:
         self._tell()
 
 
-async def _next_call_asyncio(subscribe: Subscribe) -> tuple[Any, ...]:
+def _event_for(library: str) -> tuple[Callable[[], None], Callable[[], Awaitable[Any]]]:
+    """An event of ``library``'s own: how to set it from any thread, how to wait for it."""
+    if library == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+        trio_event = trio.Event()
+
+        def tell_trio() -> None:
+            with contextlib.suppress(trio.RunFinishedError):  # the run ended: nobody waits
+                token.run_sync_soon(trio_event.set)
+
+        return tell_trio, trio_event.wait
+    if library == "curio":
+        import curio
+
+        curio_event = curio.UniversalEvent()
+        return curio_event.set, curio_event.wait
     import asyncio
 
     loop = asyncio.get_running_loop()
-    called = loop.create_future()
+    future = loop.create_future()
 
-    def tell() -> None:
+    def tell_asyncio() -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(_resolve, called)
+            loop.call_soon_threadsafe(_resolve, future)
 
-    once = _Once(tell)
-    unsubscribe = subscribe(once)
-    try:
-        await called
-    finally:
-        unsubscribe()
-    assert once.arguments is not None
-    return once.arguments
-
-
-async def _next_call_trio(subscribe: Subscribe) -> tuple[Any, ...]:
-    import trio
-
-    token = trio.lowlevel.current_trio_token()
-    called = trio.Event()
-
-    def tell() -> None:
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(called.set)
-
-    once = _Once(tell)
-    unsubscribe = subscribe(once)
-    try:
-        await called.wait()
-    finally:
-        unsubscribe()
-    assert once.arguments is not None
-    return once.arguments
-
-
-async def _next_call_curio(subscribe: Subscribe) -> tuple[Any, ...]:
-    import curio
-
-    called = curio.UniversalEvent()
-    once = _Once(called.set)
-    unsubscribe = subscribe(once)
-    try:
-        await called.wait()
-    finally:
-        unsubscribe()
-    assert once.arguments is not None
-    return once.arguments
+    return tell_asyncio, lambda: future
 
 
 def _resolve(future: Any) -> None:
