@@ -55,10 +55,6 @@ def sends(kernel: Kernel, model: str, data: dict[str, object]) -> Callable[[], N
 
 def with_widgets(kernel: Kernel, runner: str) -> None:
     pytest.importorskip("ipywidgets")
-    if not ipykernel_7_or_later():
-        pytest.skip(
-            "ipykernel 6 handles the frontend's messages one after another (docs/widgets.rst)"
-        )
     if runner == "uvloop":
         pytest.importorskip("uvloop")
     kernel.ok("%load_ext autoawait_runners")
@@ -152,6 +148,8 @@ def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner: str) -> None:
     # K5: ipykernel's promise, and its own test_print_to_correct_cell_from_asyncio.
+    if not ipykernel_7_or_later():
+        pytest.skip("ipykernel 6 routes a thread's output by thread (docs/jupyter.rst)")
     with_widgets(kernel, runner)
     sleep = SLEEP.get(runner, "asyncio.sleep")
     kernel.ok(
@@ -190,10 +188,6 @@ def test_the_widgets_notebook_runs_with_its_frontend_simulated(kernel: Kernel) -
     import nbformat
 
     pytest.importorskip("ipywidgets")
-    if not ipykernel_7_or_later():
-        pytest.skip(
-            "ipykernel 6 handles the frontend's messages one after another (docs/widgets.rst)"
-        )
     notebook = nbformat.read(EXAMPLES / "widgets.ipynb", as_version=4)
     cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     *set_up, loop = cells

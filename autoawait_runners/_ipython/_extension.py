@@ -23,6 +23,7 @@ from .._runners._base import Runner
 from . import (
     _autoawait_magic,
     _completion,
+    _kernel_messages,
     _kernel_output,
     _nest_magic,
     _tasks_magic,
@@ -107,6 +108,7 @@ class Extension:
             install_magic(self)
         _completion.install(self)  # of the magics' arguments, as each says
         _kernel_output.install(self)  # in a kernel: output goes to the cell that made it
+        _kernel_messages.install(self)  # ipykernel 6: comm messages while a cell runs
         self._apply_loop_factory(self.config.loop_factory or None)
         changes.on_undo(self._apply_loop_factory, None)
         changes.observe(self._on_loop_runner_change, "loop_runner")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._runners._base import set_cell_setup
+from .._runners._base import add_cell_setup
 
 if TYPE_CHECKING:
     from ._extension import Extension
@@ -33,5 +33,4 @@ def install(extension: Extension) -> None:
 
         return in_the_cell
 
-    set_cell_setup(setup)
-    extension.changes.on_undo(set_cell_setup, None)
+    extension.changes.on_undo(add_cell_setup(setup))

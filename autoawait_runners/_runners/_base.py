@@ -45,26 +45,29 @@ class TaskRow:
 
 
 #: What the front end needs done in each cell's own thread and context before its code runs,
-#: prepared in the calling thread (see :func:`set_cell_setup`).
+#: prepared in the calling thread (see :func:`add_cell_setup`).
 CellSetup = Callable[[], Callable[[], None]]
-_cell_setup: list[CellSetup] = []
+_cell_setups: list[CellSetup] = []
 
 
-def set_cell_setup(setup: CellSetup | None) -> None:
+def add_cell_setup(setup: CellSetup) -> Callable[[], None]:
     """Have every runner built on :class:`Runner` call ``setup()`` as a cell is handed over
     (in the thread that calls the runner, where IPython's front end has its state), and what
     it returns first thing in the cell (in the runner's thread, in the cell's context).
+    Returns what removes it.
 
     The Jupyter glue routes output this way: ipykernel says which request a print belongs
     to by a context variable, which a cell run in another thread, or in the session's own
     context, would otherwise not have (its output, and its tasks', would go to whichever
-    request the kernel handled last). None removes it.
+    request the kernel handled last).
     """
-    _cell_setup[:] = [] if setup is None else [setup]
+    _cell_setups.append(setup)
+    return lambda: _cell_setups.remove(setup) if setup in _cell_setups else None
 
 
-async def _set_up_then(step: Callable[[], None], coro: Coroutine[Any, Any, Any]) -> Any:
-    step()
+async def _set_up_then(steps: list[Callable[[], None]], coro: Coroutine[Any, Any, Any]) -> Any:
+    for step in steps:
+        step()
     return await coro
 
 
@@ -100,6 +103,12 @@ class Runner(ABC):
         #: What the ending session could not end, in a few words each; said by close().
         self._left_running: list[str] = []
 
+    @property
+    def cells_running(self) -> int:
+        """How many cells this runner runs now (a cell may run another, and a kernel's
+        subshells run theirs alongside)."""
+        return self._depth
+
     # -- IPython's loop-runner contract ----------------------------------------------------
 
     def __call__(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -117,8 +126,8 @@ class Runner(ABC):
                     f"a cell run from inside a {self.name} cell cannot await "
                     "(the session loop is busy running the outer cell)"
                 ) from None
-        if _cell_setup:
-            coro = _set_up_then(_cell_setup[0](), coro)
+        if _cell_setups:
+            coro = _set_up_then([setup() for setup in _cell_setups], coro)
         self._depth += 1
         try:
             return self._run_cell(coro)
