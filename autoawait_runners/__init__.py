@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._core._cell import CellInterrupted
     from ._embed._embed import EmbedRunner, aembed, embed
     from ._ipython._config import AutoawaitRunners
-    from ._ipython._widgets import changed, clicked, received
+    from ._ipython._widgets import WidgetClosed, changed, clicked, received
     from ._nesting._shim import is_nesting, nest_off, nest_on, nesting
     from ._runners._asyncio import AsyncioRunner
     from ._runners._base import Runner, RunnerUnavailable
@@ -46,6 +46,7 @@ __all__ = [
     "Runner",
     "RunnerUnavailable",
     "SessionNursery",
+    "WidgetClosed",
     "aembed",
     "asyncio_runner",
     "changed",
@@ -89,6 +90,7 @@ _LAZY = {
     "changed": ("._ipython._widgets", "changed"),
     "clicked": ("._ipython._widgets", "clicked"),
     "received": ("._ipython._widgets", "received"),
+    "WidgetClosed": ("._ipython._widgets", "WidgetClosed"),
 }
 
 

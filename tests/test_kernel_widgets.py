@@ -108,6 +108,29 @@ def test_a_cell_awaits_the_notebook(kernel: Kernel, runner: str, what: str) -> N
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
+def test_a_widget_closed_while_awaited_ends_the_wait(kernel: Kernel, runner: str) -> None:
+    # The frontend closes the widget (its output cleared, the notebook closed): what was
+    # awaited can no longer come, and the cell says so instead of waiting for good.
+    with_widgets(kernel, runner)
+    kernel.ok("slider = ipywidgets.IntSlider()\nslider.comm.on_close(lambda msg: print('own'))")
+    model = model_id(kernel, "slider")
+
+    def close() -> None:
+        message = kernel.client.session.msg("comm_close", {"comm_id": model, "data": {}})
+        kernel.client.shell_channel.send(message)
+
+    output, reply = kernel.execute(
+        "await announced(autoawait_runners.changed(slider), 'waiting')",
+        when=[("waiting", close)],
+    )
+    assert reply["status"] == "error"
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    assert "WidgetClosed: IntSlider was closed while a cell waited for it" in output
+    assert "own" in output  # the comm's own close callback ran too, and is back in place
+    assert kernel.ok("print(slider.comm._close_callback is not None)").strip() == "True"
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner: str) -> None:
     with_widgets(kernel, runner)
     kernel.ok(

@@ -66,6 +66,11 @@ traitlets:
 - ``SingletonConfigurable._instance`` and ``_walk_mro``: the shell instance, cleared for
   an embedded shell and put back after it, as ``IPython.embed`` does.
 
+comm (ipykernel's comms):
+
+- ``BaseComm._close_callback``: the comm's one close callback, kept and called by the one a
+  widget's wait adds, put back after (``_ipython._widgets``).
+
 ipykernel 6 (not 7):
 
 - ``OutStream._thread_to_parent_header``/``_thread_to_parent``: which cell a thread's
@@ -239,6 +244,11 @@ def restore_singleton_instance(instance: Any) -> None:
 IPYKERNEL6_THREAD_PINS = ("_thread_to_parent_header", "_thread_to_parent")
 
 
+def comm_close_callback(comm: Any) -> Any:
+    """The callback a comm calls when its frontend closes it (one slot), or None."""
+    return getattr(comm, "_close_callback", None)
+
+
 def unpin_thread_output(stream: Any, thread_id: int) -> None:
     """Let ``thread_id``'s output go to the current cell (ipykernel 6)."""
     for table in IPYKERNEL6_THREAD_PINS:
@@ -306,6 +316,16 @@ def _embed_locations() -> bool:
     made = inspect.getsource(InteractiveShellEmbed.__init__)
     entered = inspect.getsource(InteractiveShellEmbed.__call__)
     return "_init_location_id" in made and "_call_location_id" in entered
+
+
+def _comm_close_slot() -> bool:
+    import inspect
+
+    try:
+        from comm.base_comm import BaseComm
+    except ImportError:
+        return True
+    return "self._close_callback = " in inspect.getsource(BaseComm)
 
 
 def _ipykernel6_pins() -> bool:
@@ -395,6 +415,7 @@ def missing() -> list[str]:
     )
     need("InteractiveShellEmbed _init_location_id, _call_location_id", _embed_locations)
     need("ipykernel 6 OutStream " + ", ".join(IPYKERNEL6_THREAD_PINS), _ipykernel6_pins)
+    need("comm BaseComm._close_callback", _comm_close_slot)
     try:
         import trio  # noqa: F401
     except ImportError:
