@@ -389,7 +389,7 @@ def sigint_routed_to(
     for the cell. When it returns False the handler raises :class:`GaveUpWaiting`, so the
     waiting thread stops waiting. ``waker``, if given, becomes the signal wake-up fd, for a
     main thread asleep in a selector. Rule 1 says which handlers are replaced and restored;
-    :func:`_main_thread_while` where the handler can be set from.
+    :func:`_sigint_handler_while` where the handler can be set from.
     """
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -397,17 +397,7 @@ def sigint_routed_to(
             raise GaveUpWaiting
 
     on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
-
-    def take(stack: ExitStack, main_loop: Any) -> bool:
-        if not _take_sigint(stack, on_sigint):
-            return False
-        if main_loop is not None:  # the waiting thread's own waker cannot wake the main one
-            _wake_with(stack, stack.enter_context(waker_in(main_loop, only_way_to_wake=False)))
-        elif waker is not None:
-            _wake_with(stack, waker)
-        return True
-
-    with _main_thread_while(take):
+    with _sigint_handler_while(on_sigint, waker=waker):
         yield
 
 
@@ -434,17 +424,9 @@ def embedded_shell_takes_ctrl_c() -> Iterator[bool]:
         _wake_private_loop_in(shell_thread)
 
     on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
-
-    def take(stack: ExitStack, main_loop: Any) -> bool:
-        if not _take_sigint(stack, on_sigint):
-            return False
-        if main_loop is not None:
-            _wake_with(stack, stack.enter_context(waker_in(main_loop, only_way_to_wake=False)))
-        return True
-
     _routes_from_here.add(shell_thread)
     try:
-        with _main_thread_while(take) as taken:
+        with _sigint_handler_while(on_sigint) as taken:
             yield taken
     finally:
         _routes_from_here.discard(shell_thread)
@@ -502,19 +484,33 @@ _routes_from_here: set[int] = set()
 
 
 @contextmanager
-def _main_thread_while(take: Callable[[ExitStack, Any], bool]) -> Iterator[bool]:
-    """Run ``take(stack, main_loop)`` in the main thread, and close ``stack`` there when the
-    block ends: only the main thread may set a signal handler or the wake-up fd. Yields what
-    ``take`` returned, False if it could not run.
+def _sigint_handler_while(
+    handler: Callable[[int, FrameType | None], None], *, waker: Waker | None = None
+) -> Iterator[bool]:
+    """``handler`` for SIGINT while the block runs, over a replaceable one (rule 1), and a
+    waker as the signal wake-up fd; yields whether it was installed. Both can only be set in
+    the main thread.
 
-    In the main thread it runs at once (``main_loop`` None). From a shell embedded in a
-    worker thread, through the asyncio loop the main thread runs (``main_loop``: a program
-    that does ``await asyncio.to_thread(embed)``); from any other thread, not at all.
+    In the main thread they are set at once (``waker``: the waiting code's own). From a
+    shell embedded in a worker thread, through the asyncio loop the main thread runs (a
+    program that does ``await asyncio.to_thread(embed)``), with a waker in that loop: the
+    waiting thread's own cannot wake the main one. From any other thread, not at all.
     """
     stack = ExitStack()
+
+    def take(main_loop: Any) -> bool:
+        if not _take_sigint(stack, handler):
+            return False
+        if main_loop is not None:
+            waker_here = stack.enter_context(waker_in(main_loop, only_way_to_wake=False))
+        else:
+            waker_here = waker
+        _wake_with(stack, waker_here)
+        return True
+
     if threading.current_thread() is threading.main_thread():
         with stack:
-            yield take(stack, None)
+            yield take(None)
         return
     here = threading.get_ident()
     loop = _private_api.loop_running_in(threading.main_thread().ident)
@@ -522,7 +518,7 @@ def _main_thread_while(take: Callable[[ExitStack, Any], bool]) -> Iterator[bool]
         yield False
         return
     taken: list[bool] = []
-    if not _call_in(loop, lambda: taken.append(take(stack, loop))):
+    if not _call_in(loop, lambda: taken.append(take(loop))):
         with suppress(RuntimeError):  # closed meanwhile: nothing was taken
             loop.call_soon_threadsafe(stack.close)  # after ``take``, whenever that runs
         yield False

@@ -102,7 +102,7 @@ def run_cell_as_task(
 
     def stop_waiting() -> None:
         assert given_up is not None
-        loop.call_soon_threadsafe(_resolve, given_up)
+        loop.call_soon_threadsafe(resolve, given_up)
 
     controls = _ctrl_c.CellControls(
         cell,
@@ -140,7 +140,9 @@ def _close_coroutine(coro: Any) -> None:
         coro.close()
 
 
-def _resolve(future: asyncio.Future[Any]) -> None:
+def resolve(future: asyncio.Future[Any]) -> None:
+    """Give ``future`` its result (None) unless it has one: a wake-up scheduled from another
+    thread with ``call_soon_threadsafe``, which may come after the future is done."""
     if not future.done():
         future.set_result(None)
 
@@ -418,7 +420,7 @@ class AsyncioSession:
         def shut_down() -> None:
             executor.shutdown(wait=True, cancel_futures=True)
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self.loop.call_soon_threadsafe(_resolve, finished)
+                self.loop.call_soon_threadsafe(resolve, finished)
 
         threading.Thread(target=shut_down, name="autoawait_runners-executor", daemon=True).start()
         done, _ = await asyncio.wait([finished], timeout=SHUTDOWN_TIMEOUT)

@@ -36,6 +36,7 @@ from typing import Any
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import SHUTDOWN_TIMEOUT, say_failed
+from ._asyncio_session import resolve
 from ._base import Runner, RunnerUnavailable
 
 #: How long starting a session may take before the runner gives up.
@@ -331,7 +332,7 @@ def _wait_parked(
 
     def wake() -> None:
         with contextlib.suppress(RuntimeError):  # closed by its owner meanwhile
-            loop.call_soon_threadsafe(_resolve, woken)
+            loop.call_soon_threadsafe(resolve, woken)
 
     submitted.then = wake  # before looking: an end from now on wakes this thread
     while not (submitted.ended() or given_up):
@@ -341,8 +342,3 @@ def _wait_parked(
     if not submitted.ended():
         raise KeyboardInterrupt
     submitted.wait()
-
-
-def _resolve(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_result(None)

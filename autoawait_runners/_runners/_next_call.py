@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._core import _private_api
+from ._asyncio_session import resolve
 
 #: Registers a callback; returns what unregisters it.
 Subscribe = Callable[[Callable[..., None]], Callable[[], None]]
@@ -95,11 +96,6 @@ def _event_for(library: str) -> tuple[Callable[[], None], Callable[[], Awaitable
 
     def tell_asyncio() -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(_resolve, future)
+            loop.call_soon_threadsafe(resolve, future)
 
     return tell_asyncio, lambda: future
-
-
-def _resolve(future: Any) -> None:
-    if not future.done():
-        future.set_result(None)
