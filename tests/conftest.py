@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +264,31 @@ def ipython_pty() -> Iterator[type[IPythonPty]]:
 
     yield Tracked
     for pty in started:
+        # Shown by pytest only when the test failed: the process as it was left (where each
+        # thread waits, which signals it blocks or has pending, the terminal's modes), and
+        # what the terminal showed, to the end.
+        print(_process_state(pty.child))
         pty.close()
-        # Shown by pytest only when the test failed: what the terminal showed, to the end.
         print(f"--- the terminal's last 3000 characters:\n{pty.text()[-3000:]}")
+
+
+def _process_state(child: Any) -> str:
+    """Each thread's name, state, kernel wait channel and signal masks, and whether the
+    terminal sends signals (ISIG): what a failed Ctrl-C test needs to say why."""
+    import termios
+
+    lines = [f"--- process {child.pid}, alive: {child.isalive()}"]
+    for task in sorted(Path(f"/proc/{child.pid}/task").glob("*")):
+        try:
+            status = dict(
+                line.split(":\t", 1) for line in (task / "status").read_text().splitlines()
+            )
+            wchan = (task / "wchan").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = ("Name", "State", "SigBlk", "SigPnd", "ShdPnd", "SigCgt")
+        lines.append(" ".join(f"{f}={status.get(f, '?')}" for f in fields) + f" wchan={wchan}")
+    with suppress(OSError, ValueError, termios.error):  # closed with the process
+        lflag = termios.tcgetattr(child.child_fd)[3]
+        lines.append(f"terminal ISIG: {bool(lflag & termios.ISIG)}")
+    return "\n".join(lines)

@@ -424,8 +424,12 @@ def test_one_ctrl_c_ends_a_shell_command_the_cell_runs(
     # F7: the command gets Ctrl-C as it would without the extension (with SIGINT blocked in
     # the runner's thread, it inherited the mask: the prompt came back only when it ended).
     ipy = start_with_runner(ipython_pty, runner)
-    ipy.child.sendline("!echo sleeping-$((6 * 7)); sleep 120")
-    ipy.expect("sleeping-42")  # printed by the shell: the command runs
-    ipy.interrupt()  # the prompt within the pty's 30 s, not after 120 s
+    # Printed by the process that then sleeps, once its own Ctrl-C handling is in place: a
+    # shell's `echo; sleep` can take the press between the two, and hold it until the end.
+    ipy.cell("import sys")
+    script = "import time; print('sleeping', 6 * 7, flush=True); time.sleep(120)"
+    ipy.child.sendline(f'!{{sys.executable}} -c "{script}"')
+    ipy.expect("sleeping 42")
+    ipy.interrupt("KeyboardInterrupt")  # the prompt within the pty's 30 s, not after 120 s
     ipy.cell("print('after', _exit_code)", "after -2")
     ipy.exit()
