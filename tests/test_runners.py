@@ -40,6 +40,15 @@ def test_plain_cells_see_the_session_loop(runner_shell: Shell) -> None:  # R3
     assert runner_shell.ok("await t") == "scheduled"
     expected = runner.thread if runner_shell.name == "thread" else threading.main_thread()
     assert runner_shell.ok("threading.current_thread()") is expected
+    # What libraries look at to tell which loop they run in (anyio, httpx: sniffio).
+    runner_shell.ok("import sniffio")
+    assert runner_shell.ok("sniffio.current_async_library()") == "asyncio"
+    assert runner_shell.ok("asyncio.current_task() is not None") is True
+    # A task a plain cell starts has taken its first step when the cell ends.
+    runner_shell.ok("steps = []\nasync def g(): steps.append(1)")
+    runner_shell.ok("t2 = asyncio.create_task(g())")
+    assert runner_shell.ok("steps") == [1]
+    assert runner_shell.ok("asyncio.run(f())") == "scheduled"  # nested, from a plain cell
 
 
 def test_await_cells_run_in_the_runner_thread(runner_shell: Shell) -> None:

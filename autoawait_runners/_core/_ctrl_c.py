@@ -379,17 +379,16 @@ def _say_once_per_handler(handler: Any, message: str) -> None:
         say(message)
 
 
-@contextmanager
 def sigint_routed_to(
     interrupt: Callable[[], bool], *, waker: Waker | None = None
-) -> Iterator[None]:
+) -> _SigintHandlerWhile:
     """While a cell runs, send Ctrl-C (SIGINT) to ``interrupt()`` instead of raising.
 
     ``interrupt`` runs in the signal handler, in the main thread: typically :func:`interrupt`
     for the cell. When it returns False the handler raises :class:`GaveUpWaiting`, so the
     waiting thread stops waiting. ``waker``, if given, becomes the signal wake-up fd, for a
     main thread asleep in a selector. Rule 1 says which handlers are replaced and restored;
-    :func:`_sigint_handler_while` where the handler can be set from.
+    :class:`_SigintHandlerWhile` where the handler can be set from.
     """
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -397,8 +396,7 @@ def sigint_routed_to(
             raise GaveUpWaiting
 
     on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
-    with _sigint_handler_while(on_sigint, waker=waker):
-        yield
+    return _SigintHandlerWhile(on_sigint, waker)
 
 
 @contextmanager
@@ -426,56 +424,60 @@ def embedded_shell_takes_ctrl_c() -> Iterator[bool]:
     on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
     _routes_from_here.add(shell_thread)
     try:
-        with _sigint_handler_while(on_sigint) as taken:
+        with _SigintHandlerWhile(on_sigint) as taken:
             yield taken
     finally:
         _routes_from_here.discard(shell_thread)
 
 
-def _take_sigint(stack: ExitStack, handler: Callable[[int, FrameType | None], None]) -> bool:
-    """Install ``handler`` for SIGINT over a replaceable one (rule 1), and have ``stack``
-    put the one found back if ours is still installed then. Main thread only."""
-    previous = signal.getsignal(signal.SIGINT)
+#: What :func:`_take_sigint` returns when it did not install the handler.
+_NOT_TAKEN = object()
+
+
+def _take_sigint(handler: Callable[[int, FrameType | None], None]) -> Any:
+    """Install ``handler`` for SIGINT over a replaceable one (rule 1); return the one found,
+    for :func:`_give_back_sigint`, or :data:`_NOT_TAKEN`. Main thread only."""
+    previous = _private_api.sigint_handler()
     if not _replaceable(previous):
+        named = signal.Handlers(previous) if isinstance(previous, int) else previous
         _say_once_per_handler(
-            previous,
-            f"SIGINT has a handler of its own ({getattr(previous, '__qualname__', previous)}):"
+            named,
+            f"SIGINT has a handler of its own ({getattr(named, '__qualname__', named)}):"
             " Ctrl-C goes to it while cells run, not to the runner",
         )
-        return False
-    signal.signal(signal.SIGINT, handler)
-
-    def restore() -> None:
-        if signal.getsignal(signal.SIGINT) is handler:
-            signal.signal(signal.SIGINT, previous)
-
-    stack.callback(restore)
-    return True
+        return _NOT_TAKEN
+    _private_api.set_sigint_handler(handler)
+    return previous
 
 
-def _wake_with(stack: ExitStack, waker: Waker | None) -> None:
-    """Make ``waker`` the signal wake-up fd until ``stack`` closes, unless other code set one
-    (rule 1). Main thread only."""
-    if waker is None:
-        return
+def _give_back_sigint(handler: Callable[[int, FrameType | None], None], previous: Any) -> None:
+    """Put back the handler :func:`_take_sigint` found, if ours is still installed (a cell
+    that installed its own keeps it). Main thread only."""
+    if _private_api.sigint_handler() is handler:
+        _private_api.set_sigint_handler(previous)
+
+
+def _take_wakeup_fd(waker: Waker) -> bool:
+    """Make ``waker`` the signal wake-up fd, unless other code set one (rule 1); whether it
+    did. Main thread only."""
     foreign_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
-    if foreign_fd != -1:  # not ours to displace: put it back
-        signal.set_wakeup_fd(foreign_fd)
-        if waker.only_way_to_wake and not waker.told_of_foreign_fd:
-            waker.told_of_foreign_fd = True
-            say(
-                "other code set the signal wake-up fd (loop.add_signal_handler, say): it "
-                "is left in place, and Ctrl-C reaches a cell waiting at an await when the "
-                "loop next wakes"
-            )
-        return
+    if foreign_fd == -1:
+        return True
+    signal.set_wakeup_fd(foreign_fd)  # not ours to displace: put it back
+    if waker.only_way_to_wake and not waker.told_of_foreign_fd:
+        waker.told_of_foreign_fd = True
+        say(
+            "other code set the signal wake-up fd (loop.add_signal_handler, say): it "
+            "is left in place, and Ctrl-C reaches a cell waiting at an await when the "
+            "loop next wakes"
+        )
+    return False
 
-    def restore() -> None:
-        current_fd = signal.set_wakeup_fd(-1)
-        if current_fd != waker.write_fd:  # set by the cell: keep it
-            signal.set_wakeup_fd(current_fd)
 
-    stack.callback(restore)
+def _give_back_wakeup_fd(waker: Waker) -> None:
+    current_fd = signal.set_wakeup_fd(-1)
+    if current_fd != waker.write_fd:  # set by the cell: keep it
+        signal.set_wakeup_fd(current_fd)
 
 
 #: Threads other than the main one whose Ctrl-C handling is set in the main thread: those
@@ -483,42 +485,75 @@ def _wake_with(stack: ExitStack, waker: Waker | None) -> None:
 _routes_from_here: set[int] = set()
 
 
-@contextmanager
-def _sigint_handler_while(
-    handler: Callable[[int, FrameType | None], None], *, waker: Waker | None = None
-) -> Iterator[bool]:
+class _SigintHandlerWhile:
     """``handler`` for SIGINT while the block runs, over a replaceable one (rule 1), and a
-    waker as the signal wake-up fd; yields whether it was installed. Both can only be set in
-    the main thread.
+    waker as the signal wake-up fd; entering says whether it was installed. Both can only be
+    set in the main thread.
 
-    In the main thread they are set at once (``waker``: the waiting code's own). From a
-    shell embedded in a worker thread, through the asyncio loop the main thread runs (a
-    program that does ``await asyncio.to_thread(embed)``), with a waker in that loop: the
-    waiting thread's own cannot wake the main one. From any other thread, not at all.
+    In the main thread they are set at once (``waker``: the waiting code's own): a class,
+    not a generator, as it runs around every cell. From a shell embedded in a worker thread,
+    through the asyncio loop the main thread runs (a program that does ``await
+    asyncio.to_thread(embed)``), with a waker in that loop: the waiting thread's own cannot
+    wake the main one. From any other thread, not at all.
     """
-    stack = ExitStack()
 
-    def take(main_loop: Any) -> bool:
-        if not _take_sigint(stack, handler):
-            return False
-        if main_loop is not None:
-            waker_here = stack.enter_context(waker_in(main_loop, only_way_to_wake=False))
-        else:
-            waker_here = waker
-        _wake_with(stack, waker_here)
-        return True
+    __slots__ = ("_from_elsewhere", "_handler", "_previous", "_waker", "_waker_taken")
 
-    if threading.current_thread() is threading.main_thread():
-        with stack:
-            yield take(None)
-        return
+    def __init__(
+        self, handler: Callable[[int, FrameType | None], None], waker: Waker | None = None
+    ) -> None:
+        self._handler = handler
+        self._waker = waker
+        self._previous: Any = _NOT_TAKEN
+        self._waker_taken = False
+        self._from_elsewhere: ExitStack | None = None
+
+    def __enter__(self) -> bool:
+        if threading.get_ident() == _MAIN_THREAD_ID:
+            self._previous = _take_sigint(self._handler)
+            if self._previous is _NOT_TAKEN:
+                return False
+            self._waker_taken = self._waker is not None and _take_wakeup_fd(self._waker)
+            return True
+        self._from_elsewhere = ExitStack()
+        return self._from_elsewhere.enter_context(_sigint_handler_from(self._handler))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._from_elsewhere is not None:
+            self._from_elsewhere.close()
+            return
+        if self._waker_taken:
+            assert self._waker is not None
+            _give_back_wakeup_fd(self._waker)
+        if self._previous is not _NOT_TAKEN:
+            _give_back_sigint(self._handler, self._previous)
+
+
+_MAIN_THREAD_ID = threading.main_thread().ident
+
+
+@contextmanager
+def _sigint_handler_from(handler: Callable[[int, FrameType | None], None]) -> Iterator[bool]:
+    """:class:`_SigintHandlerWhile` from a thread other than the main one."""
     here = threading.get_ident()
-    loop = _private_api.loop_running_in(threading.main_thread().ident)
+    loop = _private_api.loop_running_in(_MAIN_THREAD_ID)
     if here not in _routes_from_here or loop is None:
         yield False
         return
+    stack = ExitStack()
+
+    def take() -> bool:
+        previous = _take_sigint(handler)
+        if previous is _NOT_TAKEN:
+            return False
+        stack.callback(_give_back_sigint, handler, previous)
+        waker = stack.enter_context(waker_in(loop, only_way_to_wake=False))
+        if waker is not None and _take_wakeup_fd(waker):
+            stack.callback(_give_back_wakeup_fd, waker)
+        return True
+
     taken: list[bool] = []
-    if not _call_in(loop, lambda: taken.append(take(loop))):
+    if not _call_in(loop, lambda: taken.append(take())):
         with suppress(RuntimeError):  # closed meanwhile: nothing was taken
             loop.call_soon_threadsafe(stack.close)  # after ``take``, whenever that runs
         yield False
@@ -598,32 +633,46 @@ class CellControls:
     stop_waiting: Callable[[], None] | None = None
 
 
-@contextmanager
-def waiting_for(controls: CellControls, *, waker: Waker | None = None) -> Iterator[None]:
+class waiting_for:  # named as a function: used as one (``with waiting_for(controls):``)
     """While the block waits for the cell: each Ctrl-C goes to it (rules 1 to 5), and if
     the block ends before the cell (the press that stops waiting, rule 3), the cell gets
     its last chance and one line says what is left behind. ``waker``: see
     :func:`sigint_routed_to`. Enter it before handing the cell over: a Ctrl-C at any point
-    then reaches the cell, never the waiting code."""
-    cell = controls.cell
+    then reaches the cell, never the waiting code. (A class: it runs around every cell.)"""
 
-    def on_press() -> bool:
+    __slots__ = ("_controls", "_route")
+
+    def __init__(self, controls: CellControls, *, waker: Waker | None = None) -> None:
+        self._controls = controls
+        self._route = sigint_routed_to(self._on_press, waker=waker)
+
+    def _on_press(self) -> bool:
+        controls = self._controls
         thread = controls.thread()
         if thread is None:
             return True  # not handed over yet: nothing to interrupt
-        if interrupt(cell, cancel=controls.cancel, cell_thread=thread):
+        if interrupt(controls.cell, cancel=controls.cancel, cell_thread=thread):
             return True
         if controls.stop_waiting is None:
             return False  # the handler raises GaveUpWaiting where it is
         controls.stop_waiting()
         return True
 
-    with sigint_routed_to(on_press, waker=waker):
+    def __enter__(self) -> None:
+        self._route.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        controls = self._controls
         try:
-            yield
-        finally:
             if not controls.ended():
-                give_up(cell, cancel=controls.cancel, wait=controls.wait, runner=controls.runner)
+                give_up(
+                    controls.cell,
+                    cancel=controls.cancel,
+                    wait=controls.wait,
+                    runner=controls.runner,
+                )
+        finally:
+            self._route.__exit__(*exc_info)
 
 
 # -- a loop the prompt runs, held by a task that does not yield ---------------------------

@@ -40,6 +40,28 @@ class NestedCallWaiter(ABC):
         task; the coroutine should not see it a second time."""
 
 
+class NestedCallTaker(ABC):
+    """A coroutine whose task stands in for code that runs outside every task of the loop
+    (the asyncio runner runs a plain cell in place, with such a task current), and which
+    takes that code's nested calls: they run its way, not parked as they are.
+
+    The plain cell's ``asyncio.run()`` then runs as its await cell would (Ctrl-C and all),
+    where parked bare it would see Ctrl-C raised wherever the loop happened to be.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def take_nested_call(self, loop: Any, awaitable: Any) -> Any:
+        """Run ``awaitable`` to its end on ``loop`` and return its result (or raise)."""
+
+
+def taker_of(task: Any) -> NestedCallTaker | None:
+    """The task's coroutine, if it takes the nested calls made while it is current."""
+    coro = task.get_coro() if task is not None else None
+    return coro if isinstance(coro, NestedCallTaker) else None
+
+
 def waiter_of(task: Any) -> NestedCallWaiter | None:
     """The task's coroutine, if it wants to know about nested calls."""
     coro = task.get_coro() if task is not None else None

@@ -17,6 +17,10 @@ CPython:
   ``BaseEventLoop._run_once`` below a nested call (parking).
 - ``ctypes.pythonapi.PyThreadState_SetAsyncExc``: raise KeyboardInterrupt in a runner's
   thread, the only way one thread can interrupt another's Python code (Ctrl-C).
+- ``_signal.signal`` and ``_signal.getsignal``: what ``signal.signal`` and
+  ``signal.getsignal`` wrap, without their enum conversions (a twentieth of the cost: the
+  SIGINT handler is set and put back around every await cell). They give ``SIG_DFL`` and
+  ``SIG_IGN`` as plain ints.
 
 asyncio:
 
@@ -51,6 +55,9 @@ IPython:
   as IPython runs plain cells (a cell inside a cell; a session that cannot start).
 - ``IPython.core.async_helpers._asyncio_runner``: IPython's own asyncio runner, to tell
   whether it is the one selected.
+- ``InteractiveShell.run_cell_async``'s argument ``transformed_cell``, read from the cell's
+  coroutine before it starts: whether a cell can await at all (a loop runner receives only
+  the coroutine), so the asyncio runner runs a plain cell in place, not as a task.
 - ``IPython.core.magics.execution._format_time``: ``%time``'s own time format, so the
   awaiting ``%time`` reads the same.
 - ``InteractiveShell._atexit_once``: where terminal IPython clears the namespace at exit;
@@ -88,13 +95,18 @@ curio:
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
 import asyncio
 import ctypes
+import functools
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+sigint_handler: Callable[[], Any] = functools.partial(_signal.getsignal, signal.SIGINT)
+set_sigint_handler: Callable[[Any], Any] = functools.partial(_signal.signal, signal.SIGINT)
 current_frames = sys._current_frames
 caller_frame = sys._getframe
 set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
@@ -198,6 +210,16 @@ def pseudo_sync_runner() -> Callable[[Any], Any]:
     return _pseudo_sync_runner
 
 
+def cell_source(coro: Any) -> str | None:
+    """The transformed source of the cell whose ``run_cell_async`` coroutine ``coro`` is,
+    before it starts; None for any other coroutine."""
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None or frame.f_code.co_name != "run_cell_async":
+        return None
+    source = frame.f_locals.get("transformed_cell")
+    return source if isinstance(source, str) else None
+
+
 def ipython_asyncio_runner() -> Any:
     from IPython.core.async_helpers import _asyncio_runner
 
@@ -272,6 +294,17 @@ def _trio_waits_in_get_events() -> bool:
         for value in vars(module).values()
         if isinstance(value, type)
     )
+
+
+def _cell_source_readable() -> bool:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.__new__(InteractiveShell)  # the coroutine only, never run
+    coro = InteractiveShell.run_cell_async(shell, "x = 1", transformed_cell="x = 2\n")
+    try:
+        return cell_source(coro) == "x = 2\n"
+    finally:
+        coro.close()
 
 
 def _executor_has_threads() -> bool:
@@ -360,6 +393,10 @@ def missing() -> list[str]:
         if not ok:
             gone.append(what)
 
+    need(
+        "_signal.signal, _signal.getsignal",
+        lambda: _signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGINT),
+    )
     need("sys._current_frames", lambda: callable(sys._current_frames))
     need("sys._getframe", lambda: callable(sys._getframe))
     need(
@@ -404,6 +441,7 @@ def missing() -> list[str]:
     need("IPython _pseudo_sync_runner", lambda: callable(pseudo_sync_runner()))
     need("IPython _asyncio_runner", lambda: callable(ipython_asyncio_runner()))
     need("IPython _format_time", lambda: format_time(0.2) == "200 ms")
+    need("InteractiveShell.run_cell_async(transformed_cell=)", _cell_source_readable)
     need(
         "InteractiveShell._atexit_once",
         lambda: callable(getattr(__import__("IPython").InteractiveShell, ATEXIT_ONCE)),

@@ -6,9 +6,7 @@ runs in its thread. Imported by ``%load_ext`` (through the shim) and by the runn
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from typing import Any
 
 from .._core import _private_api
@@ -42,8 +40,7 @@ def nested_calls(loop: asyncio.AbstractEventLoop) -> set[asyncio.Future[Any]]:
 # -- private loop: pause the running one ---------------------------------------------------
 
 
-@contextlib.contextmanager
-def outer_loop_paused() -> Iterator[None]:
+class outer_loop_paused:  # named as a function: used as one (``with outer_loop_paused():``)
     """Let another loop run in this thread while the running one waits.
 
     asyncio refuses to run a loop while another one runs in the same thread, and a task may
@@ -51,16 +48,20 @@ def outer_loop_paused() -> Iterator[None]:
     in our caller until we return, so nothing of it runs meanwhile. (The asyncio runner
     also uses this to run its session loop from prompt_toolkit's input hook, or inside a
     Jupyter kernel's loop.) The current task is left and re-entered for Python 3.14, where
-    it is tracked per thread rather than per loop.
+    it is tracked per thread rather than per loop. (A class: it runs around every cell.)
     """
-    outer = _private_api.running_loop()
-    task = asyncio.current_task(outer) if outer is not None else None
-    if outer is not None and task is not None:
-        _private_api.leave_task(outer, task)
-    _private_api.set_running_loop(None)
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_outer", "_task")
+
+    def __enter__(self) -> None:
+        outer = self._outer = _private_api.running_loop()
+        task = self._task = asyncio.current_task(outer) if outer is not None else None
+        if outer is not None and task is not None:
+            _private_api.leave_task(outer, task)
+        _private_api.set_running_loop(None)
+
+    def __exit__(self, *exc_info: object) -> None:
+        outer, task = self._outer, self._task
         _private_api.set_running_loop(outer)
         if outer is not None and task is not None:
             _private_api.enter_task(outer, task)

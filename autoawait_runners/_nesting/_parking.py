@@ -44,14 +44,14 @@ import functools
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import greenlet
 
 from .._core import _ctrl_c, _private_api
-from .._core._nested_call import waiter_of
+from .._core._nested_call import taker_of, waiter_of
 from ._loops import NESTING_STATE, context_entered, outer_loop_paused
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
@@ -228,10 +228,13 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
         if asyncio.iscoroutine(awaitable):
             awaitable.close()  # refused: it must not warn "never awaited" cells later
         raise
+    task = asyncio.current_task(loop)
+    taker = taker_of(task)
+    if taker is not None:
+        return taker.take_nested_call(loop, awaitable)
     future = asyncio.ensure_future(awaitable, loop=loop)
     if future.done():
         return future.result()
-    task = asyncio.current_task(loop)
     parked = _Parked(greenlet.getcurrent(), task, future, _still_to_run(loop))
     state.park(parked)
     future.add_done_callback(functools.partial(_wake, state, parked))
@@ -316,22 +319,33 @@ def _run_forever(state: _LoopNesting) -> None:
     )
 
 
-@contextlib.contextmanager
-def _in_the_loop(state: _LoopNesting) -> Iterator[None]:
+class _in_the_loop:
     """Around switches from outside into the loop's greenlets: the running loop and the
-    async generator hooks are theirs while they run, the caller's when it runs."""
-    with outer_loop_paused():
-        own_hooks = sys.get_asyncgen_hooks()
+    async generator hooks are theirs while they run, the caller's when it runs. (A class:
+    it runs around every cell of the asyncio runner.)"""
+
+    __slots__ = ("_own_hooks", "_paused", "_state")
+
+    def __init__(self, state: _LoopNesting) -> None:
+        self._state = state
+        self._paused = outer_loop_paused()
+
+    def __enter__(self) -> None:
+        self._paused.__enter__()
+        self._own_hooks = sys.get_asyncgen_hooks()
+        state = self._state
+        if state.loop.is_running():
+            _private_api.set_running_loop(state.loop)
+            if state.hooks is not None:
+                sys.set_asyncgen_hooks(*state.hooks)
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
         try:
-            if state.loop.is_running():
-                _private_api.set_running_loop(state.loop)
-                if state.hooks is not None:
-                    sys.set_asyncgen_hooks(*state.hooks)
-            yield
-            if state.loop.is_running():
-                state.hooks = sys.get_asyncgen_hooks()
+            if exc_type is None and self._state.loop.is_running():
+                self._state.hooks = sys.get_asyncgen_hooks()
+            sys.set_asyncgen_hooks(*self._own_hooks)
         finally:
-            sys.set_asyncgen_hooks(*own_hooks)
+            self._paused.__exit__()
 
 
 def finish_outside(loop: asyncio.AbstractEventLoop) -> bool:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import _ctrl_c, _private_api
 from .._core._messages import say
+from .._core._nested_call import NestedCallTaker
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
@@ -49,6 +50,7 @@ class AsyncioRunner(AsyncioSessionRunner):
 
     name = "asyncio"
     description = "one asyncio loop for the session (in a kernel, the kernel's); runs between cells"
+    plain_cells_apart = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,6 +61,8 @@ class AsyncioRunner(AsyncioSessionRunner):
         self._cells_in: set[int] = set()
         self._shell: InteractiveShell | None = None
         self._said_no_idle_progress = False
+        #: What a plain cell sees as its current task (see _run_plain_cell).
+        self._plain_cells_task: asyncio.Task[None] | None = None
 
     def _startup(self) -> None:
         # The loop is chosen by the first cell, where it runs (see _session_here); a loop
@@ -151,6 +155,42 @@ class AsyncioRunner(AsyncioSessionRunner):
         finally:
             self._cells_in.discard(here)
 
+    def _run_plain_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """A cell that cannot await needs the session loop only to see it (R3): it runs in
+        place, in the session's context, with the loop made the running one, as IPython runs
+        a plain cell, without a round trip through the loop (P5). Ctrl-C is Python's
+        KeyboardInterrupt, raised where the cell is, as it would be in the cell's task.
+
+        What it schedules (``create_task``) takes its first steps before the cell returns,
+        as it did in a task of the loop: one loop iteration, only if anything is ready.
+        In a kernel (a borrowed loop) and before the loop first ran, cells run as tasks.
+        """
+        session = self._session
+        if (
+            session is None
+            or session.borrowed
+            or not session.loop.is_running()  # run_forever waits in its greenlet
+            or _private_api.running_loop() is not None
+        ):
+            return self._run_cell(coro)
+        loop = session.loop
+        if self._plain_cells_task is None:
+            # Code that asks whether it runs in asyncio (sniffio, so anyio and httpx) looks
+            # for a current task: a task ended at once stands for the cell's.
+            stand_in = _PlainCellStandIn(self.name)
+            self._plain_cells_task = asyncio.Task(stand_in, loop=loop, name="plain cell")
+        task = self._plain_cells_task
+        _private_api.set_running_loop(loop)
+        _private_api.enter_task(loop, task)
+        try:
+            result = session.context.run(_private_api.pseudo_sync_runner(), coro)
+        finally:
+            _private_api.leave_task(loop, task)
+            _private_api.set_running_loop(None)
+        if _private_api.ready_queue(loop):
+            self._run_until_complete(asyncio.sleep(0))
+        return result
+
     def _shutdown(self) -> int:
         session = self._session
         if session is None:
@@ -168,6 +208,7 @@ class AsyncioRunner(AsyncioSessionRunner):
             return cancelled
         finally:
             self._session = None
+            self._plain_cells_task = None
             self._waker_in_loop.close()
             self._waker = None
             session.close()
@@ -253,6 +294,49 @@ class AsyncioRunner(AsyncioSessionRunner):
             return int(self._shell.pt_app.app.input.fileno())  # type: ignore[union-attr]
         except (AttributeError, NotImplementedError, ValueError):
             return None
+
+
+class _PlainCellStandIn(Coroutine[Any, Any, None], NestedCallTaker):
+    """The coroutine of the task current while a plain cell runs in place: it ends at its
+    first step, and takes the cell's nested calls (``asyncio.run()`` in a plain cell), which
+    run as the cell's own task: Ctrl-C cancels them at their await, or interrupts their
+    code, as in an await cell (R5), and the cell gets KeyboardInterrupt when they end."""
+
+    def __init__(self, runner: str) -> None:
+        self._runner = runner
+
+    def send(self, value: Any) -> Any:
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        raise StopIteration
+
+    def close(self) -> None:
+        pass
+
+    def __await__(self) -> Any:
+        return self
+
+    def take_nested_call(self, loop: Any, awaitable: Any) -> Any:
+        from .._nesting._parking import run_on_running_loop
+
+        stand_in = asyncio.current_task(loop)
+        assert stand_in is not None
+        _private_api.leave_task(loop, stand_in)
+        try:
+            return run_cell_as_task(
+                _awaiting(awaitable),
+                loop=loop,
+                create_task=lambda cell: asyncio.Task(cell, loop=loop),
+                wait_for=functools.partial(run_on_running_loop, loop),
+                runner=self._runner,
+            )
+        finally:
+            _private_api.enter_task(loop, stand_in)
+
+
+async def _awaiting(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _has_prompt_toolkit_prompt(shell: InteractiveShell) -> bool:

@@ -113,10 +113,12 @@ def run_cell_as_task(
         ended=task.done,
         stop_waiting=None if given_up is None else stop_waiting,
     )
-    with contextlib.ExitStack() as stack:
-        if waker is None and running_below:
-            waker = stack.enter_context(_ctrl_c.waker_in(loop, only_way_to_wake=False))
-        stack.enter_context(_ctrl_c.waiting_for(controls, waker=waker))
+    waker_below = (
+        _ctrl_c.waker_in(loop, only_way_to_wake=False)
+        if waker is None and running_below
+        else contextlib.nullcontext(waker)
+    )
+    with waker_below as waker_here, _ctrl_c.waiting_for(controls, waker=waker_here):
         try:
             if given_up is None:
                 wait_for(task)
@@ -359,8 +361,11 @@ class AsyncioSession:
         with self._failed_lock:
             failed = [task for task in self._failed if _private_api.exception_unretrieved(task)]
         current = asyncio.current_task(self.loop)
+        # The current task is the cell asking, even where it stands for a plain cell and
+        # has ended (see AsyncioRunner._run_plain_cell).
+        asking = {current} if current is not None else set()
         rows = []
-        for task in sorted({*alive, *failed}, key=lambda t: self._born.get(t, 0.0)):
+        for task in sorted({*alive, *failed, *asking}, key=lambda t: self._born.get(t, 0.0)):
             if task is current or task is self._cell:
                 hidden = "cell"
             elif task in mine or task in failed:

@@ -11,6 +11,7 @@ Third-party runners only need the IPython contract (a callable, optionally ``clo
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -71,6 +72,17 @@ async def _set_up_then(steps: list[Callable[[], None]], coro: Coroutine[Any, Any
     return await coro
 
 
+def _cannot_await(coro: Coroutine[Any, Any, Any]) -> bool:
+    """Whether the cell whose coroutine this is has no ``await``, ``async for`` or ``async
+    with`` at top level: its source has neither word (a cell defining an ``async def``, or
+    with the word in a string, is counted out too, which costs it only the faster way)."""
+    source = _private_api.cell_source(coro)
+    return source is not None and _AWAIT_OR_ASYNC.search(source) is None
+
+
+_AWAIT_OR_ASYNC = re.compile(r"\b(?:await|async)\b")
+
+
 class RunnerUnavailable(RuntimeError):
     """A runner cannot be used here; the message says why, in one line."""
 
@@ -95,6 +107,9 @@ class Runner(ABC):
     every_cell: ClassVar[bool] = True
     #: Whether :meth:`session_tasks` can give the tasks as a tree (``%tasks --tree``).
     task_tree: ClassVar[bool] = False
+    #: Whether a cell that cannot await (no ``await`` or ``async`` in its source) goes to
+    #: :meth:`_run_plain_cell`, which may run it without a trip through the loop.
+    plain_cells_apart: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._started = False
@@ -126,11 +141,13 @@ class Runner(ABC):
                     f"a cell run from inside a {self.name} cell cannot await "
                     "(the session loop is busy running the outer cell)"
                 ) from None
+        # Read before the set-up below wraps the cell's coroutine.
+        plain = self.plain_cells_apart and _cannot_await(coro)
         if _cell_setups:
             coro = _set_up_then([setup() for setup in _cell_setups], coro)
         self._depth += 1
         try:
-            return self._run_cell(coro)
+            return self._run_plain_cell(coro) if plain else self._run_cell(coro)
         finally:
             self._depth -= 1
             if self._depth == 0:
@@ -205,6 +222,10 @@ class Runner(ABC):
     @abstractmethod
     def _inside_cell(self) -> bool:
         """Whether the caller is running inside this runner's loop right now."""
+
+    def _run_plain_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a cell that cannot await (see :attr:`plain_cells_apart`)."""
+        return self._run_cell(coro)
 
     def _without_session(self, coro: Coroutine[Any, Any, Any], why: str) -> Any:
         """Run a cell when the session cannot be had (it could when the runner was
