@@ -29,11 +29,13 @@ if TYPE_CHECKING:
     from ._runners._curio import CurioRunner
     from ._runners._thread import AsyncioThreadRunner
     from ._runners._trio import SessionNursery, TrioRunner, trio_nursery
+    from ._runners._trio_guest import TrioGuestRunner
     from ._runners._uvloop import UvloopRunner
 
     asyncio_runner: AsyncioRunner
     thread_runner: AsyncioThreadRunner
     trio_runner: TrioRunner
+    trio_guest_runner: TrioGuestRunner
     curio_runner: CurioRunner
     uvloop_runner: UvloopRunner
     embed_runner: EmbedRunner
@@ -61,6 +63,7 @@ __all__ = [
     "nesting",
     "received",
     "thread_runner",
+    "trio_guest_runner",
     "trio_nursery",
     "trio_runner",
     "unload_ipython_extension",
@@ -72,6 +75,7 @@ _LAZY = {
     "asyncio_runner": ("._runners._asyncio", "_runner"),
     "thread_runner": ("._runners._thread", "_runner"),
     "trio_runner": ("._runners._trio", "_runner"),
+    "trio_guest_runner": ("._runners._trio_guest", "_runner"),
     "curio_runner": ("._runners._curio", "_runner"),
     "uvloop_runner": ("._runners._uvloop", "_runner"),
     "trio_nursery": ("._runners._trio", "trio_nursery"),

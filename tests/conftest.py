@@ -92,7 +92,13 @@ def ipshell(capfd: pytest.CaptureFixture[str]) -> Iterator[Shell]:
 
 #: The persistent runners (R1-R9) -> the library their cells await with. Tests of every
 #: persistent runner take their names from here.
-LIBRARY = {"asyncio": "asyncio", "thread": "asyncio", "trio": "trio", "curio": "curio"}
+LIBRARY = {
+    "asyncio": "asyncio",
+    "thread": "asyncio",
+    "trio": "trio",
+    "trio-guest": "trio",
+    "curio": "curio",
+}
 PERSISTENT = list(LIBRARY)
 
 

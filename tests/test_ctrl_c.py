@@ -137,7 +137,7 @@ def test_a_cell_setting_a_signal_handler_works_or_says_why_it_cannot(any_shell: 
             "import signal\nawait lib.sleep(0)\n_ = signal.signal(signal.SIGUSR1, signal.SIG_IGN)"
         )
         out = shell.output()
-        if str(shell.ip.loop_runner) == "asyncio":  # cells run in the main thread
+        if str(shell.ip.loop_runner) in ("asyncio", "trio-guest"):  # cells in the main thread
             assert result.success, out
             assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
         else:
@@ -145,5 +145,7 @@ def test_a_cell_setting_a_signal_handler_works_or_says_why_it_cannot(any_shell: 
             assert f"the {shell.ip.loop_runner} runner runs cells in a thread of its own" in out
             if shell.ip.loop_runner.library == "asyncio":
                 assert "%autoawait asyncio runs cells in the main thread" in out
+            if shell.ip.loop_runner.library == "trio":
+                assert "%autoawait trio-guest runs cells in the main thread" in out
     finally:
         signal.signal(signal.SIGUSR1, previous)

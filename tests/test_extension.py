@@ -63,8 +63,9 @@ def test_builtins_are_registered_through_the_entry_point_group() -> None:
 def test_dotted_paths_are_the_catalogue_objects() -> None:
     catalogue = Catalogue()
     for name in BUILTIN_ENTRY_POINTS:  # every built-in, so a new one cannot be forgotten
-        assert f"{name}_runner" in autoawait_runners.__all__
-        assert getattr(autoawait_runners, f"{name}_runner") is catalogue[name].runner()
+        attribute = f"{name.replace('-', '_')}_runner"
+        assert attribute in autoawait_runners.__all__
+        assert getattr(autoawait_runners, attribute) is catalogue[name].runner()
 
 
 #: Imported only when something needs them.
@@ -77,7 +78,7 @@ LAZY = (*OPTIONAL, "greenlet")
 def test_importing_runners_does_not_import_their_libraries() -> None:  # P3
     code = (
         "import sys, autoawait_runners as a\n"
-        "a.trio_runner, a.curio_runner, a.asyncio_runner, a.thread_runner\n"
+        "a.trio_runner, a.trio_guest_runner, a.curio_runner, a.asyncio_runner, a.thread_runner\n"
         f"print(sorted(m for m in {LAZY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -185,7 +186,16 @@ def test_list_shows_the_catalogue(ipshell: Shell) -> None:  # S2
     lines = ipshell.output().splitlines()
     assert lines[0].split() == ["name", "library", "installed", "active", "description"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert list(rows) == ["asyncio", "thread", "trio", "curio", "uvloop", "embed", "sync"]
+    assert list(rows) == [
+        "asyncio",
+        "thread",
+        "trio",
+        "trio-guest",
+        "curio",
+        "uvloop",
+        "embed",
+        "sync",
+    ]
     assert rows["asyncio"].split()[:4] == ["asyncio", "asyncio", "yes", "*"]
     assert "one asyncio loop for the session" in rows["asyncio"]
     assert "*" not in rows["thread"]
@@ -205,7 +215,7 @@ def test_tab_completion_offers_runner_names(ipshell: Shell) -> None:  # S3
     assert complete("%autoawait th") == {"thread"}
     assert complete("autoawait th") == {"thread"}  # automagic form
     # Only what the magic takes: no Python keywords or names from jedi.
-    names = {"asyncio", "thread", "trio", "curio", "uvloop", "embed", "sync"} | {
+    names = {"asyncio", "thread", "trio", "trio-guest", "curio", "uvloop", "embed", "sync"} | {
         "--list",
         "on",
         "off",

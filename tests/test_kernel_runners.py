@@ -22,6 +22,7 @@ SLEEP = {
     "thread": "asyncio.sleep",
     "embed": "asyncio.sleep",
     "trio": "trio.sleep",
+    "trio-guest": "trio.sleep",
     "curio": "curio.sleep",
 }
 
@@ -31,6 +32,7 @@ START_IN_BACKGROUND = {
     "thread": "background = asyncio.create_task(ticker())",
     "embed": "background = asyncio.create_task(ticker())",
     "trio": "import autoawait_runners\nautoawait_runners.trio_nursery().start_soon(ticker)",
+    "trio-guest": "import autoawait_runners\nautoawait_runners.trio_nursery().start_soon(ticker)",
     "curio": "background = await curio.spawn(ticker, daemon=True)",
 }
 

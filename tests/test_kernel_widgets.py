@@ -18,7 +18,7 @@ from kernel import Kernel
 pytestmark = pytest.mark.kernel
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-RUNNERS = ["asyncio", "thread", "uvloop", "trio", "curio"]
+RUNNERS = ["asyncio", "thread", "uvloop", "trio", "trio-guest", "curio"]
 
 #: runner -> a cell that waits for the slider with each library's timeout idiom.
 WAIT_A_WHILE = {
@@ -27,6 +27,7 @@ WAIT_A_WHILE = {
     "curio": "await curio.ignore_after(0.3, {})",
 }
 WAIT_A_WHILE["thread"] = WAIT_A_WHILE["uvloop"] = WAIT_A_WHILE["asyncio"]
+WAIT_A_WHILE["trio-guest"] = WAIT_A_WHILE["trio"]
 
 #: runner -> how a cell starts a background task that prints later.
 PRINT_LATER = {
@@ -34,10 +35,11 @@ PRINT_LATER = {
     "thread": "asyncio.create_task(later())",
     "uvloop": "asyncio.create_task(later())",
     "trio": "autoawait_runners.trio_nursery().start_soon(later)",
+    "trio-guest": "autoawait_runners.trio_nursery().start_soon(later)",
     "curio": "await curio.spawn(later, daemon=True)",
 }
 
-SLEEP = {"trio": "trio.sleep", "curio": "curio.sleep"}
+SLEEP = {"trio": "trio.sleep", "trio-guest": "trio.sleep", "curio": "curio.sleep"}
 
 #: What a frontend sends to a button's model when it is clicked.
 CLICK = {"method": "custom", "content": {"event": "click"}}
@@ -61,8 +63,8 @@ def with_widgets(kernel: Kernel, runner: str) -> None:
     kernel.ok(f"%autoawait {runner}")
     kernel.ok("import asyncio, threading, ipywidgets, autoawait_runners")
     kernel.ok("from autoawait_test_helpers import announced")
-    if runner in ("trio", "curio"):
-        kernel.ok(f"import {runner}")
+    if runner in ("trio", "trio-guest", "curio"):
+        kernel.ok(f"import {runner.split('-')[0]}")
 
 
 def model_id(kernel: Kernel, widget: str) -> str:

@@ -19,6 +19,7 @@ FAILURE_LINE = {
     "asyncio": r"background task .*running fail_later\(\) failed",
     "thread": r"background task .*running fail_later\(\) failed",
     "trio": r"background task fail_later of the trio session failed",
+    "trio-guest": r"background task fail_later of the trio-guest session failed",
     "curio": r"background task fail_later of the curio session failed",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from conftest import TIMEOUT, Shell, send_sigint_when
@@ -12,11 +13,19 @@ import autoawait_runners
 pytest.importorskip("trio")
 
 
-@pytest.fixture
-def trio_shell(ipshell: Shell) -> Shell:
-    ipshell.ok("%autoawait trio")
+@pytest.fixture(params=["trio", "trio-guest"])
+def trio_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
+    """A shell with a trio runner: ``trio`` (its run in a thread of its own) or
+    ``trio-guest`` (in the main thread, a guest of the session's asyncio loop): every
+    behaviour here holds under both."""
+    ipshell.ok(f"%autoawait {request.param}")
     ipshell.ok("import trio, autoawait_runners")
+    ipshell.name = request.param  # type: ignore[attr-defined]
     return ipshell
+
+
+def runner_of(shell: Shell) -> Any:
+    return shell.ip.loop_runner
 
 
 def test_channels_events_and_system_tasks_outlive_their_cell(trio_shell: Shell) -> None:  # R1
@@ -40,6 +49,11 @@ def test_channels_events_and_system_tasks_outlive_their_cell(trio_shell: Shell) 
 
 def test_session_nursery_tasks_run_between_cells(trio_shell: Shell) -> None:  # R1, R2
     shell = trio_shell
+    if shell.name == "trio-guest":  # type: ignore[attr-defined]
+        pytest.skip(
+            "trio-guest runs between cells when its host loop does: the terminal prompt's "
+            "input hook (tests/test_terminal.py), a kernel's loop (tests/test_kernel_runners.py)"
+        )
     shell.ns["reached"] = reached = threading.Event()
     shell.ok(
         "ticks = []\n"
@@ -58,11 +72,24 @@ def test_session_nursery_tasks_run_between_cells(trio_shell: Shell) -> None:  # 
 
 
 def test_plain_cells_run_in_the_session(trio_shell: Shell) -> None:  # R3
-    runner = autoawait_runners.trio_runner
+    runner = runner_of(trio_shell)
     shell = trio_shell
     shell.ok("import threading")
     assert shell.ok("trio.lowlevel.current_trio_token()") is not None
-    assert shell.ok("threading.current_thread()") is runner.thread
+    # trio's own thread, or the main thread (trio-guest): where signal.signal works.
+    main = shell.name == "trio-guest"  # type: ignore[attr-defined]
+    expected = threading.main_thread() if main else runner.thread
+    assert shell.ok("threading.current_thread()") is expected
+    shell.ok("import signal; handler = lambda *args: None")
+    if main:
+        assert (
+            shell.ok("signal.signal(signal.SIGUSR1, handler); signal.getsignal(signal.SIGUSR1)")
+            is shell.ns["handler"]
+        )
+    else:
+        assert "main thread" in str(
+            shell.run("signal.signal(signal.SIGUSR1, handler)").error_in_exec
+        )
     token = shell.ok("trio.lowlevel.current_trio_token()")
     assert shell.ok("await trio.sleep(0); trio.lowlevel.current_trio_token()") is token
 
@@ -140,7 +167,7 @@ def test_failing_background_task_is_reported_and_the_session_lives(trio_shell: S
     shell.output()
     shell.ok("await trio.sleep(0.2)")
     out = shell.output()
-    assert "background task doomed of the trio session failed" in out
+    assert f"background task doomed of the {shell.name} session failed" in out  # type: ignore[attr-defined]
     assert out.count("ValueError: doomed trio task") == 1
     assert "_trio.py" not in out  # the traceback starts in the user's code
     assert shell.ok("len(nursery.child_tasks)") == 1
@@ -163,7 +190,8 @@ def test_sniffio_and_anyio_see_trio(trio_shell: Shell) -> None:  # R7
 
 def test_switching_away_cancels_the_session(trio_shell: Shell) -> None:  # R8
     shell = trio_shell
-    runner = autoawait_runners.trio_runner
+    runner = runner_of(shell)
+    name = shell.name  # type: ignore[attr-defined]
     shell.ok(
         "cleaned = []\n"
         "async def forever():\n"
@@ -174,17 +202,21 @@ def test_switching_away_cancels_the_session(trio_shell: Shell) -> None:  # R8
         "for _ in range(3):\n"
         "    autoawait_runners.trio_nursery().start_soon(forever)"
     )
-    thread = runner.thread
+    nursery = autoawait_runners.trio_nursery()
     shell.output()
     shell.ok("%autoawait asyncio")
-    assert shell.output().count("trio runner closed: cancelled 3 background tasks") == 1
+    assert shell.output().count(f"{name} runner closed: cancelled 3 background tasks") == 1
     assert shell.ns["cleaned"] == [1, 1, 1]
-    assert thread is not None and not thread.is_alive()
+    assert not runner.started
+    if name == "trio":
+        assert runner.thread is None and not any(
+            thread.name == "autoawait_runners-trio" for thread in threading.enumerate()
+        )
     with pytest.raises(RuntimeError, match="select it with %autoawait trio"):
         autoawait_runners.trio_nursery()
-    shell.ok("%autoawait trio")  # a fresh session
-    assert runner.thread is not thread
+    shell.ok(f"%autoawait {name}")  # a fresh session
     assert shell.ok("(await trio.sleep(0)) or 'fresh'") == "fresh"
+    assert autoawait_runners.trio_nursery() is not nursery
 
 
 def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(
@@ -194,21 +226,24 @@ def test_a_crashed_session_is_reported_and_the_next_cell_starts_a_new_one(
     shell.ok("async def boom():\n    raise ValueError('system task failed')")
     shell.ok("async def bystander():\n    await trio.sleep_forever()")
     shell.ok("autoawait_runners.trio_nursery().start_soon(bystander)")
-    old = autoawait_runners.trio_runner.thread
+    nursery = autoawait_runners.trio_nursery()
+    old = runner_of(shell).thread if shell.name == "trio" else None  # type: ignore[attr-defined]
     shell.run("trio.lowlevel.spawn_system_task(boom); await trio.sleep(5)")
     # The run ends right after this cell; a cell sent while it is ending is cancelled with
     # it (trio's teardown), so wait for the end before asking for a fresh session.
-    assert old is not None
-    old.join(TIMEOUT)
+    if old is not None:
+        old.join(TIMEOUT)
     assert shell.ok("await trio.sleep(0); 'fresh'") == "fresh"
+    assert autoawait_runners.trio_nursery() is not nursery
     out = shell.output()
     assert "ValueError('system task failed')" in out
-    assert "the trio session ended unexpectedly" in out
+    assert f"the {shell.name} session ended unexpectedly" in out  # type: ignore[attr-defined]
     assert "background tasks lost: bystander" in out  # F6: what the crash took
     assert "in boom" in out and "raise ValueError('system task failed')" in out  # its traceback
     assert "the next cell starts a new one" in out
-    assert autoawait_runners.trio_runner.thread is not old
-    assert not old.is_alive()
+    if old is not None:
+        assert runner_of(shell).thread is not old
+        assert not old.is_alive()
 
 
 # -- trio.run() from synchronous code in a cell (the nesting shim's trio side) -------------
@@ -308,7 +343,8 @@ def test_closing_counts_system_tasks_that_cells_spawned(trio_shell: Shell) -> No
     )
     shell.output()
     shell.ok("%autoawait asyncio")
-    assert "trio runner closed: cancelled 2 background tasks" in shell.output()
+    name = shell.name  # type: ignore[attr-defined]
+    assert f"{name} runner closed: cancelled 2 background tasks" in shell.output()
     assert shell.ns["cleaned"] == [1, 1]
 
 

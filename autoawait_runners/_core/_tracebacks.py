@@ -115,8 +115,9 @@ def as_its_class_has_it(obj: Any, name: str) -> Callable[[], Any]:
 def note_main_thread_only(exc: BaseException, active_runner: Callable[[], Any]) -> None:
     """Python lets only the main thread set signal handlers (``signal.signal``,
     ``loop.add_signal_handler``, trio's ``open_signal_receiver``); the thread, trio, curio
-    and uvloop runners run cells in a thread of their own. A cell that failed for that
-    reason, shown in such a thread, gets a note saying so, under its traceback."""
+    and uvloop runners run cells in a thread of their own (asyncio and trio-guest do not).
+    A cell that failed for that reason, shown in such a thread, gets a note saying so,
+    under its traceback, with the runner that runs its library's cells in the main thread."""
     if (
         not isinstance(exc, (ValueError, RuntimeError))
         or "main thread" not in str(exc)
@@ -124,11 +125,10 @@ def note_main_thread_only(exc: BaseException, active_runner: Callable[[], Any]) 
     ):
         return
     runner = active_runner()
-    way_out = (
-        "%autoawait asyncio runs cells in the main thread"
-        if getattr(runner, "library", None) == "asyncio"
-        else "its cells cannot handle signals"
-    )
+    way_out = {
+        "asyncio": "%autoawait asyncio runs cells in the main thread",
+        "trio": "%autoawait trio-guest runs cells in the main thread",
+    }.get(str(getattr(runner, "library", "")), "its cells cannot handle signals")
     note = (
         f"(the {runner} runner runs cells in a thread of its own, and Python lets only the "
         f"main thread set signal handlers: {way_out})"

@@ -30,6 +30,7 @@ BUILTIN_ENTRY_POINTS = {
     "asyncio": "autoawait_runners._runners._asyncio:get_runner",
     "thread": "autoawait_runners._runners._thread:get_runner",
     "trio": "autoawait_runners._runners._trio:get_runner",
+    "trio-guest": "autoawait_runners._runners._trio_guest:get_runner",
     "curio": "autoawait_runners._runners._curio:get_runner",
     "uvloop": "autoawait_runners._runners._uvloop:get_runner",
     "embed": "autoawait_runners._embed._embed:get_runner",

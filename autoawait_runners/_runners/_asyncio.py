@@ -51,6 +51,8 @@ class AsyncioRunner(AsyncioSessionRunner):
     name = "asyncio"
     description = "one asyncio loop for the session (in a kernel, the kernel's); runs between cells"
     plain_cells_apart = True
+    #: The runner whose loop runs in a thread of its own, for the same library.
+    in_a_thread = "thread"
 
     def __init__(self) -> None:
         super().__init__()
@@ -225,8 +227,8 @@ class AsyncioRunner(AsyncioSessionRunner):
         active = getattr(shell, "active_eventloop", None)
         if active not in (None, INPUTHOOK_NAME):
             say(
-                f"%gui {active} is active: asyncio background tasks run only while cells run "
-                "(turn it off with %gui to let them run while the prompt is idle)"
+                f"%gui {active} is active: {self.library} background tasks run only while cells "
+                "run (turn it off with %gui to let them run while the prompt is idle)"
             )
             return
         self._keep_idle_progress()
@@ -258,13 +260,18 @@ class AsyncioRunner(AsyncioSessionRunner):
             and not self._said_no_idle_progress
             and session is not None
             and not session.borrowed
-            and any(not task.done() for task in asyncio.all_tasks(session.loop))
+            and self._has_background_work()
         ):
             self._said_no_idle_progress = True
             say(
-                "--simple-prompt reads input with no event loop: asyncio background tasks "
-                "run only while cells run (the thread runner keeps them running)"
+                f"--simple-prompt reads input with no event loop: {self.library} background "
+                f"tasks run only while cells run (the {self.in_a_thread} runner keeps them "
+                "running)"
             )
+
+    def _has_background_work(self) -> bool:
+        assert self._session is not None
+        return any(not task.done() for task in asyncio.all_tasks(self._session.loop))
 
     def _inputhook(self, context: Any) -> None:
         """prompt_toolkit input hook: run the session loop until input is ready."""

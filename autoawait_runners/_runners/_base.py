@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _private_api
-from .._core._messages import plural, say
+from .._core._messages import plural, say, say_failed
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -233,6 +233,22 @@ class Runner(ABC):
         magic such as ``%autoawait sync``) still works (F4)."""
         say(f"the {self.name} runner cannot run its session ({why}); this cell runs without it")
         return _private_api.pseudo_sync_runner()(coro)
+
+    def _lost_tasks(self) -> list[str]:
+        """The names of the background tasks a session that died took with it."""
+        return []
+
+    def _say_session_ended(self, exc: BaseException) -> None:
+        """One report of a session that ended by itself (its loop crashed): what failed,
+        where (F6), and what it took with it; the next cell starts a new one."""
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        lost = self._lost_tasks()
+        say_failed(
+            f"the {self.name} session ended unexpectedly "
+            f"({type(cause).__name__}: {cause}); the next cell starts a new one"
+            + (f"; background tasks lost: {', '.join(lost)}" if lost else ""),
+            cause,
+        )
 
     def _after_cell(self) -> None:  # noqa: B027 - optional hook
         """Called after each top-level cell, before the next prompt."""

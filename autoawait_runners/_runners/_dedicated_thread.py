@@ -35,7 +35,7 @@ from typing import Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
-from .._core._messages import SHUTDOWN_TIMEOUT, say_failed
+from .._core._messages import SHUTDOWN_TIMEOUT
 from ._asyncio_session import resolve
 from ._base import Runner, RunnerUnavailable
 
@@ -166,10 +166,6 @@ class DedicatedThreadRunner(Runner):
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
         """Wrap a cell's coroutine so that cancellation reaches it as an interruption."""
 
-    def _lost_tasks(self) -> list[str]:
-        """The names of the background tasks a session that died took with it."""
-        return []
-
     def _reset(self) -> None:
         """Forget the session's objects (the thread has ended)."""
 
@@ -200,14 +196,7 @@ class DedicatedThreadRunner(Runner):
         except BaseException as exc:
             crashed.append(exc)
             if self._thread is not None:  # it was running: say so, cells will restart it
-                cause = exc.__cause__ if exc.__cause__ is not None else exc
-                lost = self._lost_tasks()
-                say_failed(  # the cause in full (F6): what failed, where
-                    f"the {self.name} session ended unexpectedly "
-                    f"({type(cause).__name__}: {cause}); the next cell starts a new one"
-                    + (f"; background tasks lost: {', '.join(lost)}" if lost else ""),
-                    cause,
-                )
+                self._say_session_ended(exc)
         finally:
             up.set()
             self._thread_ended()
@@ -249,13 +238,14 @@ class DedicatedThreadRunner(Runner):
             # On a loop below, the handler must not raise in its machinery (see _ctrl_c).
             stop_waiting=None if below is None else stop_waiting,
         )
-        with contextlib.ExitStack() as stack:
-            waker = None
-            if below is not None:
-                waker = stack.enter_context(_ctrl_c.waker_in(below, only_way_to_wake=False))
-            # Entered before the hand-over: a Ctrl-C at any point reaches the cell, never
-            # this thread's own code.
-            stack.enter_context(_ctrl_c.waiting_for(controls, waker=waker))
+        waker_below = (
+            contextlib.nullcontext(None)
+            if below is None
+            else _ctrl_c.waker_in(below, only_way_to_wake=False)
+        )
+        # Entered before the hand-over: a Ctrl-C at any point reaches the cell, never this
+        # thread's own code.
+        with waker_below as waker, _ctrl_c.waiting_for(controls, waker=waker):
             try:
                 submitted = self._submit_to_live_session(cell, attempts)
                 if below is None:

@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, cancelled_before_it_ran
@@ -161,17 +161,22 @@ def _is_the_interruption(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled) and getattr(exc, "source", "explicit") == "explicit"
 
 
-class TrioRunner(DedicatedThreadRunner):
-    """One ``trio.run`` for the session, in its own thread, with a session nursery."""
+class TrioSession:
+    """A trio runner's session, wherever its ``trio.run`` runs: in a thread of its own
+    (``trio``), or in the main thread as a guest of the session's asyncio loop
+    (``trio-guest``). The run's main task holds the session nursery; each cell is a system
+    task of the run, in the session's one context, inside a cancel scope of its own."""
 
-    name = "trio"
-    library = "trio"
-    extra = "trio"
-    description = "one trio.run for the session, in its own thread; a session nursery"
-    task_tree = True
+    name: ClassVar[str]
+    library: ClassVar[str] = "trio"
+    extra: ClassVar[str | None] = "trio"
+    task_tree: ClassVar[bool] = True
+    #: How many background tasks the ending session cancelled (set by _main).
+    _cancelled: int
 
     def __init__(self) -> None:
         super().__init__()
+        _sessions.append(self)
         self._token: trio.lowlevel.TrioToken | None = None
         self._context: contextvars.Context | None = None
         self._nursery: SessionNursery | None = None
@@ -183,11 +188,6 @@ class TrioRunner(DedicatedThreadRunner):
     def nursery(self) -> SessionNursery | None:
         """The session nursery, or None when the runner is closed."""
         return self._nursery
-
-    def _serve(self, ready: Callable[[], None]) -> None:
-        import trio
-
-        trio.run(self._main, ready)
 
     async def _main(self, ready: Callable[[], None]) -> None:
         import trio
@@ -291,6 +291,21 @@ class TrioRunner(DedicatedThreadRunner):
         self._token = self._context = self._nursery = self._stop_requested = None
 
 
+class TrioRunner(TrioSession, DedicatedThreadRunner):
+    """One ``trio.run`` for the session, in its own thread, with a session nursery."""
+
+    name = "trio"
+    description = "one trio.run for the session, in its own thread; a session nursery"
+
+    def _serve(self, ready: Callable[[], None]) -> None:
+        import trio
+
+        trio.run(self._main, ready)
+
+
+#: Every trio session object, for :func:`trio_nursery`.
+_sessions: list[TrioSession] = []
+
 #: The name of a cell's task (a system task, as those a cell may spawn itself).
 CELL_TASK_NAME = "autoawait_runners cell"
 
@@ -375,7 +390,7 @@ def trio_nursery() -> SessionNursery:
 
     Raises RuntimeError when the trio runner has no live session.
     """
-    nursery = _runner.nursery
-    if nursery is None:
-        raise RuntimeError("the trio runner is not running: select it with %autoawait trio")
-    return nursery
+    for session in _sessions:
+        if session.nursery is not None:
+            return session.nursery
+    raise RuntimeError("the trio runner is not running: select it with %autoawait trio")

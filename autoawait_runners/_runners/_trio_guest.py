@@ -1,0 +1,233 @@
+"""The ``trio-guest`` runner: the trio session in the main thread, as a guest of the session's
+asyncio loop (trio's guest mode, ``trio.lowlevel.start_guest_run``).
+
+The ``trio`` runner runs its ``trio.run`` in a thread of its own, so its cells cannot do
+what only the main thread may: ``signal.signal``, GUI toolkits (Tk, Qt), callbacks that
+widget code expects in the thread that made the widget. Here the cells run in the main
+thread. trio's scheduling runs as callbacks of an asyncio loop: the ``asyncio`` runner's
+own session loop in a terminal (run by the prompt's input hook while the prompt is idle,
+so background tasks run between cells), a Jupyter kernel's loop (which runs between cells
+anyway). Only trio's wait for I/O and timers runs in a worker thread, as guest mode does.
+
+What the session is (the session nursery, the cells' context, ``%tasks``) is the ``trio``
+runner's (``TrioSession``); what runs the loop is the ``asyncio`` runner's. This module
+only starts and ends the guest run, and waits for a cell while the loop runs.
+
+What it costs: trio, idle between cells, waits in its worker thread; a cell wakes it, and
+that hand-over to the main thread is what the ``trio`` runner pays too (see
+benchmarks/README.md). Ctrl-C: the cell's, as under every runner (``_ctrl_c``); trio's own
+SIGINT handler is kept out, as in the ``trio`` runner's thread, where trio installs none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import signal
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from .._core import _ctrl_c, _private_api
+from .._core._messages import SHUTDOWN_TIMEOUT
+from ._asyncio import AsyncioRunner
+from ._asyncio_session import resolve
+from ._base import RunnerUnavailable
+from ._dedicated_thread import SubmittedCell
+from ._trio import TrioSession
+
+
+class TrioGuestRunner(TrioSession, AsyncioRunner):
+    """The trio session in the main thread, as a guest of the session's asyncio loop."""
+
+    name = "trio-guest"
+    description = (
+        "trio in the main thread, a guest of the session's asyncio loop; a session nursery"
+    )
+    #: Every cell runs in trio, so that it sees it (R3).
+    plain_cells_apart = False
+    in_a_thread = "trio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Resolved when the guest run ends.
+        self._guest_done: asyncio.Future[Any] | None = None
+        #: The cells handed to the run, which its end releases.
+        self._waiting: set[SubmittedCell] = set()
+
+    def _startup(self) -> None:
+        try:
+            import trio  # noqa: F401
+        except ImportError as exc:
+            raise RunnerUnavailable(f"trio cannot be imported ({exc})") from None
+        super()._startup()
+
+    def _guest_here(self) -> asyncio.Future[Any]:
+        """Start the guest run on the session loop, unless it runs; return what its end
+        resolves. At the first cell (the session loop is made there, see
+        ``AsyncioRunner._session_here``), and again after a run that crashed."""
+        if self._guest_done is not None and not self._guest_done.done():
+            return self._guest_done
+        import trio
+
+        session = self._session_here()
+        loop = session.loop
+        ready = loop.create_future()
+        done = self._guest_done = loop.create_future()
+
+        def finished(result: Any) -> None:
+            # A run that ended by itself (a system task failed: trio's rule) is reported,
+            # and what waits on it is released; the next cell starts a new one.
+            nursery = self._nursery
+            if ready.done() and nursery is not None and not nursery.ending:
+                self._say_session_ended(
+                    result.error
+                    if hasattr(result, "error")
+                    else RuntimeError(f"its main task returned {result!r}")
+                )
+                self._reset()
+            for submitted in list(self._waiting):
+                submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
+            resolve(done)
+
+        # trio sets its own SIGINT handler over Python's default one: keep it out (Ctrl-C is
+        # routed to the cell, as in the trio runner's thread, where trio sets none).
+        keep_out = _private_api.sigint_handler() is signal.default_int_handler
+        if keep_out:
+            _private_api.set_sigint_handler(_raise_keyboard_interrupt)
+        try:
+            # Started in an empty context, as the trio runner's thread starts: the run's
+            # tasks copy the context it starts in, and the caller's holds a kernel's
+            # message being answered (ipykernel 6 and 7 keep it in a context variable), so
+            # every later cell's output would go to the first cell.
+            contextvars.Context().run(
+                trio.lowlevel.start_guest_run,
+                self._main,
+                lambda: resolve(ready),
+                run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                run_sync_soon_not_threadsafe=loop.call_soon,
+                done_callback=finished,
+                # The runners set the wake-up fd around each cell (_ctrl_c.Waker).
+                host_uses_signal_set_wakeup_fd=True,
+            )
+        finally:
+            if keep_out:
+                _private_api.set_sigint_handler(signal.default_int_handler)
+        self._run_until_complete(asyncio.wait([ready, done], return_when=asyncio.FIRST_COMPLETED))
+        if not ready.done():
+            raise RunnerUnavailable("the trio run ended as it started")
+        return done
+
+    def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        cell = self._make_cell(coro)
+        for retry in (False, True):
+            try:
+                done = self._guest_here()
+            except RunnerUnavailable as exc:
+                return self._without_session(cell, str(exc))
+            except Exception as exc:  # a loop policy broken since the runner was selected
+                return self._without_session(cell, f"{type(exc).__name__}: {exc}")
+            submitted = SubmittedCell(cell, threading.current_thread())
+            self._waiting.add(submitted)
+            try:
+                self._wait_for(submitted, done)
+            finally:
+                self._waiting.discard(submitted)
+            if retry or cell.started or not done.done():
+                break
+            # The run ended (it crashed) before the cell started: once more, in a new one.
+        return submitted.result()
+
+    def _wait_for(self, submitted: SubmittedCell, done: asyncio.Future[Any]) -> None:
+        """Hand the cell to trio and run the session loop until it ends (Ctrl-C: the
+        cell's), or until the run does."""
+        session = self._session
+        assert session is not None
+        loop = session.loop
+        ended = loop.create_future()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # closed by its owner meanwhile
+                loop.call_soon_threadsafe(resolve, ended)
+
+        submitted.then = wake
+        below = session.borrowed and _private_api.running_loop() is loop
+
+        def wait(seconds: float) -> bool:
+            self._run_until_complete(asyncio.wait([ended], timeout=seconds))
+            return submitted.ended()
+
+        given_up: list[bool] = []
+
+        def stop_waiting() -> None:
+            given_up.append(True)
+            submitted.then()
+
+        here = threading.get_ident()
+        controls = _ctrl_c.CellControls(
+            submitted.cell,
+            runner=self.name,
+            thread=lambda: here,
+            cancel=lambda: submitted.cancel(),
+            wait=wait,
+            ended=submitted.ended,
+            # Never raise where the main thread is: it may be in trio's own scheduling.
+            stop_waiting=stop_waiting,
+        )
+        waker_below = (
+            _ctrl_c.waker_in(loop, only_way_to_wake=False)
+            if below
+            else contextlib.nullcontext(self._waker)
+        )
+        self._cells_in.add(here)
+        try:
+            with waker_below as waker, _ctrl_c.waiting_for(controls, waker=waker):
+                try:
+                    self._submit(submitted)
+                except RuntimeError as exc:  # trio.RunFinishedError: the run has just ended
+                    submitted.fail(exc)
+                while not (submitted.ended() or given_up):
+                    self._run_until_complete(
+                        asyncio.wait([ended, done], return_when=asyncio.FIRST_COMPLETED)
+                    )
+                if not submitted.ended():
+                    raise KeyboardInterrupt
+        finally:
+            self._cells_in.discard(here)
+
+    def _has_background_work(self) -> bool:
+        nursery = self._nursery
+        return nursery is not None and bool(nursery.child_tasks)
+
+    def _inside_cell(self) -> bool:
+        return threading.get_ident() in self._cells_in
+
+    def _shutdown(self) -> int:
+        done = self._guest_done
+        cancelled = 0
+        if done is not None and not done.done() and self._token is not None:
+            self._cancelled = 0
+            self._request_stop()
+            self._run_until_complete(asyncio.wait([done], timeout=SHUTDOWN_TIMEOUT * 2))
+            if not done.done():
+                self._left_running.append(
+                    f"its trio run, busy {SHUTDOWN_TIMEOUT * 2:g} s after cancellation "
+                    "(a shielded clean-up)"
+                )
+            cancelled = self._cancelled
+        self._guest_done = None
+        self._reset()
+        return cancelled + super()._shutdown()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+_runner = TrioGuestRunner()
+
+
+def get_runner() -> TrioGuestRunner:
+    """Entry point: the session's trio-guest runner (one object per process)."""
+    return _runner
