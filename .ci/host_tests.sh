@@ -90,7 +90,7 @@ if [ "$host" = ipython ]; then
 else
   # Three at a time: each run mostly waits for its kernels.
   run plain &
-  for runner in asyncio thread; do with_runner "$runner" & done
+  for runner in asyncio thread trio-guest; do with_runner "$runner" & done
   wait
   for runner in uvloop trio curio; do with_runner "$runner" & done
   wait
@@ -106,7 +106,7 @@ if [ "$host" = ipython ]; then
   run loaded -p autoawait_loaded
   compare loaded
 else
-  for runner in asyncio thread uvloop trio curio; do compare "$runner"; done
+  for runner in asyncio thread trio-guest uvloop trio curio; do compare "$runner"; done
 fi
 [ "$status" -eq 0 ] && echo "none fails with the extension that passes without it"
 exit "$status"

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._core import _ctrl_c, _private_api
@@ -34,7 +35,7 @@ from .._core._messages import SHUTDOWN_TIMEOUT
 from ._asyncio import AsyncioRunner
 from ._asyncio_session import resolve
 from ._base import RunnerUnavailable
-from ._dedicated_thread import SubmittedCell
+from ._dedicated_thread import START_TIMEOUT, SubmittedCell
 from ._trio import TrioSession
 
 
@@ -55,6 +56,10 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         self._guest_done: asyncio.Future[Any] | None = None
         #: The cells handed to the run, which its end releases.
         self._waiting: set[SubmittedCell] = set()
+        #: Set once the run's main task is up (see _now_ready).
+        self._ready = threading.Event()
+        self._ready_lock = threading.Lock()
+        self._ready_waiters: list[Callable[[], object]] = []
 
     def _startup(self) -> None:
         try:
@@ -69,12 +74,19 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         ``AsyncioRunner._session_here``), and again after a run that crashed."""
         if self._guest_done is not None and not self._guest_done.done():
             return self._guest_done
+        if threading.get_ident() != _MAIN_THREAD_ID:
+            # A kernel's subshell, before any cell of the main shell: trio must run in the
+            # main thread, on the kernel's loop, which this thread cannot run.
+            raise RunnerUnavailable(
+                "its trio run starts in the main thread: run a cell in the main shell first"
+            )
         import trio
 
         session = self._session_here()
         loop = session.loop
         ready = loop.create_future()
         done = self._guest_done = loop.create_future()
+        self._ready.clear()
 
         def finished(result: Any) -> None:
             # A run that ended by itself (a system task failed: trio's rule) is reported,
@@ -104,7 +116,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             contextvars.Context().run(
                 trio.lowlevel.start_guest_run,
                 self._main,
-                lambda: resolve(ready),
+                lambda: self._now_ready(ready),
                 run_sync_soon_threadsafe=loop.call_soon_threadsafe,
                 run_sync_soon_not_threadsafe=loop.call_soon,
                 done_callback=finished,
@@ -119,6 +131,25 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             raise RunnerUnavailable("the trio run ended as it started")
         return done
 
+    def _now_ready(self, ready: asyncio.Future[None]) -> None:
+        """The run's main task is up: cells can be handed to it (from any thread)."""
+        resolve(ready)
+        with self._ready_lock:
+            self._ready.set()
+            waiters, self._ready_waiters = self._ready_waiters, []
+        for wake in waiters:
+            wake()
+
+    def _until_ready(self, park: Callable[[Any], Any], loop: asyncio.AbstractEventLoop) -> None:
+        """Wait, parked in ``loop``, until the run started by another thread's cell is up
+        (a kernel's subshell may send a cell while the main shell's first one starts it)."""
+        with self._ready_lock:
+            if self._ready.is_set():
+                return
+            woken = loop.create_future()
+            self._ready_waiters.append(lambda: loop.call_soon_threadsafe(resolve, woken))
+        park(asyncio.wait([woken], timeout=START_TIMEOUT))
+
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         cell = self._make_cell(coro)
         for retry in (False, True):
@@ -131,7 +162,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             submitted = SubmittedCell(cell, threading.current_thread())
             self._waiting.add(submitted)
             try:
-                self._wait_for(submitted, done)
+                self._wait_for(submitted)
             finally:
                 self._waiting.discard(submitted)
             if retry or cell.started or not done.done():
@@ -139,59 +170,70 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             # The run ended (it crashed) before the cell started: once more, in a new one.
         return submitted.result()
 
-    def _wait_for(self, submitted: SubmittedCell, done: asyncio.Future[Any]) -> None:
-        """Hand the cell to trio and run the session loop until it ends (Ctrl-C: the
-        cell's), or until the run does."""
+    def _wait_for(self, submitted: SubmittedCell) -> None:
+        """Hand the cell to trio and wait until it ends (Ctrl-C: the cell's), or until the
+        run does: running the session loop, or, in a kernel's subshell (a thread with a loop
+        of its own), parked in that loop while trio runs the cell in the main thread."""
+        from .._nesting._parking import run_on_running_loop
+
         session = self._session
         assert session is not None
-        loop = session.loop
-        ended = loop.create_future()
+        loop_here = _private_api.running_loop()
+        in_subshell = loop_here is not None and loop_here is not session.loop
+        park: Callable[[Any], Any]
+        if in_subshell:
+            assert loop_here is not None
+            park = functools.partial(run_on_running_loop, loop_here)
+            waiting_loop = loop_here
+        else:
+            park, waiting_loop = self._run_until_complete, session.loop
+        ended = waiting_loop.create_future()
 
         def wake() -> None:
             with contextlib.suppress(RuntimeError):  # closed by its owner meanwhile
-                loop.call_soon_threadsafe(resolve, ended)
+                waiting_loop.call_soon_threadsafe(resolve, ended)
 
         submitted.then = wake
-        below = session.borrowed and _private_api.running_loop() is loop
 
         def wait(seconds: float) -> bool:
-            self._run_until_complete(asyncio.wait([ended], timeout=seconds))
+            park(asyncio.wait([ended], timeout=seconds))
             return submitted.ended()
 
         given_up: list[bool] = []
 
         def stop_waiting() -> None:
             given_up.append(True)
-            submitted.then()
+            wake()
 
-        here = threading.get_ident()
         controls = _ctrl_c.CellControls(
             submitted.cell,
             runner=self.name,
-            thread=lambda: here,
+            thread=lambda: _MAIN_THREAD_ID,  # where trio runs the cell
             cancel=lambda: submitted.cancel(),
             wait=wait,
             ended=submitted.ended,
             # Never raise where the main thread is: it may be in trio's own scheduling.
             stop_waiting=stop_waiting,
         )
-        waker_below = (
-            _ctrl_c.waker_in(loop, only_way_to_wake=False)
-            if below
-            else contextlib.nullcontext(self._waker)
-        )
+        waker: contextlib.AbstractContextManager[Any]
+        if in_subshell:
+            waker = contextlib.nullcontext(None)
+        elif session.borrowed:  # a kernel's loop, running below
+            waker = _ctrl_c.waker_in(session.loop, only_way_to_wake=False)
+        else:
+            waker = contextlib.nullcontext(self._waker)
+        here = threading.get_ident()
         self._cells_in.add(here)
         try:
-            with waker_below as waker, _ctrl_c.waiting_for(controls, waker=waker):
+            with waker as fd_waker, _ctrl_c.waiting_for(controls, waker=fd_waker):
+                self._until_ready(park, waiting_loop)
                 try:
                     self._submit(submitted)
                 except RuntimeError as exc:  # trio.RunFinishedError: the run has just ended
                     submitted.fail(exc)
-                while not (submitted.ended() or given_up):
-                    self._run_until_complete(
-                        asyncio.wait([ended, done], return_when=asyncio.FIRST_COMPLETED)
-                    )
-                if not submitted.ended():
+                while not (submitted.ended() or given_up):  # the run's end fails it too
+                    park(ended)
+                if not submitted.ended() and given_up:
                     raise KeyboardInterrupt
         finally:
             self._cells_in.discard(here)
@@ -219,6 +261,9 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         self._guest_done = None
         self._reset()
         return cancelled + super()._shutdown()
+
+
+_MAIN_THREAD_ID = threading.main_thread().ident
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
