@@ -57,9 +57,9 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         #: The cells handed to the run, which its end releases.
         self._waiting: set[SubmittedCell] = set()
         #: Set once the run's main task is up (see _now_ready).
-        self._ready = threading.Event()
-        self._ready_lock = threading.Lock()
-        self._ready_waiters: list[Callable[[], object]] = []
+        self._run_is_up = threading.Event()
+        self._run_is_up_lock = threading.Lock()
+        self._run_is_up_waiters: list[Callable[[], object]] = []
 
     def _startup(self) -> None:
         try:
@@ -86,7 +86,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         loop = session.loop
         ready = loop.create_future()
         done = self._guest_done = loop.create_future()
-        self._ready.clear()
+        self._run_is_up.clear()
 
         def finished(result: Any) -> None:
             # A run that ended by itself (a system task failed: trio's rule) is reported,
@@ -134,20 +134,20 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
     def _now_ready(self, ready: asyncio.Future[None]) -> None:
         """The run's main task is up: cells can be handed to it (from any thread)."""
         resolve(ready)
-        with self._ready_lock:
-            self._ready.set()
-            waiters, self._ready_waiters = self._ready_waiters, []
+        with self._run_is_up_lock:
+            self._run_is_up.set()
+            waiters, self._run_is_up_waiters = self._run_is_up_waiters, []
         for wake in waiters:
             wake()
 
     def _until_ready(self, park: Callable[[Any], Any], loop: asyncio.AbstractEventLoop) -> None:
         """Wait, parked in ``loop``, until the run started by another thread's cell is up
         (a kernel's subshell may send a cell while the main shell's first one starts it)."""
-        with self._ready_lock:
-            if self._ready.is_set():
+        with self._run_is_up_lock:
+            if self._run_is_up.is_set():
                 return
             woken = loop.create_future()
-            self._ready_waiters.append(lambda: loop.call_soon_threadsafe(resolve, woken))
+            self._run_is_up_waiters.append(lambda: loop.call_soon_threadsafe(resolve, woken))
         park(asyncio.wait([woken], timeout=START_TIMEOUT))
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
