@@ -1,34 +1,96 @@
-"""``python -m autoawait_runners [RUNNER]``: IPython with the extension and RUNNER, in one
-command (``__main__``)."""
+"""``python -m autoawait_runners`` and ``autoawait-ipython``: IPython with the extension and a
+runner, in one command (``__main__``); everything that is not a runner is IPython's."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import IPythonPty
 
-pytestmark = pytest.mark.pty
-
 IPYTHON_OPTIONS = ["--no-banner", "--colors=nocolor", "--HistoryManager.hist_file=:memory:"]
 
 
-@pytest.mark.parametrize("runner", ["trio", None])
-def test_one_command_starts_a_session_with_the_runner(
-    ipython_pty: type[IPythonPty], runner: str | None
-) -> None:
-    ipy = ipython_pty(
-        program=["-m", "autoawait_runners", *([runner] if runner else []), *IPYTHON_OPTIONS]
+def command(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The command run as a user runs it, without a terminal; its output and status."""
+    return subprocess.run(
+        [sys.executable, "-m", "autoawait_runners", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
     )
-    expected = runner or "asyncio"
-    ipy.cell("%autoawait", f"{expected}")
+
+
+@pytest.mark.pty
+@pytest.mark.parametrize("runner", [["trio"], ["--runner", "trio-guest"], []])
+def test_one_command_starts_a_session_with_the_runner(
+    ipython_pty: type[IPythonPty], runner: list[str]
+) -> None:
+    ipy = ipython_pty(program=["-m", "autoawait_runners", *runner, *IPYTHON_OPTIONS])
+    expected = runner[-1] if runner else "asyncio"
+    library = expected.split("-")[0]
+    ipy.cell("%autoawait", f"runner: {expected}")
     ipy.cell("import sniffio; await __import__(sniffio.current_async_library()).sleep(0)")
-    ipy.cell("print('library:', sniffio.current_async_library())", f"library: {expected}")
+    ipy.cell("print('library:', sniffio.current_async_library())", f"library: {library}")
     ipy.exit()
 
 
-def test_an_unknown_runner_is_one_line_and_the_session_starts_anyway(
-    ipython_pty: type[IPythonPty],
-) -> None:  # F5
-    ipy = ipython_pty(program=["-m", "autoawait_runners", "nosuch", *IPYTHON_OPTIONS])
-    assert "nosuch" in ipy.text() and "Traceback" not in ipy.text()
-    ipy.cell("%autoawait", "asyncio")
+@pytest.mark.pty
+def test_the_banner_names_the_runner(ipython_pty: type[IPythonPty]) -> None:
+    ipy = ipython_pty(program=["-m", "autoawait_runners", "thread", "--colors=nocolor"])
+    assert "autoawait_runners: the thread runner (%autoawait --list for the others)" in ipy.text()
     ipy.exit()
+
+
+def test_a_script_runs_as_ipython_runs_it(tmp_path: Path) -> None:
+    script = tmp_path / "hello.py"
+    script.write_text("import sys\nprint('hello from', __name__, sys.argv[1:])\n")
+    for args in (
+        ["hello.py", "one"],
+        ["trio", "hello.py", "one"],
+        ["--runner=thread", "hello.py", "one"],
+    ):
+        done = command(*args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "hello from __main__ ['one']" in done.stdout
+        assert "unknown runner" not in done.stderr
+    done = command("-c", "print(6 * 7)")
+    assert done.returncode == 0 and done.stdout.strip().endswith("42"), done
+
+
+def test_an_unknown_runner_is_an_error_with_its_close_matches() -> None:
+    for args in (["tiro"], ["--runner", "tiro"], ["--runner=tiro", "-c", "pass"]):
+        done = command(*args)
+        assert done.returncode == 2, done
+        assert done.stderr.strip() == (
+            "autoawait-ipython: unknown runner 'tiro'; did you mean trio? (--list shows them all)"
+        ), done.stderr
+        assert done.stdout == ""  # no session started
+    done = command("--runner")
+    assert done.returncode == 2 and "--runner needs a runner's name" in done.stderr
+
+
+def test_list_prints_the_catalogue() -> None:
+    done = command("--list")
+    assert done.returncode == 0, done.stderr
+    names = [line.split()[0] for line in done.stdout.splitlines()[1:]]
+    assert names == ["asyncio", "thread", "trio", "trio-guest", "curio", "uvloop", "embed", "sync"]
+
+
+def test_help_opens_with_this_commands_usage_and_the_runners() -> None:
+    done = command("--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: autoawait-ipython [RUNNER | --runner RUNNER]")
+    ours, _, ipythons = done.stdout.partition("IPython's options:")
+    assert "trio-guest" in ours and "--list" in ours
+    assert "--profile" in ipythons  # then IPython's own help
+
+
+def test_ipythons_subcommands_are_ipythons(tmp_path: Path) -> None:
+    done = command("profile", "list", f"--ipython-dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    assert "ipython --profile=<name>" in done.stdout  # what `ipython profile list` says

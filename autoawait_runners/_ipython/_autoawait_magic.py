@@ -68,21 +68,27 @@ def _select_object(extension: Extension, arg: str) -> None:
 
 def listing(extension: Extension) -> str:
     """The catalogue as ``%autoawait --list`` prints it (S2)."""
+    return catalogue_table(
+        extension.catalogue, in_kernel=extension.in_kernel, active=extension.shell.loop_runner
+    )
+
+
+def catalogue_table(catalogue: Mapping[str, Entry], *, in_kernel: bool, active: object) -> str:
+    """The catalogue as a table: name, library, installed, active (``active``: the shell's
+    loop runner), description. Also ``autoawait-ipython --list``."""
     rows = [("name", "library", "installed", "active", "description")]
-    in_kernel = extension.in_kernel
-    loop_runner = extension.shell.loop_runner
-    for name, entry in extension.catalogue.items():
+    for name, entry in catalogue.items():
         if name == "kernel":
             if not in_kernel:
                 continue
             entry.runner()  # cheap, and it may be the active one
-        active = entry._runner is not None and (
-            loop_runner in (entry._runner, getattr(entry._runner, "wrapped", 0))
+        is_active = entry._runner is not None and (
+            active in (entry._runner, getattr(entry._runner, "wrapped", 0))
         )
         installed = (
             "yes" if entry.installed else "no" if entry.error else f"no: {entry.install_command}"
         )
-        rows.append((name, entry.library, installed, "*" if active else "", entry.description))
+        rows.append((name, entry.library, installed, "*" if is_active else "", entry.description))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
