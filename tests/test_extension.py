@@ -400,6 +400,37 @@ def run_ipython_with_config(
     )
 
 
+def test_config_magic_lists_shows_and_sets_the_options(ipshell: Shell) -> None:  # S5
+    # As IPython's own configurables (%config InlineBackend): listed, shown with values and
+    # help, set in the session with the effect each option's help says.
+    from autoawait_runners._nesting._shim import is_nesting
+
+    shell = ipshell
+    shell.output()
+    shell.ok("%config")
+    assert "    AutoawaitRunners\n" in shell.output()
+    shell.ok("%config AutoawaitRunners")
+    shown = shell.output()
+    assert "AutoawaitRunners.default=<Unicode>" in shown and "Current: 'asyncio'" in shown
+    assert "AutoawaitRunners.loop_factory=<Unicode>" in shown
+    try:
+        shell.ok("%config AutoawaitRunners.nest = False")
+        assert not is_nesting()  # at once, as %nest off
+        shell.ok("%config AutoawaitRunners.nest = True")
+        assert is_nesting()
+        pytest.importorskip("uvloop")
+        shell.ok("%config AutoawaitRunners.loop_factory = 'uvloop.new_event_loop'")
+        shell.ok("%autoawait thread")  # a session started after it
+        shell.ok("import asyncio")
+        loop = shell.ok("await asyncio.sleep(0, asyncio.get_running_loop())")
+        assert type(loop).__module__.startswith("uvloop")
+        assert shell.ok("%config AutoawaitRunners.loop_factory") == "uvloop.new_event_loop"
+    finally:
+        shell.ok("%config AutoawaitRunners.loop_factory = ''")
+    shell.ok("%unload_ext autoawait_runners")
+    assert not any(type(c).__name__ == "AutoawaitRunners" for c in shell.ip.configurables)
+
+
 def test_config_file_selects_a_runner_at_start_up(tmp_path: Path) -> None:  # S5, for real
     out = run_ipython_with_config(
         tmp_path,

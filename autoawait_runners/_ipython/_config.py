@@ -29,15 +29,17 @@ class AutoawaitRunners(Configurable):
         "asyncio",
         help="""The runner %load_ext autoawait_runners selects, by catalogue name
         (`%autoawait --list` shows them). An empty string keeps the runner the shell
-        already has. A name that is unknown or whose library is missing gives a warning
-        at start-up and changes nothing.""",
+        already has. A name that is unknown or whose library is missing gives one line at
+        start-up, and the asyncio runner is selected instead. Read when the extension
+        loads: in a session, %autoawait NAME switches.""",
     ).tag(config=True)
 
     nest = Bool(
         True,
         help="""Turn the nesting shim on when the extension loads, so that cells (and their
         tasks) can call asyncio.run() and loop.run_until_complete() while a loop runs.
-        %nest on|off changes it later; %unload_ext turns it off again if loading turned
+        Set in a session (%config AutoawaitRunners.nest = False), it takes effect at
+        once, as %nest on|off does; %unload_ext turns the shim off again if loading turned
         it on.""",
     ).tag(config=True)
 
@@ -46,7 +48,9 @@ class AutoawaitRunners(Configurable):
         help="""A dotted path to a zero-argument callable that returns the event loop the
         asyncio and thread runners run their session on (``"uvloop.new_event_loop"``, say).
         Empty: asyncio's own. The asyncio runner takes only loops of asyncio's own class
-        (it re-enters its loop between cells); other loops need the thread runner.""",
+        (it re-enters its loop between cells); other loops need the thread runner. Set in a
+        session (%config), it applies to the sessions those runners start after it:
+        switch to another runner and back.""",
     ).tag(config=True)
 
     nest_trio = Bool(
@@ -54,7 +58,8 @@ class AutoawaitRunners(Configurable):
         help="""With the nesting shim on, also run trio.run() called from a cell of the trio
         runner in the cell's own task, on the session's trio loop. Off by default: it runs
         every trio-runner cell in a greenlet portal, which costs each cell about 80 us and
-        each step of its task two greenlet switches. %nest trio on|off changes it.""",
+        each step of its task two greenlet switches. %nest trio on|off, or %config, change
+        it at once.""",
     ).tag(config=True)
 
 

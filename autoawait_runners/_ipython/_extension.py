@@ -19,6 +19,7 @@ from .._core import _private_api
 from .._core._cell import CellDidNotRun
 from .._core._messages import say
 from .._core._tracebacks import as_its_class_has_it, showing_user_frames
+from .._nesting._shim import is_nesting, nest_off, nest_on
 from .._runners._base import Runner
 from . import (
     _autoawait_magic,
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 _extensions: dict[int, Extension] = {}
+#: The options that take effect when set in a session (``%config``; each one's help says
+#: when); ``default`` is read when the extension loads.
+LIVE_OPTIONS = ("nest", "nest_trio", "loop_factory")
+
 #: The catalogue's runners that make their session loop with ``c.AutoawaitRunners.loop_factory``.
 LOOP_FACTORY_RUNNERS = ("asyncio", "thread")
 #: What loading installs besides the runners: each module's ``install(extension)`` makes
@@ -111,6 +116,10 @@ class Extension:
         _kernel_messages.install(self)  # ipykernel 6: comm messages while a cell runs
         self._apply_loop_factory(self.config.loop_factory or None)
         changes.on_undo(self._apply_loop_factory, None)
+        # Listed, shown and set by %config like IPython's own configurables.
+        changes.append(shell.configurables, self.config)
+        self.config.observe(self._on_option_change, names=list(LIVE_OPTIONS))
+        changes.on_undo(self.config.unobserve, self._on_option_change, names=list(LIVE_OPTIONS))
         changes.observe(self._on_loop_runner_change, "loop_runner")
         atexit.register(self.close_active)
         changes.on_undo(atexit.unregister, self.close_active)
@@ -168,6 +177,19 @@ class Extension:
         factory = None if path is None else _dotted_loop_factory(path)
         for name in LOOP_FACTORY_RUNNERS:
             self.catalogue[name].runner().loop_factory = factory
+
+    def _on_option_change(self, change: Any) -> None:
+        """An option set in the session (``%config AutoawaitRunners.nest = False``): each
+        takes effect as its help says."""
+        if change["name"] == "loop_factory":
+            self._apply_loop_factory(change["new"] or None)
+        elif change["name"] == "nest":
+            if change["new"]:
+                nest_on(trio=self.config.nest_trio)
+            else:
+                nest_off()
+        elif change["name"] == "nest_trio" and is_nesting():
+            nest_on(trio=change["new"])
 
     def _select_at_start(self) -> None:
         """Apply ``c.AutoawaitRunners.default``, or adopt a runner set by dotted path."""
