@@ -179,3 +179,20 @@ def test_ctrl_c_stops_timeit_await_in_a_terminal(
     ipy.interrupt("KeyboardInterrupt")
     ipy.cell("%time await h.sleep(0.1)", "Wall time: [0-9.]+ ms")
     ipy.exit()
+
+
+def test_each_magics_help_is_complete_in_itself(ipshell: Shell) -> None:
+    # What `%tasks?` shows in a terminal: no reStructuredText, no page of docs an installed
+    # package does not have, every form of the magic, lines a terminal shows whole.
+    magics = ipshell.ip.magics_manager.magics
+    for name, forms in {
+        "autoawait": ("--list", "on|off"),
+        "nest": ("trio on|off",),
+        "tasks": ("--all", "--tree", "where ID", "cancel ID"),
+        "atime": ("%%atime", "--no-raise-error"),
+        "atimeit": ("%%atimeit", "-n N", "-r R"),
+    }.items():
+        help_text = magics["line"][name].__doc__ or ""
+        assert "``" not in help_text and "docs/" not in help_text and ":func:" not in help_text
+        assert all(form in help_text for form in forms), (name, help_text)
+        assert max(map(len, help_text.splitlines())) <= 92, (name, help_text)

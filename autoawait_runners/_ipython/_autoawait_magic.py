@@ -24,11 +24,12 @@ def install(extension: Extension) -> None:
 
 
 def autoawait_magic(extension: Extension, line: str) -> None:
-    """Select the runner for top-level ``await`` (extended by autoawait_runners).
+    """Select the runner for top-level await (extended by autoawait_runners).
 
     %autoawait            show the active runner and whether autoawait is on
-    %autoawait --list     the catalogue of runners
-    %autoawait NAME       select a runner of the catalogue (asyncio, thread, trio...)
+    %autoawait --list     the catalogue of runners: name, library, installed, description
+    %autoawait NAME       select a runner of the catalogue (asyncio, thread, trio...):
+                          the old one's session ends, its background tasks cancelled
     %autoawait on|off     turn autoawait on or off, keeping the runner
     %autoawait OBJ        a runner from the user namespace or a dotted import path
     """

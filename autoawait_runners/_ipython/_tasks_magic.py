@@ -23,10 +23,28 @@ def install(extension: Extension) -> None:
     def tasks_magic(line: str) -> Any:
         return tasks(shell, shell.loop_runner, task_ids, line)
 
-    tasks_magic.__doc__ = tasks.__doc__
+    tasks_magic.__doc__ = TASKS_HELP
     extension.changes.register_magic(tasks_magic, "line", "tasks")
     extension.complete["tasks"] = lambda words: [] if words else [*_ARGUMENTS]
 
+
+#: What ``%tasks?`` shows: complete in itself, for a terminal.
+TASKS_HELP = """List the session's background tasks, see where one waits, cancel one.
+
+  %tasks              one row per task the session's code started: id, name, state,
+                      age, coroutine, and where it waits (file:line, or In[n]:line)
+  %tasks --all        also the cell asking, and the runner's, the library's and a
+                      kernel's own tasks, marked (cell), (runner), (trio), (kernel)...
+  %tasks --tree       each task under the one that awaits it: trio's nurseries, and
+                      asyncio's call graph on Python 3.14 and later
+  %tasks where ID     the task's await chain, outermost first, with each line of source
+  %tasks cancel ID    cancel it the library's way: its finally and except clean-up run
+                      as the loop goes on (trio: the task's own cancel scope)
+
+An ID is a short number given when a listing first shows a task, kept while it lives.
+For the session runners of autoawait_runners: asyncio, thread, uvloop, trio, trio-guest
+and curio. In a notebook the list is a table.
+"""
 
 #: What ``%tasks`` takes (completion).
 _ARGUMENTS = ("--all", "--tree", "where", "cancel")
@@ -174,8 +192,7 @@ def _coroutine_name(coro: Any) -> str:
 
 
 def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
-    """``%tasks``, ``%tasks --all``, ``%tasks --tree``, ``%tasks where ID``,
-    ``%tasks cancel ID``: see docs/magics.rst."""
+    """``%tasks`` with the words typed after it (:data:`TASKS_HELP` says what they do)."""
     from IPython.core.error import UsageError
     from IPython.display import display
 

@@ -41,6 +41,35 @@ if TYPE_CHECKING:
 
     from ._extension import Extension
 
+#: What ``%atime?`` shows: complete in itself, for a terminal.
+ATIME_HELP = """Time code that awaits: %time for await (added by autoawait_runners).
+
+  %atime await fetch(url)        time one statement or expression; returns its value
+  %%atime                        time the whole cell (its last expression is shown)
+  x = %time await fetch(url)     the same: %time and %%time come here by themselves
+                                 when the timed code contains await
+
+Prints CPU and wall time as %time does. The code runs in the cell's own task, on the
+session loop: background tasks go on meanwhile, and Ctrl-C stops it as it stops a cell.
+--no-raise-error: an exception in the timed code is not raised (the timing is still
+printed). Code without await goes to IPython's own %time, untouched.
+"""
+
+#: What ``%atimeit?`` shows.
+ATIMEIT_HELP = """Time code that awaits, many times: %timeit for await (added by autoawait_runners).
+
+  %atimeit await asyncio.sleep(0)       a statement, run in a timing loop
+  %%atimeit SETUP                       the cell is timed, after SETUP once
+  %timeit -n 100 await queue.get()      the same: %timeit and %%timeit come here
+                                        by themselves when the timed code awaits
+
+Options as %timeit's: -n N loops per run, -r R runs (default 7), -t/-c the clock,
+-p P digits of precision, -q quiet, -o return the TimeitResult. The timing loop runs
+inside the cell's own task, so each await costs what it costs in a plain loop, not a
+hand-over per iteration; background tasks go on meanwhile, and Ctrl-C stops the timing
+as it stops a cell.
+"""
+
 #: IPython's timing magics, and the awaiting versions a cell that awaits is sent to.
 AWAITING = {"time": "atime", "timeit": "atimeit", "atime": "atime", "atimeit": "atimeit"}
 
@@ -58,9 +87,12 @@ def install(extension: Extension) -> None:
     def atimeit_magic(line: str, cell: str | None = None, local_ns: Any = None) -> Any:
         return atimeit(shell, line, cell, local_ns)
 
-    for magic, name in ((atime_magic, "atime"), (atimeit_magic, "atimeit")):
+    for magic, name, help_text in (
+        (atime_magic, "atime", ATIME_HELP),
+        (atimeit_magic, "atimeit", ATIMEIT_HELP),
+    ):
         magic.needs_local_scope = True  # type: ignore[attr-defined]
-        magic.__doc__ = globals()[name].__doc__
+        magic.__doc__ = help_text
         extension.changes.register_magic(magic, "line_cell", name)
 
     def await_timing(lines: list[str]) -> list[str]:
