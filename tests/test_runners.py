@@ -241,6 +241,17 @@ def test_third_ctrl_c_abandons_a_cell_that_swallows_every_interrupt(runner_shell
     assert "the cell ignored cancellation; its task was left pending" in shell.output()
     assert len(shell.ns["swallowed"]) >= 2
     assert shell.ok("await asyncio.sleep(0, 'prompt is back')") == "prompt is back"
+    # %tasks names it as the cell it is, and says where it waits (it still runs).
+    number = shell.ip.execution_count - 2  # the abandoned cell's In [n]
+    shell.output()
+    shell.ok("%tasks")
+    listed = shell.output()
+    row = next(line for line in listed.splitlines() if "given up on" in line)
+    assert f"In [{number}] (given up on)" in row and "<cell>" in row, listed
+    assert f"In[{number}]:10" in row, listed  # the await it is parked at
+    shell.ok(f"%tasks where {row.split()[0]}")
+    where = shell.output()
+    assert f"In[{number}]:10 in <module>" in where and "no frames" not in where, where
 
 
 @pytest.mark.parametrize("raised", ["SystemExit(3)", "KeyboardInterrupt()"])

@@ -242,6 +242,12 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
             return self.send(None)
         return held
 
+    @property
+    def cell_code(self) -> Coroutine[Any, Any, T]:
+        """The coroutine wrapped: IPython's, which awaits the cell's code (``%tasks`` follows
+        its await chain to say where a cell given up on waits)."""
+        return self._coro
+
     def take_value(self) -> Any:
         """The cell's value (with :attr:`value_aside`), once: nothing here keeps it."""
         value, self._value = self._value, None

@@ -154,6 +154,7 @@ def await_frames(coro: Any) -> list[Any]:
     coroutines, generators and async generators."""
     frames = []
     while coro is not None:
+        coro = getattr(coro, "cell_code", coro)  # through the runner's cell wrapper
         frame = next(
             (f for a in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coro, a, None))),
             None,
@@ -185,6 +186,20 @@ def _place(shell: InteractiveShell, frame: Any) -> str:
     named = shell.compile.format_code_name(filename)
     where = named[1] if named else os.path.basename(filename)
     return f"{where}:{frame.f_lineno}"
+
+
+def _cell_name(shell: InteractiveShell, row: Any) -> str | None:
+    """``In [5] (given up on)`` for the task of a cell that Ctrl-C gave up on (it still
+    runs: it ignored its cancellations), ``In [5]`` for the cell asking; None for any
+    other task."""
+    if not hasattr(row.coro, "cell_code"):
+        return None
+    for frame in await_frames(row.coro):
+        named = shell.compile.format_code_name(frame.f_code.co_filename)
+        if named:
+            number = named[1].removeprefix("In[").removesuffix("]")
+            return f"In [{number}]" + ("" if row.hidden == "cell" else " (given up on)")
+    return "a cell" + ("" if row.hidden == "cell" else " (given up on)")
 
 
 def _coroutine_name(coro: Any) -> str:
@@ -244,10 +259,10 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
     table: list[tuple[str, ...]] = [
         (
             str(numbers[row.task]),
-            _shown(row.name),
+            _shown(_cell_name(shell, row) or row.name),
             row.state + (f" ({row.hidden})" if row.hidden else ""),
             _age(row.started),
-            _coroutine_name(row.coro),
+            "<cell>" if hasattr(row.coro, "cell_code") else _coroutine_name(row.coro),
             _place(shell, _waiting_at(frames)) if (frames := await_frames(row.coro)) else "-",
         )
         for row in rows
@@ -260,9 +275,8 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
 def _where(shell: InteractiveShell, row: Any, number: str) -> str:
     import linecache
 
-    lines = [
-        f"task {number} ({_shown(row.name)}, {row.state}, {_age(row.started)} old), waiting in:"
-    ]
+    name = _cell_name(shell, row) or row.name
+    lines = [f"task {number} ({_shown(name)}, {row.state}, {_age(row.started)} old), waiting in:"]
     frames = await_frames(row.coro)
     for frame in frames:
         lines.append(f"  {_place(shell, frame)} in {frame.f_code.co_name}")
