@@ -196,3 +196,41 @@ def test_each_magics_help_is_complete_in_itself(ipshell: Shell) -> None:
         assert "``" not in help_text and "docs/" not in help_text and ":func:" not in help_text
         assert all(form in help_text for form in forms), (name, help_text)
         assert max(map(len, help_text.splitlines())) <= 92, (name, help_text)
+
+
+def test_an_error_in_timed_code_shows_the_line_as_typed(ipshell: Shell) -> None:  # M1
+    ipshell.ok("import asyncio\nasync def boom():\n    await asyncio.sleep(0)\n    1 / 0")
+    ipshell.output()
+    result = ipshell.run("x = %time await boom()")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    out = ipshell.output()
+    assert "----> 1 x = %time await boom()" in out, out
+    assert "run_line_magic" not in out, out
+
+
+def test_timing_magics_see_an_embedded_shells_names() -> None:  # M1
+    # An embedded shell's names are the caller's locals over its module's globals: the timed
+    # code sees both, as the shell's cells do, and what it assigns stays in the shell.
+    import types
+
+    from IPython.terminal.embed import InteractiveShellEmbed
+
+    host = types.ModuleType("host")
+    exec(
+        "import asyncio\nasync def answer():\n    await asyncio.sleep(0)\n    return 42", vars(host)
+    )
+    InteractiveShellEmbed.clear_instance()
+    shell = InteractiveShellEmbed(user_module=host, user_ns={"here": 7})
+    try:
+        shell.run_line_magic("load_ext", "autoawait_runners")
+        for cell in (
+            "x = %time await answer()",
+            "%time y = await answer() + here",
+            "%timeit -n 2 -r 1 await asyncio.sleep(0, here)",
+        ):
+            result = shell.run_cell(cell)
+            assert result.success, (cell, result.error_in_exec)
+        assert shell.user_ns["x"] == 42 and shell.user_ns["y"] == 49
+    finally:
+        shell.run_line_magic("unload_ext", "autoawait_runners")
+        InteractiveShellEmbed.clear_instance()

@@ -99,6 +99,34 @@ def install(extension: Extension) -> None:
         return await_timing_magics(lines) if shell.autoawait else lines
 
     extension.changes.append(shell.input_transformers_post, await_timing)
+    extension.changes.set_attribute(shell.compile, "cache", _showing_what_was_typed(shell))
+
+
+def _showing_what_was_typed(shell: InteractiveShell) -> Any:
+    """IPython's ``compile.cache``, which keeps a cell's source for its tracebacks, keeping
+    what was typed for a cell the rewrite changed (``x = %time await f()``, not the call
+    that runs it), when the two have the same lines."""
+    import linecache
+
+    cache = shell.compile.cache
+
+    def cache_as_typed(transformed_code: str, number: int = 0, raw_code: str | None = None) -> str:
+        name: str = cache(transformed_code, number, raw_code=raw_code)
+        typed = (raw_code or "").splitlines()
+        if (
+            _REWRITTEN in transformed_code
+            and len(typed) == len(transformed_code.splitlines())
+            and name in linecache.cache
+        ):
+            size, mtime, _, full_name = linecache.cache[name]
+            linecache.cache[name] = (size, mtime, [line + "\n" for line in typed], full_name)
+        return name
+
+    return cache_as_typed
+
+
+#: What a line the rewrite changed calls.
+_REWRITTEN = "await get_ipython().run_line_magic('atime"
 
 
 # -- the rewrite ---------------------------------------------------------------------------
@@ -220,7 +248,11 @@ async def _atime(shell: InteractiveShell, line: str, cell: str | None, local_ns:
     code = _compile(shell, timed, name, mode)
     compile_time = clock() - started
 
-    glob = shell.user_ns
+    # The cell's globals and locals: in an embedded shell the locals are the caller's, over
+    # its module's globals (the shell's user_ns alone lacks the module's imports).
+    glob = shell.user_global_ns
+    if local_ns is None:
+        local_ns = shell.user_ns
     error: BaseException | None = None
     wall, cpu = time.perf_counter(), clock2()
     out = None
@@ -308,6 +340,8 @@ async def _atimeit(shell: InteractiveShell, line: str, cell: str | None, local_n
     compile_time = clock() - started
 
     glob = shell.user_ns
+    if shell.user_global_ns is not glob:  # an embedded shell: see _atime
+        glob = {**shell.user_global_ns, **glob}
     shadowed: dict[str, Any] = {}
     if local_ns and cell is None and local_ns is not glob:
         shadowed = {name: glob[name] for name in local_ns if name in glob}
