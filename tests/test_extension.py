@@ -427,6 +427,9 @@ def test_config_magic_lists_shows_and_sets_the_options(ipshell: Shell) -> None: 
         assert shell.ok("%config AutoawaitRunners.loop_factory") == "uvloop.new_event_loop"
     finally:
         shell.ok("%config AutoawaitRunners.loop_factory = ''")
+    # Unset, asyncio's own loops again (the asyncio runner refuses uvloop's).
+    assert autoawait_runners.asyncio_runner.loop_factory is None
+    assert autoawait_runners.thread_runner.loop_factory is None
     shell.ok("%unload_ext autoawait_runners")
     assert not any(type(c).__name__ == "AutoawaitRunners" for c in shell.ip.configurables)
 

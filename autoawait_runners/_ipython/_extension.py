@@ -95,6 +95,8 @@ class Extension:
         self.in_kernel = _in_kernel(shell)
         self.changes = Changes(shell)
         self._trio_runner_found = shell.trio_runner  # IPython's hook, given back on detach
+        #: Whether the runners were given a loop factory (``loop_factory``).
+        self._loop_factory_set = False
         #: magic name -> what it takes after the words typed so far (completion).
         self.complete: dict[str, Callable[[list[str]], list[str]]] = {}
 
@@ -172,11 +174,12 @@ class Extension:
         """``c.AutoawaitRunners.loop_factory``: what the asyncio and thread runners make
         their session loop with (imported when a session starts; an error then is one
         line, see F5). None puts asyncio's own back."""
-        if path is None and not self.config.loop_factory:
-            return
+        if path is None and not self._loop_factory_set:
+            return  # nothing to put back: the runners are not even loaded (P3)
         factory = None if path is None else _dotted_loop_factory(path)
         for name in LOOP_FACTORY_RUNNERS:
             self.catalogue[name].runner().loop_factory = factory
+        self._loop_factory_set = factory is not None
 
     def _on_option_change(self, change: Any) -> None:
         """An option set in the session (``%config AutoawaitRunners.nest = False``): each
