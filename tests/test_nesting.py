@@ -305,7 +305,8 @@ def test_nest_magic_says_the_state_and_strategy(ipshell: Shell) -> None:
     assert "nesting shim is on" in ipshell.output()
     ipshell.ok("%nest off")
     assert "nesting shim is off" in ipshell.output()
-    ipshell.ok("%nest sideways")
+    result = ipshell.run("%nest sideways")
+    assert type(result.error_in_exec).__name__ == "UsageError"
     assert "%nest takes on, off, trio on or trio off, not 'sideways'" in ipshell.output()
     assert not autoawait_runners.is_nesting()
 

@@ -140,7 +140,7 @@ def test_background_failure_is_reported_by_the_next_prompt(runner_shell: Shell) 
     shell.output()
     shell.ok("go.set(); await asyncio.sleep(0.05)")
     out = shell.output()
-    assert "background task 'doomed' running doomed() failed" in out
+    assert f"background task doomed ('doomed') of the {shell.name} session failed" in out
     assert "ValueError: doomed task failed" in out
     assert out.count("ValueError: doomed task failed") == 1
     # Reported once only, and the loop and the other tasks live on.
@@ -272,7 +272,7 @@ def test_a_background_task_raising_systemexit_or_ctrl_c_is_a_reported_failure(
     assert shell.ok("await asyncio.wait([doomed], timeout=30); 'cell went on'") == "cell went on"
     assert shell.ok("await asyncio.sleep(0, 'next cell')") == "next cell"
     report = shell.output()
-    assert report.count("running boom() failed") == 1
+    assert report.count("background task boom of the") == 1
     assert raised.split("(")[0] in report
     assert "autoawait_runners/" not in report and "base_events" not in report  # user frames
     assert isinstance(shell.ok("doomed.exception()"), (SystemExit, KeyboardInterrupt))
@@ -288,7 +288,7 @@ def test_a_failure_the_cell_retrieves_is_shown_once(runner_shell: Shell) -> None
     assert "background task" not in shell.output()
     # One the cell leaves alone is still reported, by the end of the cell at the latest.
     shell.run("c = asyncio.create_task(boom())\nawait asyncio.sleep(0.5)")
-    assert "running boom() failed" in shell.output()
+    assert "background task boom of the" in shell.output()
 
 
 def test_a_cell_that_stops_the_loop_costs_no_other_cell_or_task(runner_shell: Shell) -> None:
@@ -366,10 +366,10 @@ def test_a_flood_of_like_failures_is_one_traceback_and_an_exact_count(
         "done, _ = await asyncio.wait(tasks, timeout=30)"
     )
     report = shell.output()
-    assert report.count("running flaky() failed") == 1
+    assert report.count("background task flaky of the") == 1
     assert report.splitlines().count("ValueError: flood") == 1  # one traceback
     assert "... and 299 more failures like it (flaky(): ValueError: flood)" in report
-    assert report.count("running other() failed") == 1  # another kind is shown on its own
+    assert report.count("background task other of the") == 1  # another kind is shown on its own
     assert shell.ok("await asyncio.sleep(0, 'loop keeps pace')") == "loop keeps pace"
 
 
@@ -406,7 +406,7 @@ def test_reports_and_tasks_work_with_a_task_factory_of_the_users(runner_shell: S
     shell.output()
     shell.ok("held = asyncio.create_task(boom()); waiting = asyncio.create_task(asyncio.sleep(60))")
     shell.ok("await asyncio.sleep(0.05)")
-    assert "boom() failed" in shell.output()
+    assert "background task boom of the" in shell.output()
     shell.ok("%tasks")
     assert "sleep()" in shell.output()
     assert shell.ok("len(made)") >= 2

@@ -46,8 +46,16 @@ def interruption_type(cancelled: type[BaseException]) -> type[KeyboardInterrupt]
         {
             "__module__": __name__,
             "__doc__": "Ctrl-C delivered to a cell waiting at an await (see CellInterrupted).",
+            "__str__": _no_message_but_its_own,
         },
     )
+
+
+def _no_message_but_its_own(exc: BaseException) -> str:
+    """A cancellation made with its class's name as message (curio's way) shows as a bare
+    KeyboardInterrupt does, not as ``KeyboardInterrupt: KeyboardInterrupt``."""
+    text = BaseException.__str__(exc)
+    return "" if text == type(exc).__name__ else text
 
 
 def _asyncio_interruption() -> type[KeyboardInterrupt]:

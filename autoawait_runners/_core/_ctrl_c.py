@@ -220,9 +220,8 @@ def note_if_stuck(cell: CellCoroutine[Any], cell_thread: int) -> None:
     if frame is where[0] and frame is not None and frame.f_lasti == where[1]:
         left = ABANDON_AFTER - cell.interrupts
         say(
-            "the cell is inside a call that Ctrl-C cannot interrupt from here (a C function "
-            "such as time.sleep): it gets KeyboardInterrupt when the call returns; Ctrl-C "
-            f"{'once' if left == 1 else f'{left} times'} more stops waiting for it"
+            "the cell is in a C call (time.sleep, say): KeyboardInterrupt comes when it "
+            f"returns; {'one more Ctrl-C stops' if left == 1 else f'{left} more stop'} waiting"
         )
 
 

@@ -47,7 +47,9 @@ def autoawait_magic(extension: Extension, line: str) -> None:
     elif arg in shell.user_ns or "." in arg:
         _select_object(extension, arg)
     else:
-        say(unknown(arg, extension.catalogue))
+        from IPython.core.error import UsageError
+
+        raise UsageError(unknown(arg, extension.catalogue))
 
 
 def _select_object(extension: Extension, arg: str) -> None:

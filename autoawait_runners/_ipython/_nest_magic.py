@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._core._messages import say
 from .._nesting._shim import STRATEGY, is_nesting, nest_off, nest_on, trio_cells_nest
 
 if TYPE_CHECKING:
@@ -38,16 +37,19 @@ def nest_magic(line: str) -> None:
     elif words == ["trio", "off"]:
         nest_on(trio=False)
     elif words:
-        say(f"%nest takes on, off, trio on or trio off, not {line.strip()!r}")
-        return
+        from IPython.core.error import UsageError
+
+        raise UsageError(f"%nest takes on, off, trio on or trio off, not {line.strip()!r}")
     if not is_nesting():
         print("nesting shim is off: asyncio.run() inside a running loop raises RuntimeError")
         return
-    print(f"nesting shim is on: {STRATEGY}")
+    print("nesting shim is on:")
+    for how in STRATEGY:
+        print(f"  {how}")
     if trio_cells_nest():
-        print("trio.run() in a trio-runner cell runs in the cell's task (%nest trio off)")
+        print("  trio.run() in a trio-runner cell runs in the cell's task (%nest trio off)")
     else:
-        print("trio.run() in a trio-runner cell is not served (%nest trio on)")
+        print("  trio.run() in a trio-runner cell is not served (%nest trio on)")
 
 
 def _arguments(words: list[str]) -> list[str]:

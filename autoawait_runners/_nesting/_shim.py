@@ -53,11 +53,10 @@ from ._loops import outer_loop_paused
 
 T = TypeVar("T")
 
+#: How nested calls are run, one short line each (``%nest`` prints them).
 STRATEGY = (
-    "asyncio.run() and run_until_complete() on the running loop run on that loop "
-    "(the caller is parked in a greenlet; the loop's other tasks keep running); "
-    "asyncio.Runner and other loops run to completion in this thread, pausing the "
-    "running loop"
+    "asyncio.run(), run_until_complete(): on the running loop; its other tasks keep running",
+    "asyncio.Runner, other loops: run to the end in this thread, the running loop paused",
 )
 
 

@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import os
+import re
 import threading
 import time
 import weakref
@@ -184,6 +185,14 @@ def _coro_name(task: asyncio.Task[Any]) -> str:
     return str(getattr(coro, "__qualname__", type(coro).__name__))
 
 
+def _failed_name(task: asyncio.Task[Any]) -> str:
+    """How a failure report names a task, as the trio and curio runners do: its coroutine's
+    name, and the name its creator gave it, if one was given (not asyncio's Task-N)."""
+    name = task.get_name()
+    given = name != "None" and re.fullmatch(r"Task-\d+", name) is None
+    return _coro_name(task) + (f" ({name!r})" if given else "")
+
+
 def describe_task(task: asyncio.Task[Any]) -> str:
     """``'name' running coro()``; Python 3.13.0 names factory-made tasks 'None'."""
     if isinstance(task.get_coro(), CellCoroutine):
@@ -319,7 +328,10 @@ class AsyncioSession:
                 continue
             self._say_repeats(like)
             self._shown[like] = [now, 0]
-            say_failed(f"background task {describe_task(task)} failed:", exc)
+            say_failed(
+                f"background task {_failed_name(task)} of the {self.runner_name} session failed:",
+                exc,
+            )
         for like, (since, _) in list(self._shown.items()):
             if not cell_may_retrieve or now - since >= COALESCE_WINDOW:
                 self._say_repeats(like)
