@@ -89,6 +89,7 @@ def test_ctrl_c_cancels_the_cell_at_its_await(runner_shell: Shell) -> None:  # R
     out = shell.output()
     assert "KeyboardInterrupt" in out
     assert "autoawait_runners" not in out  # R9: no plumbing in the traceback
+    assert "tasks.py" not in out, out  # it ends at the cell's await, not in asyncio.sleep
     assert shell.ns["log"].count("saw cancellation") == 1
     assert "finally ran" in shell.ns["log"]
     # Nothing of the cell resumes later; background work is untouched; the runner works.

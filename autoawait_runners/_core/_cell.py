@@ -47,8 +47,21 @@ def interruption_type(cancelled: type[BaseException]) -> type[KeyboardInterrupt]
             "__module__": __name__,
             "__doc__": "Ctrl-C delivered to a cell waiting at an await (see CellInterrupted).",
             "__str__": _no_message_but_its_own,
+            "delivered_at_an_await": True,
         },
     )
+
+
+class AwaitInterrupted(KeyboardInterrupt):
+    """Ctrl-C delivered to a cell waiting at an await, where the library's cancellation
+    cannot be subclassed (trio's ``Cancelled``): a KeyboardInterrupt, shown as one."""
+
+    #: Its traceback ends in the user's code: below it is only how the library waits
+    #: (``_tracebacks``).
+    delivered_at_an_await = True
+
+
+AwaitInterrupted.__name__ = AwaitInterrupted.__qualname__ = "KeyboardInterrupt"
 
 
 def _no_message_but_its_own(exc: BaseException) -> str:

@@ -60,6 +60,17 @@ def _cut(exc: BaseException) -> TracebackType | None:
         kept = following
     if isinstance(exc, KeyboardInterrupt) and not users:
         head.tb_next = None  # only loop plumbing: the user sees "KeyboardInterrupt"
+    elif getattr(exc, "delivered_at_an_await", False):
+        # Ctrl-C at an await: the traceback ends at the user's await, not in the library
+        # frames of how it waits (a trio sleep is five of them).
+        last_users = None
+        tb: TracebackType | None = head.tb_next
+        while tb is not None:
+            if not is_plumbing_or_library(tb.tb_frame.f_code.co_filename):
+                last_users = tb
+            tb = tb.tb_next
+        if last_users is not None:
+            last_users.tb_next = None
     return head
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _ctrl_c, _private_api
-from .._core._cell import CellCoroutine, cancelled_before_it_ran
+from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_ran
 from .._core._messages import say_failed
 from .._nesting._shim import trio_cells_nest
 from ._base import TaskRow
@@ -143,12 +143,13 @@ def translate_cancellation(resumed: Any) -> Any:
     scope that is ``Error(Cancelled)`` at every checkpoint that is not shielded. The cell
     gets ``Error(KeyboardInterrupt)`` instead: IPython shows KeyboardInterrupt, and
     ``finally`` blocks run as for any exception.
-    (``trio.Cancelled`` cannot be subclassed, so this one is a plain KeyboardInterrupt.)
+    (``trio.Cancelled`` cannot be subclassed, so this one is a KeyboardInterrupt only:
+    ``AwaitInterrupted``, whose traceback ends at the cell's await.)
     """
     import outcome
 
     if isinstance(resumed, outcome.Error) and _is_the_interruption(resumed.error):
-        return outcome.Error(KeyboardInterrupt())
+        return outcome.Error(AwaitInterrupted())
     return None
 
 
