@@ -7,6 +7,7 @@ buffers what.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from types import TracebackType
 
@@ -15,8 +16,17 @@ SHUTDOWN_TIMEOUT = 1.0
 
 
 def say(message: str) -> None:
-    """Print one line from the extension, marked as such."""
+    """Print one line from the extension, marked as such: after whatever was printed before
+    it (a kernel sends stdout and stderr as two streams, stdout buffered: a task's
+    ``finally`` output came after the line saying its session closed)."""
+    _flush_stdout()
     print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)
+
+
+def _flush_stdout() -> None:
+    # None, closed, or in the middle of a write this call interrupted (a signal handler).
+    with contextlib.suppress(AttributeError, OSError, ValueError, RuntimeError):
+        sys.stdout.flush()
 
 
 def say_failed(what: str, exc: BaseException, tb: TracebackType | None = None) -> None:
