@@ -17,8 +17,7 @@ SHUTDOWN_TIMEOUT = 1.0
 
 def say(message: str) -> None:
     """Print one line from the extension, marked as such: after whatever was printed before
-    it (a kernel sends stdout and stderr as two streams, stdout buffered: a task's
-    ``finally`` output came after the line saying its session closed)."""
+    it (a kernel sends stdout and stderr as two streams, stdout buffered)."""
     _flush_stdout()
     print(f"autoawait_runners: {message}", file=sys.stderr, flush=True)
 
