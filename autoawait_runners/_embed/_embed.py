@@ -138,6 +138,11 @@ class EmbedRunner(Runner):
     def _inside_cell(self) -> bool:
         return self._in_cell
 
+    def session_tasks(self, *, tree: bool = False) -> list[Any]:
+        raise NotImplementedError(
+            "the embed runner keeps no session of its own: the program's tasks are the program's"
+        )
+
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         awaiter = _awaiter()
         self._in_cell = True
