@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start IPython with the extension; the console script ``autoawait-ipython`` too."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and _subcommand(args[0]):  # ipython profile ..., ipython history ...: as they are
-        from IPython import start_ipython
-
-        start_ipython(argv=args)
+        _start_ipython(args)
         return 0
     try:
         runner, ipython_args, action = _parse(args)
@@ -61,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     except _CommandLineError as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    from IPython import start_ipython
-
     options = ["--ext=autoawait_runners"]  # as well as any extension the config file loads
     if action == "help":
         options.append("--help")
@@ -73,8 +69,22 @@ def main(argv: list[str] | None = None) -> int:
         f"--InteractiveShell.banner2=autoawait_runners: the {runner or 'asyncio'} runner "
         "(%autoawait --list for the others)\n"
     )
-    start_ipython(argv=options + ipython_args)
+    _start_ipython(options + ipython_args)
     return 0
+
+
+def _start_ipython(argv: list[str]) -> None:
+    """IPython's ``start_ipython``, with the extension's options among the app's own, so
+    that ``--help-all`` lists them and the command line takes them as IPython's."""
+    from IPython.terminal.ipapp import TerminalIPythonApp
+
+    from ._ipython._config import AutoawaitRunners
+
+    app = TerminalIPythonApp.instance()
+    if AutoawaitRunners not in app.classes:
+        app.classes.append(AutoawaitRunners)
+    app.initialize(argv)
+    app.start()
 
 
 def _parse(args: list[str]) -> tuple[str | None, list[str], str | None]:

@@ -94,3 +94,10 @@ def test_ipythons_subcommands_are_ipythons(tmp_path: Path) -> None:
     done = command("profile", "list", f"--ipython-dir={tmp_path}")
     assert done.returncode == 0, done.stderr
     assert "ipython --profile=<name>" in done.stdout  # what `ipython profile list` says
+
+
+def test_help_all_lists_the_extensions_options_with_ipythons() -> None:  # issue 23 (3)
+    done = command("--help-all")
+    assert done.returncode == 0, done.stderr
+    assert "--AutoawaitRunners.default=<Unicode>" in done.stdout
+    assert "--TerminalInteractiveShell." in done.stdout
