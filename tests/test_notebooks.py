@@ -67,7 +67,7 @@ def test_tour_notebook(tmp_path: Path) -> None:
     cell_with(outputs, "one asyncio loop for the session")  # the catalogue
     assert number_after(cell_with(outputs, "ticks so far:"), "ticks so far:") >= 2
     assert "RuntimeError: this task failed in the background" in cell_with(
-        outputs, "background task 'broken'"
+        outputs, "background task broken ('broken')"
     )
     assert number_after(cell_with(outputs, "ticks during asyncio.run:"), "run:") >= 2
     cell_with(outputs, "Wall time:")  # M1
@@ -107,7 +107,9 @@ def test_pytest_asyncio_notebook(tmp_path: Path) -> None:
 
 def test_debug_live_asyncio_notebook(tmp_path: Path) -> None:
     outputs = run_notebook("debug_live_asyncio.ipynb", tmp_path)
-    assert "ValueError: unlucky item 13" in cell_with(outputs, "background task 'consumer'")
+    assert "ValueError: unlucky item 13" in cell_with(
+        outputs, "background task consumer ('consumer')"
+    )
     cell_with(outputs, "consumer stopped: True\nbacklog grows: True")
     assert "in producer" in cell_with(outputs, "Stack for <Task pending name='producer'")
     cell_with(outputs, "backlog drained: True")
