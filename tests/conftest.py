@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -196,6 +197,20 @@ class IPythonPty:
         Ctrl-C leaves the count as it was under IPython 8, and moves it on under 9)."""
         self.child.expect(r"In \[(\d+)\]:")
         self.count = int(self.child.match.group(1)) + 1
+
+    def wait_until_asleep(self) -> None:
+        """Wait until a thread of the process sleeps in the kernel (``time.sleep``): a
+        Ctrl-C pressed just before it starts is handled before the sleep, which then runs
+        to its end (CPython looks at signals only when the call is cut short)."""
+        deadline = time.monotonic() + TIMEOUT
+        tasks = Path(f"/proc/{self.child.pid}/task")
+        while time.monotonic() < deadline:
+            for task in tasks.glob("*"):
+                with suppress(OSError):
+                    if "nanosleep" in (task / "wchan").read_text():
+                        return
+            time.sleep(0.01)
+        pytest.fail("no thread of the process went to sleep")
 
     def interrupt(self, *expect: str) -> None:
         """Press Ctrl-C, wait for each expected pattern, then the next prompt."""

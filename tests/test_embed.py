@@ -125,6 +125,8 @@ def test_ctrl_c_in_the_shell_is_the_shells_and_the_program_carries_on(
             continue  # a worker thread gets it when the call returns (docs/embed.rst)
         ipy.child.sendline(f"print('cell', 'busy'); {cell}")
         ipy.expect("cell busy")
+        if "time.sleep" in cell:
+            ipy.wait_until_asleep()
         ipy.interrupt("KeyboardInterrupt")
     await_cell = "await trio.sleep(30)" if mode.startswith("trio") else "await asyncio.sleep(30)"
     ipy.child.sendline(f"import asyncio, trio; print('cell', 'waiting'); {await_cell}")

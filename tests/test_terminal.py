@@ -272,6 +272,7 @@ def test_ctrl_c_in_a_c_call_of_a_thread_cell_says_what_happens(
     ipy.cell("import time")
     ipy.child.sendline("print('sleeping', 'now', flush=True); time.sleep(3)")
     ipy.expect("sleeping now")
+    ipy.wait_until_asleep()
     ipy.interrupt(
         "the cell is in a C call \\(time.sleep, say\\): KeyboardInterrupt comes when it returns",
         "2 more stop waiting",
@@ -291,6 +292,7 @@ def test_ctrl_d_exits_at_once_while_a_thread_cell_is_stuck_in_a_c_call(
     ipy.cell("import time")
     ipy.child.sendline("print('sleeping', 'now', flush=True); time.sleep(60)")
     ipy.expect("sleeping now")
+    ipy.wait_until_asleep()
     ipy.child.sendintr()
     ipy.expect("2 more stop waiting")
     ipy.child.sendintr()
@@ -420,12 +422,18 @@ def test_one_ctrl_c_ends_a_shell_command_the_cell_runs(
     # F7: the command gets Ctrl-C as it would without the extension (with SIGINT blocked in
     # the runner's thread, it inherited the mask: the prompt came back only when it ended).
     ipy = start_with_runner(ipython_pty, runner)
-    # Printed by the process that then sleeps, once its own Ctrl-C handling is in place: a
-    # shell's `echo; sleep` can take the press between the two, and hold it until the end.
+    # The command says whether it inherited SIGINT blocked (the fault), then waits for the
+    # press itself: a press between its print and a sleep would be held until the sleep
+    # ended (in any Python: a signal handled just before a C call does not cut it short).
+    # No braces in it: IPython would expand them in the command line.
     ipy.cell("import sys")
-    script = "import time; print('sleeping', 6 * 7, flush=True); time.sleep(120)"
+    script = (
+        "import signal; inherited = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT]); "
+        "print('sleeping', 6 * 7, 'blocked:', signal.SIGINT in inherited, flush=True); "
+        "signal.sigtimedwait([signal.SIGINT], 120); raise KeyboardInterrupt"
+    )
     ipy.child.sendline(f'!{{sys.executable}} -c "{script}"')
-    ipy.expect("sleeping 42")
+    ipy.expect("sleeping 42 blocked: False")
     ipy.interrupt("KeyboardInterrupt")  # the prompt within the pty's 30 s, not after 120 s
     ipy.cell("print('after', _exit_code)", "after -2")
     ipy.exit()
