@@ -7,6 +7,7 @@ Ctrl-C is a real SIGINT sent to this process once the cell has reached the point
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -242,13 +243,15 @@ def test_third_ctrl_c_abandons_a_cell_that_swallows_every_interrupt(runner_shell
     assert "the cell ignored cancellation; its task was left pending" in shell.output()
     assert len(shell.ns["swallowed"]) >= 2
     assert shell.ok("await asyncio.sleep(0, 'prompt is back')") == "prompt is back"
-    # %tasks names it as the cell it is, and says where it waits (it still runs).
-    number = shell.ip.execution_count - 2  # the abandoned cell's In [n]
+    # %tasks names it as the cell it is, and says where it waits (it still runs). Its
+    # number: IPython 9 moves the count on after a cell given up on, 8 does not.
     shell.output()
     shell.ok("%tasks")
     listed = shell.output()
     row = next(line for line in listed.splitlines() if "given up on" in line)
-    assert f"In [{number}] (given up on)" in row and "<cell>" in row, listed
+    named = re.search(r"In \[(\d+)\] \(given up on\)", row)
+    assert named is not None and "<cell>" in row, listed
+    number = named.group(1)
     assert f"In[{number}]:10" in row, listed  # the await it is parked at
     shell.ok(f"%tasks where {row.split()[0]}")
     where = shell.output()
