@@ -113,13 +113,14 @@ def _showing_what_was_typed(shell: InteractiveShell) -> Any:
     def cache_as_typed(transformed_code: str, number: int = 0, raw_code: str | None = None) -> str:
         name: str = cache(transformed_code, number, raw_code=raw_code)
         typed = (raw_code or "").splitlines()
+        entry: Any = linecache.cache.get(name)  # (size, mtime, lines, name), or a lazy 1-tuple
         if (
             _REWRITTEN in transformed_code
             and len(typed) == len(transformed_code.splitlines())
-            and name in linecache.cache
+            and isinstance(entry, tuple)
+            and len(entry) == 4
         ):
-            size, mtime, _, full_name = linecache.cache[name]
-            linecache.cache[name] = (size, mtime, [line + "\n" for line in typed], full_name)
+            linecache.cache[name] = (entry[0], entry[1], [line + "\n" for line in typed], entry[3])
         return name
 
     return cache_as_typed
