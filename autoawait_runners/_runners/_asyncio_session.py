@@ -150,6 +150,13 @@ def resolve(future: asyncio.Future[Any]) -> None:
         future.set_result(None)
 
 
+def resolve_soon(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    """:func:`resolve` ``future`` from any thread, in ``loop``'s own; nothing if the loop
+    was closed meanwhile (by its owner: nobody waits on it any more)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(resolve, future)
+
+
 def raised_by_a_task(exc: BaseException) -> bool:
     """For ``_ctrl_c.run_past_interrupts``: a KeyboardInterrupt or SystemExit that ended
     the session loop's run came from a task, which keeps it and is reported as a failed

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import threading
 from abc import abstractmethod
@@ -36,7 +37,7 @@ from typing import Any
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import SHUTDOWN_TIMEOUT
-from ._asyncio_session import resolve
+from ._asyncio_session import resolve_soon
 from ._base import Runner, RunnerUnavailable
 
 #: How long starting a session may take before the runner gives up.
@@ -319,12 +320,8 @@ def _wait_parked(
     from .._nesting._parking import run_on_running_loop
 
     woken = loop.create_future()
-
-    def wake() -> None:
-        with contextlib.suppress(RuntimeError):  # closed by its owner meanwhile
-            loop.call_soon_threadsafe(resolve, woken)
-
-    submitted.then = wake  # before looking: an end from now on wakes this thread
+    # Before looking: an end from now on wakes this thread.
+    submitted.then = functools.partial(resolve_soon, loop, woken)
     while not (submitted.ended() or given_up):
         run_on_running_loop(loop, asyncio.wait([woken], timeout=SIGNAL_POLL))
         if submitted.loop_thread is not None and submitted.loop_thread.ident is not None:

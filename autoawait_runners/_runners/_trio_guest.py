@@ -13,9 +13,9 @@ What the session is (the session nursery, the cells' context, ``%tasks``) is the
 runner's (``TrioSession``); what runs the loop is the ``asyncio`` runner's. This module
 only starts and ends the guest run, and waits for a cell while the loop runs.
 
-What it costs: trio, idle between cells, waits in its worker thread; a cell wakes it, and
-that hand-over to the main thread is what the ``trio`` runner pays too (see
-benchmarks/README.md). Ctrl-C: the cell's, as under every runner (``_ctrl_c``); trio's own
+What it costs: trio, idle between cells, waits for I/O in its worker thread; a cell wakes
+that thread, which wakes the main one, so a cell costs more than under the ``trio`` runner
+(see benchmarks/README.md). Ctrl-C: the cell's, as under every runner (``_ctrl_c``); trio's own
 SIGINT handler is kept out, as in the ``trio`` runner's thread, where trio installs none.
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 from .._core import _ctrl_c, _private_api
 from .._core._messages import SHUTDOWN_TIMEOUT
 from ._asyncio import AsyncioRunner
-from ._asyncio_session import resolve
+from ._asyncio_session import resolve, resolve_soon
 from ._base import RunnerUnavailable
 from ._dedicated_thread import START_TIMEOUT, SubmittedCell
 from ._trio import TrioSession
@@ -147,7 +147,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             if self._run_is_up.is_set():
                 return
             woken = loop.create_future()
-            self._run_is_up_waiters.append(lambda: loop.call_soon_threadsafe(resolve, woken))
+            self._run_is_up_waiters.append(functools.partial(resolve_soon, loop, woken))
         park(asyncio.wait([woken], timeout=START_TIMEOUT))
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -188,12 +188,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         else:
             park, waiting_loop = self._run_until_complete, session.loop
         ended = waiting_loop.create_future()
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # closed by its owner meanwhile
-                waiting_loop.call_soon_threadsafe(resolve, ended)
-
-        submitted.then = wake
+        wake = submitted.then = functools.partial(resolve_soon, waiting_loop, ended)
 
         def wait(seconds: float) -> bool:
             park(asyncio.wait([ended], timeout=seconds))
