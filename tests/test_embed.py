@@ -2,6 +2,11 @@
 
 Each test runs ``tests/support/embed_hosts.py``: a real program (asyncio.run, trio.run or
 no loop) that embeds IPython, typed at like a person would.
+
+What a cell prints for a test to wait on is one string, written at once: the host prints its
+ticks meanwhile (from another thread in some modes), and ``print``'s pieces are separate
+writes a tick can land between. It is split in the source (``'cell' + ' waiting'``) so that the
+echo of the typed line does not match it.
 """
 
 from __future__ import annotations
@@ -45,18 +50,18 @@ def test_asyncio_host_await_cells_run_on_its_loop(
     if mode != "asyncio-ipython-embed":  # IPython's own embed() has IPython's banner
         assert "await cells run on this program's asyncio loop" in ipy.text()
     ipy.expect("host tick")  # the host's ticker runs while the prompt waits
-    ipy.cell("print('the answer is', await answer)", "the answer is 42")  # a host future
+    ipy.cell("a = await answer; print(f'the answer is {a}')", "the answer is 42")  # a host future
     ipy.cell(
-        "n = ticks[0]; await asyncio.sleep(0.5); print('ticks during the cell:', ticks[0] - n)",
+        "n = ticks[0]; await asyncio.sleep(0.5); print(f'ticks during the cell: {ticks[0] - n}')",
         r"ticks during the cell: [1-9]",
     )
     # Ctrl-C cancels the cell only: the host's ticker lives on.
-    ipy.child.sendline("print('cell', 'waiting'); await asyncio.sleep(30)")
+    ipy.child.sendline("print('cell' + ' waiting'); await asyncio.sleep(30)")
     ipy.expect("cell waiting")
     ipy.child.sendintr()
     ipy.expect("KeyboardInterrupt")
     ipy.prompt()
-    ipy.cell("print('ticker alive:', not ticking.done())", "ticker alive: True")
+    ipy.cell("print(f'ticker alive: {not ticking.done()}')", "ticker alive: True")
     leave(ipy, "host: resumed, ticker alive: True")
 
 
@@ -66,8 +71,8 @@ def test_trio_host_embed_runs_await_cells_on_a_helper_run(
     pytest.importorskip("trio")
     ipy = host(ipython_pty, "trio-embed")
     assert "await cells run in a helper trio run in another thread" in ipy.text()
-    ipy.cell("await trio.sleep(0.05); print('slept', 'in trio')", "slept in trio")
-    ipy.child.sendline("print('cell', 'waiting'); await trio.sleep(30)")
+    ipy.cell("await trio.sleep(0.05); print('slept' + ' in trio')", "slept in trio")
+    ipy.child.sendline("print('cell' + ' waiting'); await trio.sleep(30)")
     ipy.expect("cell waiting")
     ipy.child.sendintr()
     ipy.expect("KeyboardInterrupt")
@@ -84,7 +89,7 @@ def test_trio_host_with_a_greenback_portal_runs_await_cells_in_the_host_task(
     assert "await cells run in this trio task" in ipy.text()
     ipy.expect("host tick")  # while the prompt waits: the host runs on (docs/embed.rst)
     ipy.cell(
-        "n = ticks[0]; await trio.sleep(0.5); print('ticks during the cell:', ticks[0] - n)",
+        "n = ticks[0]; await trio.sleep(0.5); print(f'ticks during the cell: {ticks[0] - n}')",
         r"ticks during the cell: [1-9]",
     )
     leave(ipy, "host: resumed")
@@ -96,10 +101,10 @@ def test_trio_host_aembed_keeps_the_host_running(ipython_pty: type[IPythonPty]) 
     assert "await cells run in this trio task" in ipy.text()
     ipy.expect("host tick")  # while the prompt waits
     ipy.cell(
-        "n = ticks[0]; await trio.sleep(0.5); print('ticks during the cell:', ticks[0] - n)",
+        "n = ticks[0]; await trio.sleep(0.5); print(f'ticks during the cell: {ticks[0] - n}')",
         r"ticks during the cell: [1-9]",
     )
-    ipy.child.sendline("print('cell', 'waiting'); await trio.sleep(30)")
+    ipy.child.sendline("print('cell' + ' waiting'); await trio.sleep(30)")
     ipy.expect("cell waiting")
     ipy.child.sendintr()
     ipy.expect("KeyboardInterrupt")
@@ -123,16 +128,16 @@ def test_ctrl_c_in_the_shell_is_the_shells_and_the_program_carries_on(
     for cell in ("sum(1 for _ in iter(int, 1))", "import time; time.sleep(30)"):
         if cell.startswith("import time") and mode == "asyncio-to-thread":
             continue  # a worker thread gets it when the call returns (docs/embed.rst)
-        ipy.child.sendline(f"print('cell', 'busy'); {cell}")
+        ipy.child.sendline(f"print('cell' + ' busy'); {cell}")
         ipy.expect("cell busy")
         if "time.sleep" in cell:
             ipy.wait_until_asleep()
         ipy.interrupt("KeyboardInterrupt")
     await_cell = "await trio.sleep(30)" if mode.startswith("trio") else "await asyncio.sleep(30)"
-    ipy.child.sendline(f"import asyncio, trio; print('cell', 'waiting'); {await_cell}")
+    ipy.child.sendline(f"import asyncio, trio; print('cell' + ' waiting'); {await_cell}")
     ipy.expect("cell waiting")
     ipy.interrupt("KeyboardInterrupt")
-    ipy.cell("print('still', 'here')", "still here")
+    ipy.cell("print('still' + ' here')", "still here")
     leave(ipy, "host: resumed")
 
 

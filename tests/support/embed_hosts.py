@@ -22,7 +22,7 @@ async def ticker(sleep: Callable[[float], Awaitable[None]]) -> None:
     while True:
         ticks[0] += 1
         if ticks[0] % 10 == 0:
-            print("host tick", ticks[0], flush=True)
+            print(f"host tick {ticks[0]}", flush=True)
         await sleep(0.05)
 
 
