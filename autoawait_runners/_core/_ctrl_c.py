@@ -508,7 +508,7 @@ class _SigintHandlerWhile:
         self._from_elsewhere: ExitStack | None = None
 
     def __enter__(self) -> bool:
-        if threading.get_ident() == _MAIN_THREAD_ID:
+        if threading.get_ident() == MAIN_THREAD_ID:
             self._previous = _take_sigint(self._handler)
             if self._previous is _NOT_TAKEN:
                 return False
@@ -528,14 +528,15 @@ class _SigintHandlerWhile:
             _give_back_sigint(self._handler, self._previous)
 
 
-_MAIN_THREAD_ID = threading.main_thread().ident
+#: The thread Python runs signal handlers in (and the one trio-guest runs trio in).
+MAIN_THREAD_ID = threading.main_thread().ident
 
 
 @contextmanager
 def _sigint_handler_from(handler: Callable[[int, FrameType | None], None]) -> Iterator[bool]:
     """:class:`_SigintHandlerWhile` from a thread other than the main one."""
     here = threading.get_ident()
-    loop = _private_api.loop_running_in(_MAIN_THREAD_ID)
+    loop = _private_api.loop_running_in(MAIN_THREAD_ID)
     if here not in _routes_from_here or loop is None:
         yield False
         return

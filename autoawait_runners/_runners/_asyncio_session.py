@@ -443,8 +443,7 @@ class AsyncioSession:
 
         def shut_down() -> None:
             executor.shutdown(wait=True, cancel_futures=True)
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self.loop.call_soon_threadsafe(resolve, finished)
+            resolve_soon(self.loop, finished)
 
         threading.Thread(target=shut_down, name="autoawait_runners-executor", daemon=True).start()
         done, _ = await asyncio.wait([finished], timeout=SHUTDOWN_TIMEOUT)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._core import _private_api
-from ._asyncio_session import resolve
+from ._asyncio_session import resolve_soon
 
 #: Registers a callback; returns what unregisters it.
 Subscribe = Callable[[Callable[..., None]], Callable[[], None]]
@@ -94,8 +94,4 @@ def _event_for(library: str) -> tuple[Callable[[], None], Callable[[], Awaitable
     loop = asyncio.get_running_loop()
     future = loop.create_future()
 
-    def tell_asyncio() -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(resolve, future)
-
-    return tell_asyncio, lambda: future
+    return lambda: resolve_soon(loop, future), lambda: future

@@ -74,7 +74,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         ``AsyncioRunner._session_here``), and again after a run that crashed."""
         if self._guest_done is not None and not self._guest_done.done():
             return self._guest_done
-        if threading.get_ident() != _MAIN_THREAD_ID:
+        if threading.get_ident() != _ctrl_c.MAIN_THREAD_ID:
             # A kernel's subshell, before any cell of the main shell: trio must run in the
             # main thread, on the kernel's loop, which this thread cannot run.
             raise RunnerUnavailable(
@@ -203,7 +203,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         controls = _ctrl_c.CellControls(
             submitted.cell,
             runner=self.name,
-            thread=lambda: _MAIN_THREAD_ID,  # where trio runs the cell
+            thread=lambda: _ctrl_c.MAIN_THREAD_ID,  # where trio runs the cell
             cancel=lambda: submitted.cancel(),
             wait=wait,
             ended=submitted.ended,
@@ -256,9 +256,6 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         self._guest_done = None
         self._reset()
         return cancelled + super()._shutdown()
-
-
-_MAIN_THREAD_ID = threading.main_thread().ident
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
