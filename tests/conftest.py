@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -68,10 +69,11 @@ class Shell:
 
 
 @contextmanager
-def fresh_shell() -> Iterator[InteractiveShell]:
-    """A new InteractiveShell, the extension unloaded and the shell gone at the end."""
+def fresh_shell(config: Config | None = None) -> Iterator[InteractiveShell]:
+    """A new InteractiveShell (with ``config``), the extension unloaded and the shell gone at
+    the end."""
     InteractiveShell.clear_instance()
-    config = Config()
+    config = config if config is not None else Config()
     config.HistoryManager.hist_file = ":memory:"  # nothing written to the user's profile
     ip = InteractiveShell.instance(colors="nocolor", config=config)
     try:
@@ -80,6 +82,10 @@ def fresh_shell() -> Iterator[InteractiveShell]:
         if "autoawait_runners" in ip.extension_manager.loaded:
             ip.run_line_magic("unload_ext", "autoawait_runners")
         ip.history_manager.end_session()
+        # IPython registers each shell's exit operations with atexit: that kept every test's
+        # shell alive to the end of the run, and each one's reset collected garbage then
+        # (90 s of a test run's exit went to it).
+        atexit.unregister(ip.atexit_operations)
         InteractiveShell.clear_instance()
 
 

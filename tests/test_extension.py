@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SUPPORT, Shell
+from conftest import SUPPORT, Shell, fresh_shell
 from IPython.core.async_helpers import _asyncio_runner
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
@@ -124,9 +124,7 @@ def test_plugins_are_looked_for_only_when_a_name_is_not_a_builtin_one() -> None:
 
 
 def test_loading_selects_the_asyncio_runner_and_unloading_restores_everything() -> None:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    try:
+    with fresh_shell() as ip:
         before = {
             "loop_runner": ip.loop_runner,
             "trio_runner": ip.trio_runner,
@@ -155,8 +153,6 @@ def test_loading_selects_the_asyncio_runner_and_unloading_restores_everything() 
         assert not autoawait_runners.thread_runner.started
         assert not autoawait_runners.asyncio_runner.started
         assert "%autoawait" not in ip.strdispatchers["complete_command"].strs
-    finally:
-        InteractiveShell.clear_instance()
 
 
 def test_unload_from_a_cell_closes_the_runner_after_that_cell(ipshell: Shell) -> None:  # R8
@@ -358,9 +354,7 @@ def test_builtin_runners_name_their_extra_for_install() -> None:  # S4
 def test_config_default_selects_a_runner_at_start(capfd: pytest.CaptureFixture[str]) -> None:
     config = Config()  # S5, programmatically
     config.AutoawaitRunners.default = "thread"
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance(config=config)
-    try:
+    with fresh_shell(config) as ip:
         ip.run_line_magic("load_ext", "autoawait_runners")
         assert ip.loop_runner is autoawait_runners.thread_runner
         ip.run_line_magic("unload_ext", "autoawait_runners")
@@ -373,10 +367,6 @@ def test_config_default_selects_a_runner_at_start(capfd: pytest.CaptureFixture[s
         )
         assert "the asyncio runner is used instead" in out.err  # F5: still one of ours
         assert ip.loop_runner is autoawait_runners.asyncio_runner
-    finally:
-        if "autoawait_runners" in ip.extension_manager.loaded:
-            ip.run_line_magic("unload_ext", "autoawait_runners")
-        InteractiveShell.clear_instance()
 
 
 def run_ipython_with_config(

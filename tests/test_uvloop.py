@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import Shell
+from conftest import Shell, fresh_shell
 from IPython.core.interactiveshell import InteractiveShell
 from kernel import Kernel
 from traitlets.config import Config
@@ -57,15 +57,8 @@ def test_a_nested_asyncio_run_on_uvloop_is_one_clear_error(uvloop_shell: Shell) 
 @pytest.fixture
 def configured(capfd: pytest.CaptureFixture[str]) -> Iterator[tuple[Config, InteractiveShell]]:
     config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance(config=config, colors="nocolor")
-    try:
+    with fresh_shell(config) as ip:
         yield config, ip
-    finally:
-        if "autoawait_runners" in ip.extension_manager.loaded:
-            ip.run_line_magic("unload_ext", "autoawait_runners")
-        InteractiveShell.clear_instance()
 
 
 def test_loop_factory_gives_the_thread_runner_its_loop(
