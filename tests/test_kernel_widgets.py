@@ -4,12 +4,16 @@ ipykernel promises (K5), in real kernels driven through jupyter_client.
 The client sends what a frontend sends when a slider moves or a button is clicked: a
 ``comm_msg`` to the widget's model. ipykernel handles it while a cell awaits under every
 runner; the widget's callbacks run in the kernel's main thread.
+
+The tests of one runner share a kernel (starting one is most of a test's time); each test
+leaves it usable, which most of them check, and a failed test's kernel is replaced, so that
+one fault is not reported by every test after it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,15 +60,47 @@ def sends(kernel: Kernel, model: str, data: dict[str, object]) -> Callable[[], N
 
 
 def with_widgets(kernel: Kernel, runner: str) -> None:
-    pytest.importorskip("ipywidgets")
-    if runner == "uvloop":
-        pytest.importorskip("uvloop")
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(f"%autoawait {runner}")
     kernel.ok("import asyncio, threading, ipywidgets, autoawait_runners")
     kernel.ok("from autoawait_test_helpers import announced")
     if runner in ("trio", "trio-guest", "curio"):
         kernel.ok(f"import {runner.split('-')[0]}")
+
+
+@pytest.fixture(scope="module", params=RUNNERS)
+def runner(request: pytest.FixtureRequest) -> str:
+    """Each runner in turn; module-scoped, so that pytest runs one runner's tests together."""
+    pytest.importorskip("ipywidgets")
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def runner_kernel(runner: str) -> Iterator[list[Kernel]]:
+    """The runner's kernel, once started: in a list, so that a failed test can replace it."""
+    started: list[Kernel] = []
+    yield started
+    for kernel in started:
+        kernel.shutdown()
+
+
+@pytest.fixture
+def kernel(
+    runner_kernel: list[Kernel],
+    runner: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Kernel]:
+    """The runner's shared kernel, with widgets imported (see the module's docstring)."""
+    if not runner_kernel:
+        runner_kernel.append(Kernel(tmp_path_factory.mktemp(f"kernel-{runner}")))
+        with_widgets(runner_kernel[0], runner)
+    failed_before = request.session.testsfailed
+    yield runner_kernel[0]
+    if request.session.testsfailed > failed_before:
+        runner_kernel.pop().shutdown()
 
 
 def model_id(kernel: Kernel, widget: str) -> str:
@@ -94,10 +130,8 @@ AWAITED = {
 
 
 @pytest.mark.parametrize("what", list(AWAITED))
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_cell_awaits_the_notebook(kernel: Kernel, runner: str, what: str) -> None:
     widget, awaitable, frontend_sends, result = AWAITED[what]
-    with_widgets(kernel, runner)
     kernel.ok(f"widget = {widget}")
     model = model_id(kernel, "widget")
     output, reply = kernel.execute(
@@ -109,11 +143,9 @@ def test_a_cell_awaits_the_notebook(kernel: Kernel, runner: str, what: str) -> N
     assert f"got {result}" in output
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_widget_closed_while_awaited_ends_the_wait(kernel: Kernel, runner: str) -> None:
     # The frontend closes the widget (its output cleared, the notebook closed): what was
     # awaited can no longer come, and the cell says so instead of waiting for good.
-    with_widgets(kernel, runner)
     kernel.ok("slider = ipywidgets.IntSlider()\nslider.comm.on_close(lambda msg: print('own'))")
     model = model_id(kernel, "slider")
 
@@ -132,9 +164,7 @@ def test_a_widget_closed_while_awaited_ends_the_wait(kernel: Kernel, runner: str
     assert kernel.ok("print(slider.comm._close_callback is not None)").strip() == "True"
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner: str) -> None:
-    with_widgets(kernel, runner)
     kernel.ok(
         "slider = ipywidgets.IntSlider()\nseen = []\n"
         "slider.observe(lambda change: seen.append(threading.current_thread().name), 'value')"
@@ -144,9 +174,7 @@ def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner:
     assert kernel.ok("print(seen)").strip() == "['MainThread']"
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_timeout_around_the_wait_leaves_no_observer(kernel: Kernel, runner: str) -> None:
-    with_widgets(kernel, runner)
     kernel.ok("slider = ipywidgets.IntSlider()")
     observers = "len(slider._trait_notifiers.get('value', {}).get('change', []))"
     before = kernel.ok(f"print({observers})").strip()
@@ -154,11 +182,9 @@ def test_a_timeout_around_the_wait_leaves_no_observer(kernel: Kernel, runner: st
     assert kernel.ok(f"print({observers})").strip() == before
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
     kernel: Kernel, runner: str
 ) -> None:  # K4, R5
-    with_widgets(kernel, runner)
     kernel.ok("slider = ipywidgets.IntSlider()")
     output, reply = kernel.execute(
         "await announced(autoawait_runners.changed(slider), 'waiting for the slider')",
@@ -170,12 +196,10 @@ def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
     assert kernel.ok("print('usable', 'still')").strip() == "usable still"
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner: str) -> None:
     # K5: ipykernel's promise, and its own test_print_to_correct_cell_from_asyncio.
     if not ipykernel_7_or_later():
         pytest.skip("ipykernel 6 routes a thread's output by thread (docs/jupyter.rst)")
-    with_widgets(kernel, runner)
     sleep = SLEEP.get(runner, "asyncio.sleep")
     kernel.ok(
         "release = []\n"
@@ -187,11 +211,9 @@ def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner:
     assert kernel.parent_of_output("from the task") == first
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
 def test_cells_queued_behind_a_waiting_cell_run_after_it_in_order(
     kernel: Kernel, runner: str
 ) -> None:  # K4: the frontend's message is handled, the queued cells are not
-    with_widgets(kernel, runner)
     kernel.ok("slider = ipywidgets.IntSlider()\norder = []")
     model = model_id(kernel, "slider")
     waiting = kernel.client.execute(
@@ -209,10 +231,18 @@ def test_cells_queued_behind_a_waiting_cell_run_after_it_in_order(
     assert kernel.ok("print(order)").strip() == "['waiting', 5, 'queued 1', 'queued 2']"
 
 
-def test_the_widgets_notebook_runs_with_its_frontend_simulated(kernel: Kernel) -> None:  # K2
+def test_the_widgets_notebook_runs_with_its_frontend_simulated(tmp_path: Path) -> None:  # K2
+    pytest.importorskip("ipywidgets")
+    kernel = Kernel(tmp_path)
+    try:
+        run_the_widgets_notebook(kernel)
+    finally:
+        kernel.shutdown()
+
+
+def run_the_widgets_notebook(kernel: Kernel) -> None:
     import nbformat
 
-    pytest.importorskip("ipywidgets")
     notebook = nbformat.read(EXAMPLES / "widgets.ipynb", as_version=4)
     cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     *set_up, loop = cells
