@@ -214,7 +214,7 @@ def test_switching_away_cancels_the_session(trio_shell: Shell) -> None:  # R8
         assert runner.thread is None and not any(
             thread.name == "autoawait_runners-trio" for thread in threading.enumerate()
         )
-    with pytest.raises(RuntimeError, match="select it with %autoawait trio"):
+    with pytest.raises(RuntimeError, match="%autoawait trio or %autoawait trio-guest"):
         autoawait_runners.trio_nursery()
     shell.ok(f"%autoawait {name}")  # a fresh session
     assert shell.ok("(await trio.sleep(0)) or 'fresh'") == "fresh"

@@ -382,16 +382,19 @@ def get_runner() -> TrioRunner:
 
 
 def trio_nursery() -> SessionNursery:
-    """The session nursery of the active ``trio`` runner: start background tasks in it.
+    """The session nursery of the active ``trio`` or ``trio-guest`` runner: start background
+    tasks in it.
 
-    Call it in a cell of the ``trio`` runner::
+    Call it in a cell of either runner::
 
         nursery = autoawait_runners.trio_nursery()
         nursery.start_soon(ticker)
 
-    Raises RuntimeError when the trio runner has no live session.
+    Raises RuntimeError when neither has a live session.
     """
     for session in _sessions:
         if session.nursery is not None:
             return session.nursery
-    raise RuntimeError("the trio runner is not running: select it with %autoawait trio")
+    raise RuntimeError(
+        "no trio session is running: select one with %autoawait trio or %autoawait trio-guest"
+    )
