@@ -91,10 +91,15 @@ def test_a_bad_loop_factory_is_one_line(
     ip.update_config(config)
     ip.run_line_magic("load_ext", "autoawait_runners")
     capfd.readouterr()
-    ip.run_line_magic("autoawait", "thread")
-    err = capfd.readouterr().err
-    assert "No module named 'no_such_module'" in err and "Traceback" not in err
-    assert err.strip().count("\n") == 0, err
+    for runner in ("thread", "asyncio"):
+        ip.run_line_magic("autoawait", runner)
+        err = capfd.readouterr().err
+        assert (
+            f"the {runner} runner could not start: c.AutoawaitRunners.loop_factory = "
+            "'no_such_module.new_event_loop' cannot be imported: No module named "
+            "'no_such_module'"
+        ) in err, err
+        assert "Traceback" not in err and err.strip().count("\n") == 0, err
 
 
 @pytest.mark.kernel

@@ -20,7 +20,7 @@ from .._core._cell import CellDidNotRun
 from .._core._messages import say
 from .._core._tracebacks import as_its_class_has_it, showing_user_frames
 from .._nesting._shim import is_nesting, nest_off, nest_on
-from .._runners._base import Runner
+from .._runners._base import Runner, RunnerUnavailable
 from . import (
     _autoawait_magic,
     _completion,
@@ -288,13 +288,22 @@ class Extension:
 
 
 def _dotted_loop_factory(path: str) -> Any:
+    """What makes a loop from the dotted path ``path``, imported when it is first called:
+    a path that cannot be imported is then one line that names the option (F5)."""
+
     def make_loop() -> Any:
         import importlib
 
         module, _, name = path.rpartition(".")
-        if not module:
-            raise ValueError(f"loop_factory {path!r} is not a dotted path")
-        return getattr(importlib.import_module(module), name)()
+        try:
+            if not module:
+                raise ValueError("not a dotted path (module.function)")
+            factory = getattr(importlib.import_module(module), name)
+        except Exception as exc:
+            raise RunnerUnavailable(
+                f"c.AutoawaitRunners.loop_factory = {path!r} cannot be imported: {exc}"
+            ) from None
+        return factory()
 
     return make_loop
 

@@ -72,6 +72,8 @@ class AsyncioRunner(AsyncioSessionRunner):
         try:
             loop = (self.loop_factory or asyncio.new_event_loop)()
             loop.close()
+        except RunnerUnavailable:  # the factory's own words (a loop_factory not found)
+            raise
         except Exception as exc:
             raise RunnerUnavailable(
                 f"asyncio cannot make an event loop ({type(exc).__name__}: {exc})"

@@ -187,6 +187,8 @@ class DedicatedThreadRunner(Runner):
         if crashed:
             thread.join(START_TIMEOUT)
             exc = crashed[0]
+            if isinstance(exc, RunnerUnavailable):  # already in words (a loop_factory not found)
+                raise exc
             raise RunnerUnavailable(f"{type(exc).__name__}: {exc}")
         self._thread = thread
 
