@@ -64,11 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         options.append("--help")
     elif runner is not None:
         options.append(f"--AutoawaitRunners.default={runner}")
-    # Shown after IPython's banner, when it shows one: which runner the session has.
-    options.append(
-        f"--InteractiveShell.banner2=autoawait_runners: the {runner or 'asyncio'} runner "
-        "(%autoawait --list for the others)\n"
-    )
     _start_ipython(options + ipython_args)
     return 0
 
@@ -79,8 +74,20 @@ def _start_ipython(argv: list[str]) -> None:
     from IPython.terminal.ipapp import TerminalIPythonApp
 
     from ._ipython._config import AutoawaitRunners
+    from ._ipython._extension import active_runner
 
-    app = TerminalIPythonApp.instance()
+    class App(TerminalIPythonApp):
+        def init_extensions(self) -> None:
+            super().init_extensions()
+            # Under IPython's banner, when it shows one (before extensions load): the runner
+            # the session has once loading is done: the configured default (command line,
+            # config file), or IPython's own if that one could not start.
+            if self.display_banner and self.interact and self.shell is not None:
+                said = active_runner(self.shell)
+                if said is not None:
+                    print(f"\nautoawait_runners: {said}", flush=True)
+
+    app = App.instance()
     if AutoawaitRunners not in app.classes:
         app.classes.append(AutoawaitRunners)
     app.initialize(argv)

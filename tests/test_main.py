@@ -46,6 +46,31 @@ def test_the_banner_names_the_runner(ipython_pty: type[IPythonPty]) -> None:
     ipy.exit()
 
 
+@pytest.mark.pty
+def test_the_banner_names_the_runner_the_session_has(
+    ipython_pty: type[IPythonPty], tmp_path: Path
+) -> None:
+    # The config file's default, not asyncio (the line was written before the config was
+    # read); and IPython's own runner when the one asked for cannot start.
+    profile = tmp_path / "profile_default"
+    profile.mkdir()
+    (profile / "ipython_config.py").write_text('c.AutoawaitRunners.default = "trio"\n')
+    env = {"IPYTHONDIR": str(tmp_path)}
+    ipy = ipython_pty(program=["-m", "autoawait_runners", "--colors=nocolor"], env=env)
+    assert "autoawait_runners: the trio runner (%autoawait --list for the others)" in ipy.text()
+    assert "asyncio runner" not in ipy.text()
+    ipy.exit()
+    bad = "--AutoawaitRunners.loop_factory=no_such_module.new_loop"
+    ipy = ipython_pty(
+        program=["-m", "autoawait_runners", "asyncio", bad, "--colors=nocolor"], env=env
+    )
+    text = ipy.text()
+    assert "the asyncio runner could not start: c.AutoawaitRunners.loop_factory" in text
+    assert "autoawait_runners: IPython's own asyncio runner" in text
+    assert "autoawait_runners: the asyncio runner (" not in text
+    ipy.exit()
+
+
 def test_a_script_runs_as_ipython_runs_it(tmp_path: Path) -> None:
     script = tmp_path / "hello.py"
     script.write_text("import sys\nprint('hello from', __name__, sys.argv[1:])\n")

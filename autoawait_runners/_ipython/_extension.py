@@ -272,10 +272,17 @@ class Extension:
         """At exit: end the active runner's session (its background tasks are cancelled)."""
         _close(self.active)
 
-    def describe(self, runner: Any) -> str:
+    def entry_of(self, runner: Any) -> Entry | None:
+        """The catalogue's entry for ``runner`` (a plugin's wrapped runner too), if any."""
         for entry in self.catalogue.values():
             if entry._runner is runner or getattr(entry._runner, "wrapped", None) is runner:
-                return f"{entry.name} ({entry.description})"
+                return entry
+        return None
+
+    def describe(self, runner: Any) -> str:
+        entry = self.entry_of(runner)
+        if entry is not None:
+            return f"{entry.name} ({entry.description})"
         module = getattr(runner, "__module__", None) or type(runner).__module__
         if module.startswith("IPython."):
             if str(runner) == "asyncio" and self.in_kernel:
@@ -355,6 +362,19 @@ def load(shell: InteractiveShell) -> None:
     extension = Extension(shell)
     _extensions[id(shell)] = extension
     extension.install()
+
+
+def active_runner(shell: InteractiveShell) -> str | None:
+    """What a session started by ``autoawait-ipython`` says it has, once loading is done: the
+    catalogue runner in place, or IPython's own when the one asked for could not start.
+    None when the extension is not loaded in ``shell``."""
+    extension = _extensions.get(id(shell))
+    if extension is None:
+        return None
+    entry = extension.entry_of(shell.loop_runner)
+    if entry is not None:
+        return f"the {entry.name} runner (%autoawait --list for the others)"
+    return extension.describe(shell.loop_runner)
 
 
 def unload(shell: InteractiveShell) -> None:
