@@ -27,6 +27,7 @@ from typing import Any
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
+from .._core._shell_context import session_only
 from .._core._tracebacks import PACKAGE_DIR
 from .._nesting._loops import context_entered, nested_calls
 from ._base import Runner, TaskRow
@@ -50,8 +51,8 @@ _ctrl_c.know(
 )
 
 #: Set, in a session's context, to the session: see :class:`AsyncioSession`.
-_session_of_context: contextvars.ContextVar[AsyncioSession] = contextvars.ContextVar(
-    "autoawait_runners_session"
+_session_of_context: contextvars.ContextVar[AsyncioSession] = session_only(
+    contextvars.ContextVar("autoawait_runners_session")
 )
 
 
@@ -230,10 +231,7 @@ class AsyncioSession:
             self.loop = host
         else:
             self.loop = (loop_factory or asyncio.new_event_loop)()
-        # Empty, not a copy of the caller's: the session starts from inside some cell, and a
-        # Jupyter kernel (ipykernel 7) keeps the message being answered in a context
-        # variable; a copy would pin that message, and every later cell's output would go
-        # to it (the client shows nothing). Unset, ipykernel uses the current message.
+        # Empty: the shell's values come in with each cell (Runner, _core._shell_context).
         self.context = contextvars.Context()
         # Tasks inherit their creator's context, so this marks everything the cells start,
         # however indirectly, and nothing the host loop's own code starts.
@@ -522,10 +520,15 @@ class AsyncioSessionRunner(Runner):
         #: ``asyncio.new_event_loop``.
         self.loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
 
+    cells_in_a_session_context = True
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The session loop, or None when the runner is closed."""
         return self._session.loop if self._session is not None else None
+
+    def _session_context(self) -> contextvars.Context | None:
+        return self._session.context if self._session is not None else None
 
     def _after_cell(self) -> None:
         if self._session is not None:

@@ -11,6 +11,7 @@ Third-party runners only need the IPython contract (a callable, optionally ``clo
 
 from __future__ import annotations
 
+import contextvars
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _private_api
 from .._core._messages import plural, say, say_failed
+from .._core._shell_context import ContextsInStep
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -110,11 +112,15 @@ class Runner(ABC):
     #: Whether a cell that cannot await (no ``await`` or ``async`` in its source) goes to
     #: :meth:`_run_plain_cell`, which may run it without a trip through the loop.
     plain_cells_apart: ClassVar[bool] = False
+    #: Whether cells run in a context of the session's (:meth:`_session_context`), kept in
+    #: step with the shell's (``_core._shell_context``).
+    cells_in_a_session_context: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._started = False
         self._depth = 0
         self._close_requested = False
+        self._contexts = ContextsInStep()
         #: What the ending session could not end, in a few words each; said by close().
         self._left_running: list[str] = []
 
@@ -143,13 +149,22 @@ class Runner(ABC):
                 ) from None
         # Read before the set-up below wraps the cell's coroutine.
         plain = self.plain_cells_apart and _cannot_await(coro)
-        if _cell_setups:
-            coro = _set_up_then([setup() for setup in _cell_setups], coro)
+        steps = [setup() for setup in _cell_setups]
+        # The outermost cell only: a cell run inside a cell is in the session's context.
+        in_step = self.cells_in_a_session_context and self._depth == 0
+        if in_step:
+            from_the_shell = self._contexts.from_the_shell(self._session_context())
+            if from_the_shell is not None:
+                steps.insert(0, from_the_shell)  # a kernel's own setting comes after
+        if steps:
+            coro = _set_up_then(steps, coro)
         self._depth += 1
         try:
             return self._run_plain_cell(coro) if plain else self._run_cell(coro)
         finally:
             self._depth -= 1
+            if in_step:
+                self._contexts.to_the_shell(self._session_context())
             if self._depth == 0:
                 self._after_cell()
                 if self._close_requested:
@@ -174,6 +189,7 @@ class Runner(ABC):
         if not self._started:
             self._startup()
             self._started = True
+            self._contexts = ContextsInStep()  # a new session starts from the shell's context
 
     def close(self) -> None:
         """End the session: cancel background work, join threads, close the loop.
@@ -226,6 +242,11 @@ class Runner(ABC):
     def _run_plain_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a cell that cannot await (see :attr:`plain_cells_apart`)."""
         return self._run_cell(coro)
+
+    def _session_context(self) -> contextvars.Context | None:
+        """The context the session's cells run in (:attr:`cells_in_a_session_context`), or
+        None while there is none yet (the session makes it at its first cell)."""
+        return None
 
     def _without_session(self, coro: Coroutine[Any, Any, Any], why: str) -> Any:
         """Run a cell when the session cannot be had (it could when the runner was

@@ -55,6 +55,7 @@ class CurioRunner(DedicatedThreadRunner):
     library = "curio"
     extra = "curio"
     description = "one curio Kernel for the session, in its own thread"
+    cells_in_a_session_context = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,6 +67,11 @@ class CurioRunner(DedicatedThreadRunner):
         self._main_task: curio.Task | None = None
         self._kernel: curio.Kernel | None = None
         self._born: dict[curio.Task, float] = {}  # task -> when made, for %tasks
+        #: The context every cell runs in (R4).
+        self._context: contextvars.Context | None = None
+
+    def _session_context(self) -> contextvars.Context | None:
+        return self._context
 
     def _serve(self, ready: Callable[[], None]) -> None:
         import curio
@@ -74,9 +80,9 @@ class CurioRunner(DedicatedThreadRunner):
         self._interruption = interruption_type(curio.errors.TaskCancelled)
         self._queue = curio.UniversalQueue()
         self._main_task = None
+        self._context = contextvars.copy_context()
         kernel = self._kernel = curio.Kernel(
-            activations=[_births(self._born)],
-            taskcls=_session_task_class(contextvars.copy_context()),
+            activations=[_births(self._born)], taskcls=_session_task_class(self._context)
         )
         crashes = _CrashReports(self.name)
         logging.getLogger("curio.kernel").addFilter(crashes)
@@ -155,6 +161,7 @@ class CurioRunner(DedicatedThreadRunner):
     def _reset(self) -> None:
         self._queue = None
         self._kernel = None
+        self._context = None
         self._cell_tasks.clear()
         self._born.clear()
 

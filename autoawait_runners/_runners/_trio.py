@@ -172,6 +172,7 @@ class TrioSession:
     library: ClassVar[str] = "trio"
     extra: ClassVar[str | None] = "trio"
     task_tree: ClassVar[bool] = True
+    cells_in_a_session_context: ClassVar[bool] = True
     #: How many background tasks the ending session cancelled (set by _main).
     _cancelled: int
 
@@ -184,6 +185,9 @@ class TrioSession:
         self._stop_requested: trio.Event | None = None
         self._trios_own: set[trio.lowlevel.Task] = set()
         self._born: dict[trio.lowlevel.Task, float] = {}  # task -> when spawned, for %tasks
+
+    def _session_context(self) -> contextvars.Context | None:
+        return self._context
 
     @property
     def nursery(self) -> SessionNursery | None:
