@@ -176,13 +176,16 @@ def test_sniffio_and_anyio_see_asyncio_in_every_cell(runner_shell: Shell) -> Non
     assert value == "anyio ok"
 
 
-def test_nested_run_cell_from_a_cell_runs_synchronously(runner_shell: Shell) -> None:
+def test_a_cell_run_from_a_cell_runs_and_awaits_as_without_the_extension(
+    runner_shell: Shell,
+) -> None:  # F8 (tests/test_run_magic.py: %run of .ipy files and notebooks)
     shell = runner_shell
     shell.ok("ok = get_ipython().run_cell('inner = 1 + 1').success")
     assert shell.ns["ok"] is True
     assert shell.ns["inner"] == 2
-    shell.ok("failed = get_ipython().run_cell('import asyncio; await asyncio.sleep(0)')")
-    assert "cannot await" in str(shell.ns["failed"].error_in_exec)
+    shell.ok("awaited = get_ipython().run_cell('import asyncio; await asyncio.sleep(0); x = 3')")
+    assert shell.ns["awaited"].success, shell.ns["awaited"].error_in_exec
+    assert shell.ns["x"] == 3
 
 
 @pytest.mark.parametrize("target", ["asyncio", "thread"])

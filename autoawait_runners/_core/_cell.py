@@ -135,6 +135,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         "interrupts",
         "nested_calls",
         "nested_frames",
+        "outer",
         "pending_interrupt",
         "raised_where",
         "started",
@@ -172,6 +173,15 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         self._value: Any = None
         self._decoy: Any = None
         self._held: Any = None
+        #: The cell this one runs inside (``%run script.ipy``), if any: Ctrl-C interrupts
+        #: the outer cell, and reaches this one as the interruption too.
+        self.outer: CellCoroutine[Any] | None = None
+
+    def _interrupted(self) -> bool:
+        """Whether Ctrl-C interrupted this cell (or the cell it runs inside) at an await,
+        and the library's cancellation it caused is to reach the code as the interruption."""
+        outer = self.outer
+        return self.pending_interrupt or (outer is not None and outer._interrupted())
 
     def _translated(self, resumed: Any) -> Any:
         replacement = self._translate(resumed)
@@ -182,7 +192,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         return replacement
 
     def send(self, value: Any) -> Any:
-        if self.pending_interrupt:
+        if self._interrupted():
             value = self._translated(value)
         return self._step(self._coro.send, value)
 
@@ -198,7 +208,7 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
             exc = exc.with_traceback(tb)
         if self._decoy is not None and self._decoy.cancelled():
             return self._release(exc)
-        if self.pending_interrupt:
+        if self._interrupted():
             exc = self._translated(exc)
         # Thrown into a coroutine that never ran, an exception runs none of its code.
         return self._step(self._coro.throw, exc, runs_code=self.started or _ran(self._coro))
@@ -262,6 +272,11 @@ class CellCoroutine(Coroutine[Any, Any, T], NestedCallWaiter):
         if held is None:  # the cell had yielded bare (asyncio.sleep(0)): resume it
             return self.send(None)
         return held
+
+    @property
+    def cr_frame(self) -> Any:
+        """The frame of the code wrapped, while it runs (what a coroutine says)."""
+        return getattr(self._coro, "cr_frame", None)
 
     @property
     def cell_code(self) -> Coroutine[Any, Any, T]:

@@ -57,6 +57,16 @@ class Portal(Coroutine[Any, Any, T]):
         self._greenlet.portal = self
         self._awaiting: Generator[Any, Any, Any] | None = None
 
+    @property
+    def coroutine(self) -> Coroutine[Any, Any, T]:
+        """The coroutine wrapped."""
+        return self._coro
+
+    @property
+    def cell(self) -> NestedCallWaiter | None:
+        """The cell the coroutine runs, if it runs one."""
+        return self._cell
+
     # -- inside the greenlet ---------------------------------------------------------------
 
     def _body(self, kind: str, payload: Any) -> None:

@@ -30,7 +30,7 @@ from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
 from .._core._tracebacks import PACKAGE_DIR
 from .._nesting._loops import context_entered, nested_calls
-from ._base import Runner, TaskRow
+from ._base import Runner, TaskRow, runs_cells
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
@@ -201,9 +201,17 @@ def _failed_name(task: asyncio.Task[Any]) -> str:
     return _coro_name(task) + (f" ({name!r})" if given else "")
 
 
+def is_a_cell(task: asyncio.Task[Any]) -> bool:
+    """Whether the task runs a cell (in a portal, too: see create_cell_task)."""
+    coro = task.get_coro()
+    return isinstance(coro, CellCoroutine) or isinstance(
+        getattr(coro, "coroutine", None), CellCoroutine
+    )
+
+
 def describe_task(task: asyncio.Task[Any]) -> str:
     """``'name' running coro()``; Python 3.13.0 names factory-made tasks 'None'."""
-    if isinstance(task.get_coro(), CellCoroutine):
+    if is_a_cell(task):
         return "a cell given up on after Ctrl-C"
     running = f"running {_coro_name(task)}()"
     name = task.get_name()
@@ -361,7 +369,13 @@ class AsyncioSession:
             # A cell abandoned inside a nested call holds the context (see _parking): the
             # session goes on in a copy, with every variable as that cell left it.
             self.context = self.context.copy()
-        task = asyncio.Task(cell, loop=self.loop, context=self.context)
+        code: Coroutine[Any, Any, Any] = cell
+        if runs_cells(cell) and not isinstance(self.loop, asyncio.BaseEventLoop):
+            # The cells it runs cannot park in this loop (uvloop's): they await in a portal.
+            from .._nesting._portal import Portal
+
+            code = Portal(cell, cell=cell)
+        task = asyncio.Task(code, loop=self.loop, context=self.context)
         self._born[task] = time.monotonic()
         if self.borrowed:
             self._tasks.add(task)
@@ -417,7 +431,7 @@ class AsyncioSession:
                 )
                 task.remove_done_callback(self._on_task_done)
                 _private_api.forget_pending(task)
-                if not self.borrowed and not isinstance(task.get_coro(), CellCoroutine):
+                if not self.borrowed and not is_a_cell(task):
                     # The loop closes: nothing will run it again. Closed now, its clean-up
                     # runs while the namespace it uses exists, not at interpreter exit. (A
                     # cell given up on is IPython's run_cell_async: left as it is.)
@@ -529,6 +543,9 @@ class AsyncioSessionRunner(Runner):
 
     def _session_context(self) -> contextvars.Context | None:
         return self._session.context if self._session is not None else None
+
+    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
+        return CellCoroutine(coro, translate_cancellation)
 
     def _after_cell(self) -> None:
         if self._session is not None:

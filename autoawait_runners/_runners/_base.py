@@ -11,14 +11,17 @@ Third-party runners only need the IPython contract (a callable, optionally ``clo
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import re
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _private_api
+from .._core._cell import CellCoroutine
 from .._core._messages import plural, say, say_failed
 from .._core._shell_context import ContextsInStep
 
@@ -68,21 +71,40 @@ def add_cell_setup(setup: CellSetup) -> Callable[[], None]:
     return lambda: _cell_setups.remove(setup) if setup in _cell_setups else None
 
 
+def _not_translated(resumed: Any) -> None:
+    """The library delivers the interruption itself (curio throws the runner's own class)."""
+    return None
+
+
 async def _set_up_then(steps: list[Callable[[], None]], coro: Coroutine[Any, Any, Any]) -> Any:
     for step in steps:
         step()
     return await coro
 
 
-def _cannot_await(coro: Coroutine[Any, Any, Any]) -> bool:
-    """Whether the cell whose coroutine this is has no ``await``, ``async for`` or ``async
-    with`` at top level: its source has neither word (a cell defining an ``async def``, or
-    with the word in a string, is counted out too, which costs it only the faster way)."""
-    source = _private_api.cell_source(coro)
+def _cannot_await(source: str | None) -> bool:
+    """Whether the cell of this source (None: unknown) has no ``await``, ``async for`` or
+    ``async with`` at top level: its source has neither word (a cell defining an ``async
+    def``, or with the word in a string, is counted out too, which costs it only the faster
+    way)."""
     return source is not None and _AWAIT_OR_ASYNC.search(source) is None
 
 
 _AWAIT_OR_ASYNC = re.compile(r"\b(?:await|async)\b")
+
+#: What in a cell's source runs other cells, inside it: ``%run`` of an ``.ipy`` file or a
+#: notebook, ``%rerun``, ``%macro``, ``get_ipython().run_cell()``, a cell magic's body.
+_RUNS_CELLS = re.compile(r"\brun_cell(?:_magic)?\b|\brun_line_magic\(\s*['\"](?:run|rerun|macro)\b")
+#: The coroutines handed to runners of cells that run cells (held weakly): see runs_cells.
+_cells_that_run_cells: weakref.WeakSet[Coroutine[Any, Any, Any]] = weakref.WeakSet()
+
+
+def runs_cells(cell: CellCoroutine[Any]) -> bool:
+    """Whether the cell may run other cells inside it (``%run script.ipy``): those can
+    await only through a portal of the cell's task (a runner whose loop cannot be parked
+    in: trio, curio, uvloop), which the runner then gives it. Told from the source, so that
+    the other cells pay nothing for it."""
+    return cell.cell_code in _cells_that_run_cells
 
 
 class RunnerUnavailable(RuntimeError):
@@ -138,17 +160,11 @@ class Runner(ABC):
         except RunnerUnavailable as exc:
             return self._without_session(coro, str(exc))
         if self._inside_cell():
-            # A cell called run_cell (or a magic that does): the loop is busy with the
-            # outer cell, so run the inner one the way IPython runs plain cells.
-            try:
-                return _private_api.pseudo_sync_runner()(coro)
-            except RuntimeError:
-                raise RuntimeError(
-                    f"a cell run from inside a {self.name} cell cannot await "
-                    "(the session loop is busy running the outer cell)"
-                ) from None
+            return self._run_inner_cell(coro)
         # Read before the set-up below wraps the cell's coroutine.
-        plain = self.plain_cells_apart and _cannot_await(coro)
+        source = _private_api.cell_source(coro)
+        plain = self.plain_cells_apart and _cannot_await(source)
+        cell_runs_cells = source is not None and _RUNS_CELLS.search(source) is not None
         steps = [setup() for setup in _cell_setups]
         # The outermost cell only: a cell run inside a cell is in the session's context.
         in_step = self.cells_in_a_session_context and self._depth == 0
@@ -158,6 +174,8 @@ class Runner(ABC):
                 steps.insert(0, from_the_shell)  # a kernel's own setting comes after
         if steps:
             coro = _set_up_then(steps, coro)
+        if cell_runs_cells:
+            _cells_that_run_cells.add(coro)
         self._depth += 1
         try:
             return self._run_plain_cell(coro) if plain else self._run_cell(coro)
@@ -242,6 +260,49 @@ class Runner(ABC):
     def _run_plain_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a cell that cannot await (see :attr:`plain_cells_apart`)."""
         return self._run_cell(coro)
+
+    def _run_inner_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a cell that a cell of this runner runs (``%run script.ipy``, a notebook,
+        ``run_cell``), in the outer cell's thread, while the outer cell waits for it.
+
+        Without the extension such a cell runs as any cell does: awaiting, if it awaits.
+        Here the session loop is busy with the outer cell, so one that awaits waits as a
+        nested call: through the outer cell's portal (given to cells that run cells, see
+        :func:`runs_cells`), or, on an asyncio loop, parked in it. One that does not await
+        runs as IPython runs a plain cell.
+        """
+        if _cannot_await(_private_api.cell_source(coro)):
+            return _private_api.pseudo_sync_runner()(coro)
+        from .._nesting._portal import current_portal
+
+        portal = current_portal()
+        if portal is not None:
+            return portal.await_(self._make_inner_cell(coro, portal.cell))
+        loop = _private_api.running_loop()
+        if self.library == "asyncio" and isinstance(loop, asyncio.BaseEventLoop):
+            from .._core._nested_call import waiter_of
+            from .._nesting._parking import run_on_running_loop
+
+            outer = waiter_of(asyncio.current_task(loop))
+            return run_on_running_loop(loop, self._make_inner_cell(coro, outer))
+        coro.close()
+        raise RuntimeError(
+            f"a cell run from inside a {self.name} cell can await only when the outer cell "
+            "runs it itself (%run, run_cell): run it from a cell of its own"
+        )
+
+    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
+        """Wrap a cell's coroutine so that cancellation reaches it as an interruption (the
+        library's cancellation translated, where it is not one already)."""
+        return CellCoroutine(coro, _not_translated)
+
+    def _make_inner_cell(self, coro: Coroutine[Any, Any, Any], outer: Any) -> CellCoroutine[Any]:
+        """A cell run inside ``outer`` (a :class:`CellCoroutine`, or None if unknown): its
+        code sees Ctrl-C, which interrupts the outer cell, as its own interruption."""
+        inner = self._make_cell(coro)
+        if isinstance(outer, CellCoroutine):
+            inner.outer = outer
+        return inner
 
     def _session_context(self) -> contextvars.Context | None:
         """The context the session's cells run in (:attr:`cells_in_a_session_context`), or

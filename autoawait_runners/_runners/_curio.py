@@ -24,15 +24,15 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._core import _ctrl_c, _private_api
-from .._core._cell import CellCoroutine, cancelled_before_it_ran, interruption_type
+from .._core._cell import cancelled_before_it_ran, interruption_type
 from .._core._messages import say_failed
 from .._core._tracebacks import PACKAGE_DIR
-from ._base import TaskRow
+from ._base import TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 if TYPE_CHECKING:
@@ -41,11 +41,6 @@ if TYPE_CHECKING:
 
 # What Ctrl-C must know of curio: its kernel sleeps in a selector, as asyncio's loop does.
 _ctrl_c.know(_ctrl_c.LoopLibrary("curio", waits_in=(("selectors", "select"),)))
-
-
-def _not_translated(resumed: Any) -> None:
-    """curio delivers the runner's own exception class: nothing to translate."""
-    return None
 
 
 class CurioRunner(DedicatedThreadRunner):
@@ -127,9 +122,6 @@ class CurioRunner(DedicatedThreadRunner):
             await request()
             # Not kept until the next request: a cell's closure holds its value (F7).
             del request
-
-    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
-        return CellCoroutine(coro, _not_translated)
 
     def _submit(self, submitted: SubmittedCell) -> None:
         import curio
@@ -248,9 +240,17 @@ def _task_name(tb: TracebackType | None) -> str:
 
 
 async def _run_cell_task(submitted: SubmittedCell) -> None:
-    """A cell, as a task of the session: whatever happens, it settles ``submitted``."""
+    """A cell, as a task of the session: whatever happens, it settles ``submitted``. A cell
+    that runs cells (``%run script.ipy``) runs in a portal, so that those can await in its
+    task (see ``_portal``)."""
+    cell = submitted.cell
     try:
-        submitted.succeed(await submitted.cell)
+        if runs_cells(cell):
+            from .._nesting._portal import Portal
+
+            submitted.succeed(await Portal(cell, cell=cell))
+        else:
+            submitted.succeed(await cell)
     except BaseException as exc:
         submitted.fail(exc)
 

@@ -163,10 +163,6 @@ class DedicatedThreadRunner(Runner):
         """Thread-safe, returns at once: have :meth:`_serve` cancel the background tasks,
         record how many in ``self._cancelled``, and return."""
 
-    @abstractmethod
-    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
-        """Wrap a cell's coroutine so that cancellation reaches it as an interruption."""
-
     def _reset(self) -> None:
         """Forget the session's objects (the thread has ended)."""
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from .._core import _ctrl_c
-from .._core._cell import CellCoroutine, cancelled_before_it_ran
+from .._core._cell import cancelled_before_it_ran
 from ._asyncio_session import (
     AsyncioSession,
     AsyncioSessionRunner,
     raised_by_a_task,
-    translate_cancellation,
 )
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
@@ -49,9 +48,6 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
                 _ctrl_c.run_past_interrupts(session.loop.run_forever, survives=raised_by_a_task)
         finally:
             session.close()
-
-    def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
-        return CellCoroutine(coro, translate_cancellation)
 
     def _submit(self, submitted: SubmittedCell) -> None:
         session = self._session

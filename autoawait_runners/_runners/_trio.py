@@ -29,7 +29,7 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_ran
 from .._core._messages import say_failed
 from .._nesting._shim import trio_cells_nest
-from ._base import TaskRow
+from ._base import TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 if TYPE_CHECKING:
@@ -342,10 +342,11 @@ def _system_tasks() -> list[trio.lowlevel.Task]:
 
 
 def _cell_task(submitted: SubmittedCell, scope: trio.CancelScope) -> Coroutine[Any, Any, None]:
-    """The cell's task: with the nesting shim on, in a portal, so that ``trio.run()`` called
-    from the cell's synchronous code runs in the cell's task (see ``_portal``)."""
+    """The cell's task: in a portal (see ``_portal``) with ``%nest trio on``, so that
+    ``trio.run()`` called from the cell's synchronous code runs in the cell's task, and for
+    a cell that runs cells (``%run script.ipy``), so that those can await in its task."""
     coro = _run_cell_task(submitted, scope)
-    if not trio_cells_nest():
+    if not (trio_cells_nest() or runs_cells(submitted.cell)):
         return coro
     from .._nesting._portal import Portal
 
