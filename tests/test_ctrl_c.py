@@ -86,13 +86,90 @@ def test_a_sigint_handler_a_cell_installs_outlives_the_cell(
 
 def test_without_a_handler_of_the_users_the_default_one_is_back_after_each_cell(
     any_shell: Shell,
-) -> None:  # F3
+) -> None:  # F3, F8: and in the cell, code sees it too, as without the extension
     shell = any_shell
-    assert shell.ok("import signal\nawait lib.sleep(0)\nsignal.getsignal(signal.SIGINT)") not in (
-        signal.default_int_handler,
-        None,
-    )
+    seen = shell.ok("import signal\nawait lib.sleep(0)\nsignal.getsignal(signal.SIGINT)")
+    assert seen is signal.default_int_handler
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+#: Runners whose cells run in the main thread, where ``signal.signal`` works.
+IN_THE_MAIN_THREAD = ["asyncio", "trio-guest"]
+
+
+@pytest.mark.parametrize("runner", [None, *IN_THE_MAIN_THREAD])
+def test_a_handler_kept_in_one_cell_and_restored_in_the_next_leaves_ctrl_c_as_it_was(
+    runner: str | None, ipshell: Shell, sigint_restored: None
+) -> None:  # F8: the kept handler was a closure of the runner's; after %unload_ext, Ctrl-C
+    # ended in "RuntimeError: Event loop is closed" (plain IPython: KeyboardInterrupt)
+    shell = ipshell
+    if runner is None:
+        shell.ok("%unload_ext autoawait_runners")  # the host without the extension
+        shell.ok("import asyncio as lib")
+    else:
+        shell.ok(f"%autoawait {runner}")
+        shell.ok("import trio as lib" if runner == "trio-guest" else "import asyncio as lib")
+    shell.ok("import os, signal\ndef mine(signum, frame): pass")
+    shell.ok("await lib.sleep(0)\nkept = signal.signal(signal.SIGINT, mine)")
+    assert shell.ns["kept"] is signal.default_int_handler
+    shell.ok("await lib.sleep(0)\nback = signal.signal(signal.SIGINT, kept)")
+    assert shell.ns["back"] is shell.ns["mine"]
+    if runner is not None:
+        shell.ok("%unload_ext autoawait_runners")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    result = shell.run("os.kill(os.getpid(), signal.SIGINT)\nimport time; time.sleep(30)")
+    assert type(result.error_in_exec) is KeyboardInterrupt
+
+
+def test_a_handler_of_ours_installed_after_its_cell_acts_as_the_one_it_replaced(
+    ipshell: Shell, sigint_restored: None
+) -> None:  # F8: kept some other way than signal.signal (the C function), put back later
+    ipshell.ok("import asyncio, os, signal, _signal")
+    ipshell.ok("await asyncio.sleep(0)\nours = _signal.getsignal(signal.SIGINT)")
+    assert ipshell.ns["ours"] is not signal.default_int_handler
+    ipshell.ok("%unload_ext autoawait_runners")
+    ipshell.ok("_ = _signal.signal(signal.SIGINT, ours)")
+    result = ipshell.run("os.kill(os.getpid(), signal.SIGINT)\nimport time; time.sleep(30)")
+    assert type(result.error_in_exec) is KeyboardInterrupt
+
+
+@pytest.mark.parametrize("runner", IN_THE_MAIN_THREAD)
+def test_a_cell_that_puts_the_handler_back_is_still_interrupted_by_ctrl_c(
+    runner: str, ipshell: Shell, sigint_restored: None
+) -> None:  # F8, R5: putting back the shell's handler puts back the runner's routing
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok("import trio as lib" if runner == "trio-guest" else "import asyncio as lib")
+    result = ipshell.run(
+        "import os, signal\n"
+        "kept = signal.signal(signal.SIGINT, lambda signum, frame: None)\n"
+        "_ = signal.signal(signal.SIGINT, kept)\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    await lib.sleep(30)\n"
+        "finally:\n"
+        "    clean_up_ran = True"
+    )
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert ipshell.ns["clean_up_ran"] is True
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_trio_run_in_an_asyncio_cell_takes_ctrl_c_as_without_the_extension(
+    ipshell: Shell, sigint_restored: None
+) -> None:  # F8: trio.run installs its own handler over Python's default one, which is
+    # what it sees in a cell now; Ctrl-C ends the run with KeyboardInterrupt, as in plain
+    # IPython, and the runner's routing is back after it
+    ipshell.ok("import asyncio, os, signal, trio")
+    ipshell.ok(
+        "async def interrupted():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    await trio.sleep(30)"
+    )
+    result = ipshell.run("await asyncio.sleep(0)\ntrio.run(interrupted)")
+    assert type(result.error_in_exec) is KeyboardInterrupt
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    result = ipshell.run("os.kill(os.getpid(), signal.SIGINT)\nawait asyncio.sleep(30)")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
 
 
 def test_a_wakeup_fd_set_by_other_code_is_not_displaced(ipshell: Shell) -> None:  # F3
@@ -149,3 +226,31 @@ def test_a_cell_setting_a_signal_handler_works_or_says_why_it_cannot(any_shell: 
                 assert "%autoawait trio-guest runs cells in the main thread" in out
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize("runner", [None, *IN_THE_MAIN_THREAD])
+def test_a_cell_sees_no_wakeup_fd_as_without_the_extension(
+    runner: str | None, ipshell: Shell
+) -> None:  # F8: the runner's own (it wakes the session loop for Ctrl-C) is "none" to code
+    if runner is None:
+        ipshell.ok("%unload_ext autoawait_runners")
+        ipshell.ok("import asyncio as lib")
+    else:
+        ipshell.ok(f"%autoawait {runner}")
+        ipshell.ok("import trio as lib" if runner == "trio-guest" else "import asyncio as lib")
+    theirs, other_end = socket.socketpair()
+    theirs.setblocking(False)
+    try:
+        ipshell.ns["theirs"] = theirs
+        ipshell.ok(
+            "import signal\nawait lib.sleep(0)\n"
+            "found = signal.set_wakeup_fd(theirs.fileno())\n"
+            "await lib.sleep(0)\n"
+            "back = signal.set_wakeup_fd(found)"
+        )
+        assert ipshell.ns["found"] == -1
+        assert ipshell.ns["back"] == theirs.fileno()
+        assert signal.set_wakeup_fd(-1) == -1  # after the cell: as it was
+    finally:
+        theirs.close()
+        other_end.close()

@@ -309,6 +309,164 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
 # -- the handler (rule 1) -------------------------------------------------------------------
 
 
+class CtrlCHandler:
+    """A SIGINT handler of this package's: ``on_press`` while it is in use (:attr:`active`),
+    and otherwise the handler it replaced, so that one installed again later by code that
+    kept it (``old = signal.signal(SIGINT, h)`` in one cell, ``signal.signal(SIGINT, old)``
+    in the next) acts as what the code should have had (F8): without this it routed Ctrl-C
+    to a cell long gone ("Event loop is closed" after ``%unload_ext``)."""
+
+    __slots__ = ("__weakref__", "_on_press", "active", "replaced")
+
+    def __init__(self, on_press: Callable[[int, FrameType | None], None]) -> None:
+        self._on_press = on_press
+        self.active = False
+        #: What was installed when this was (set by :func:`_install`).
+        self.replaced: Any = signal.default_int_handler
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.active:
+            self._on_press(signum, frame)
+        else:
+            _pass_on(_shown(self.replaced), signum, frame)
+
+
+def _pass_on(handler: Any, signum: int, frame: FrameType | None) -> None:
+    """Call ``handler`` as Python would have (SIG_IGN and SIG_DFL are not callables:
+    nothing to call)."""
+    if callable(handler):
+        handler(signum, frame)
+
+
+def _shown(handler: Any) -> Any:
+    """What code sees as the SIGINT handler when ``handler`` is installed: for one of ours,
+    the handler it stands in for (see :func:`_signal_as_the_shell_has_it`)."""
+    for _ in range(100):  # a chain of ours, each over the one before; never a cycle
+        if not isinstance(handler, CtrlCHandler):
+            return handler
+        handler = handler.replaced
+    return signal.default_int_handler
+
+
+#: Our handlers installed now, and our wake-up fds, innermost last (main thread only).
+_installed: list[CtrlCHandler] = []
+_wakers: list[Waker] = []
+
+
+def _install(handler: CtrlCHandler) -> None:
+    """Install one of ours over whatever is there (the caller decided it may)."""
+    handler.replaced = _private_api.sigint_handler()
+    handler.active = True
+    _private_api.set_sigint_handler(handler)
+    _installed.append(handler)
+    _show_what_the_shell_has()
+
+
+def _uninstall(handler: CtrlCHandler) -> None:
+    """Put back what ``handler`` replaced if it is still installed (code that installed its
+    own meanwhile keeps it), past any of ours no longer in use."""
+    handler.active = False
+    if handler in _installed:
+        _installed.remove(handler)
+    if _private_api.sigint_handler() is handler:
+        replaced = handler.replaced
+        while isinstance(replaced, CtrlCHandler) and not replaced.active:
+            replaced = replaced.replaced
+        _private_api.set_sigint_handler(replaced)
+    _show_what_the_shell_has()
+
+
+# -- what code sees of SIGINT: the shell's handler, not ours (F8) --------------------------
+#
+# While one of ours is installed (a cell runs), code in the session sees the handler ours
+# stands in for, as it would without the extension: ``signal.getsignal(SIGINT)`` gives
+# Python's ``default_int_handler``, not a closure of the runner's, and ``signal.signal``
+# returns it; setting it back is putting the shell's handler back, which ours goes on
+# implementing until the cell ends. The same for the signal wake-up fd: ours is "none" to
+# code (``signal.set_wakeup_fd`` returns -1 for it, and setting -1 puts it back). So code
+# that keeps and restores them leaves the process as it found it, and libraries that take
+# SIGINT or the wake-up fd only when nobody has them (``asyncio.Runner``, ``trio.run``,
+# ``loop.add_signal_handler``) do in a cell what they do without the extension. The
+# functions of the ``signal`` module are replaced only while one of ours is in place, and
+# put back only if still ours.
+
+_STDLIB_SIGNAL = signal.signal
+_STDLIB_GETSIGNAL = signal.getsignal
+_STDLIB_SET_WAKEUP_FD = signal.set_wakeup_fd
+
+
+def _is_sigint(signalnum: Any) -> bool:
+    try:
+        return int(signalnum) == signal.SIGINT
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_python_gives_it(handler: Any) -> Any:
+    """As ``signal.signal`` and ``signal.getsignal`` give a handler: SIG_DFL and SIG_IGN as
+    members of ``signal.Handlers``."""
+    if isinstance(handler, int):
+        with suppress(ValueError):
+            return signal.Handlers(handler)
+    return handler
+
+
+def _getsignal_as_the_shell_has_it(signalnum: Any) -> Any:
+    handler = _STDLIB_GETSIGNAL(signalnum)
+    if isinstance(handler, CtrlCHandler):
+        return _as_python_gives_it(_shown(handler))
+    return handler
+
+
+def _signal_as_the_shell_has_it(signalnum: Any, handler: Any) -> Any:
+    if not _is_sigint(signalnum) or threading.get_ident() != MAIN_THREAD_ID:
+        return _STDLIB_SIGNAL(signalnum, handler)
+    before = _shown(_private_api.sigint_handler())
+    wanted = _shown(handler)  # one of ours, kept by the code: the handler it stood for
+    route = _installed[-1] if _installed else None
+    if route is not None and wanted is _shown(route):
+        _private_api.set_sigint_handler(route)  # the shell's handler back: ours implements it
+    else:
+        _STDLIB_SIGNAL(signalnum, wanted)
+    return _as_python_gives_it(before)
+
+
+def _set_wakeup_fd_as_the_shell_has_it(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
+    previous: int = _STDLIB_SET_WAKEUP_FD(fd, warn_on_full_buffer=warn_on_full_buffer)
+    if not _wakers or threading.get_ident() != MAIN_THREAD_ID:
+        return previous
+    waker = _wakers[-1]
+    if fd == -1:  # none, as code sees ours: ours goes on being it
+        _STDLIB_SET_WAKEUP_FD(waker.write_fd, warn_on_full_buffer=False)
+    return -1 if previous == waker.write_fd else previous
+
+
+_getsignal_as_the_shell_has_it.__wrapped__ = _STDLIB_GETSIGNAL  # type: ignore[attr-defined]
+_signal_as_the_shell_has_it.__wrapped__ = _STDLIB_SIGNAL  # type: ignore[attr-defined]
+_set_wakeup_fd_as_the_shell_has_it.__wrapped__ = _STDLIB_SET_WAKEUP_FD  # type: ignore[attr-defined]
+
+#: The functions of the ``signal`` module replaced while one of ours is in place.
+_SHOWING_THE_SHELLS = (
+    ("signal", _STDLIB_SIGNAL, _signal_as_the_shell_has_it),
+    ("getsignal", _STDLIB_GETSIGNAL, _getsignal_as_the_shell_has_it),
+    ("set_wakeup_fd", _STDLIB_SET_WAKEUP_FD, _set_wakeup_fd_as_the_shell_has_it),
+)
+
+
+def _show_what_the_shell_has() -> None:
+    """Replace the ``signal`` module's functions while a handler or a wake-up fd of ours is
+    in place, and put them back when none is; each only where it is the other one now."""
+    on = bool(_installed or _wakers)
+    for name, stdlib, ours in _SHOWING_THE_SHELLS:
+        if getattr(signal, name) is (stdlib if on else ours):
+            setattr(signal, name, ours if on else stdlib)
+
+
+def shown_sigint_handler() -> Any:
+    """The SIGINT handler as code sees it (see above): the shell's, not ours."""
+    return _shown(_private_api.sigint_handler())
+
+
 class Waker:
     """A socket pair whose write end is the signal wake-up fd while a cell runs.
 
@@ -350,7 +508,7 @@ class Waker:
 
 def _replaceable(handler: Any) -> bool:
     """Whether a cell may take SIGINT from ``handler`` while it runs (rule 1)."""
-    if handler is signal.default_int_handler or getattr(handler, "_routes_ctrl_c", False):
+    if handler is signal.default_int_handler or isinstance(handler, CtrlCHandler):
         return True
     function = getattr(handler, "func", handler)  # asyncio.Runner's is a functools.partial
     module = getattr(function, "__module__", None) or ""
@@ -390,12 +548,11 @@ def sigint_routed_to(
     :class:`_SigintHandlerWhile` where the handler can be set from.
     """
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
+    def on_press(signum: int, frame: FrameType | None) -> None:
         if not interrupt():
             raise GaveUpWaiting
 
-    on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
-    return _SigintHandlerWhile(on_sigint, waker)
+    return _SigintHandlerWhile(CtrlCHandler(on_press), waker)
 
 
 @contextmanager
@@ -414,28 +571,23 @@ def embedded_shell_takes_ctrl_c() -> Iterator[bool]:
     """
     shell_thread = threading.get_ident()
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
+    def on_press(signum: int, frame: FrameType | None) -> None:
         if threading.get_ident() == shell_thread:
             raise KeyboardInterrupt
         raise_in_thread(shell_thread, KeyboardInterrupt)
         _wake_private_loop_in(shell_thread)
 
-    on_sigint._routes_ctrl_c = True  # type: ignore[attr-defined]
     _routes_from_here.add(shell_thread)
     try:
-        with _SigintHandlerWhile(on_sigint) as taken:
+        with _SigintHandlerWhile(CtrlCHandler(on_press)) as taken:
             yield taken
     finally:
         _routes_from_here.discard(shell_thread)
 
 
-#: What :func:`_take_sigint` returns when it did not install the handler.
-_NOT_TAKEN = object()
-
-
-def _take_sigint(handler: Callable[[int, FrameType | None], None]) -> Any:
-    """Install ``handler`` for SIGINT over a replaceable one (rule 1); return the one found,
-    for :func:`_give_back_sigint`, or :data:`_NOT_TAKEN`. Main thread only."""
+def _take_sigint(handler: CtrlCHandler) -> bool:
+    """Install ``handler`` for SIGINT over a replaceable one (rule 1); whether it did (one
+    line says why not, once per handler of the user's). Main thread only."""
     previous = _private_api.sigint_handler()
     if not _replaceable(previous):
         named = signal.Handlers(previous) if isinstance(previous, int) else previous
@@ -444,25 +596,26 @@ def _take_sigint(handler: Callable[[int, FrameType | None], None]) -> Any:
             f"SIGINT has a handler of its own ({getattr(named, '__qualname__', named)}):"
             " Ctrl-C goes to it while cells run, not to the runner",
         )
-        return _NOT_TAKEN
-    _private_api.set_sigint_handler(handler)
-    return previous
+        return False
+    _install(handler)
+    return True
 
 
-def _give_back_sigint(handler: Callable[[int, FrameType | None], None], previous: Any) -> None:
+def _give_back_sigint(handler: CtrlCHandler) -> None:
     """Put back the handler :func:`_take_sigint` found, if ours is still installed (a cell
     that installed its own keeps it). Main thread only."""
-    if _private_api.sigint_handler() is handler:
-        _private_api.set_sigint_handler(previous)
+    _uninstall(handler)
 
 
 def _take_wakeup_fd(waker: Waker) -> bool:
     """Make ``waker`` the signal wake-up fd, unless other code set one (rule 1); whether it
     did. Main thread only."""
-    foreign_fd = signal.set_wakeup_fd(waker.write_fd, warn_on_full_buffer=False)
+    foreign_fd = _STDLIB_SET_WAKEUP_FD(waker.write_fd, warn_on_full_buffer=False)
     if foreign_fd == -1:
+        _wakers.append(waker)
+        _show_what_the_shell_has()
         return True
-    signal.set_wakeup_fd(foreign_fd)  # not ours to displace: put it back
+    _STDLIB_SET_WAKEUP_FD(foreign_fd)  # not ours to displace: put it back
     if waker.only_way_to_wake and not waker.told_of_foreign_fd:
         waker.told_of_foreign_fd = True
         say(
@@ -474,9 +627,12 @@ def _take_wakeup_fd(waker: Waker) -> bool:
 
 
 def _give_back_wakeup_fd(waker: Waker) -> None:
-    current_fd = signal.set_wakeup_fd(-1)
+    if waker in _wakers:
+        _wakers.remove(waker)
+    current_fd = _STDLIB_SET_WAKEUP_FD(-1)
     if current_fd != waker.write_fd:  # set by the cell: keep it
-        signal.set_wakeup_fd(current_fd)
+        _STDLIB_SET_WAKEUP_FD(current_fd)
+    _show_what_the_shell_has()
 
 
 #: Threads other than the main one whose Ctrl-C handling is set in the main thread: those
@@ -496,21 +652,19 @@ class _SigintHandlerWhile:
     wake the main one. From any other thread, not at all.
     """
 
-    __slots__ = ("_from_elsewhere", "_handler", "_previous", "_waker", "_waker_taken")
+    __slots__ = ("_from_elsewhere", "_handler", "_taken", "_waker", "_waker_taken")
 
-    def __init__(
-        self, handler: Callable[[int, FrameType | None], None], waker: Waker | None = None
-    ) -> None:
+    def __init__(self, handler: CtrlCHandler, waker: Waker | None = None) -> None:
         self._handler = handler
         self._waker = waker
-        self._previous: Any = _NOT_TAKEN
+        self._taken = False
         self._waker_taken = False
         self._from_elsewhere: ExitStack | None = None
 
     def __enter__(self) -> bool:
         if threading.get_ident() == MAIN_THREAD_ID:
-            self._previous = _take_sigint(self._handler)
-            if self._previous is _NOT_TAKEN:
+            self._taken = _take_sigint(self._handler)
+            if not self._taken:
                 return False
             self._waker_taken = self._waker is not None and _take_wakeup_fd(self._waker)
             return True
@@ -524,8 +678,8 @@ class _SigintHandlerWhile:
         if self._waker_taken:
             assert self._waker is not None
             _give_back_wakeup_fd(self._waker)
-        if self._previous is not _NOT_TAKEN:
-            _give_back_sigint(self._handler, self._previous)
+        if self._taken:
+            _give_back_sigint(self._handler)
 
 
 #: The thread Python runs signal handlers in (and the one trio-guest runs trio in).
@@ -533,7 +687,7 @@ MAIN_THREAD_ID = threading.main_thread().ident
 
 
 @contextmanager
-def _sigint_handler_from(handler: Callable[[int, FrameType | None], None]) -> Iterator[bool]:
+def _sigint_handler_from(handler: CtrlCHandler) -> Iterator[bool]:
     """:class:`_SigintHandlerWhile` from a thread other than the main one."""
     here = threading.get_ident()
     loop = _private_api.loop_running_in(MAIN_THREAD_ID)
@@ -543,10 +697,9 @@ def _sigint_handler_from(handler: Callable[[int, FrameType | None], None]) -> It
     stack = ExitStack()
 
     def take() -> bool:
-        previous = _take_sigint(handler)
-        if previous is _NOT_TAKEN:
+        if not _take_sigint(handler):
             return False
-        stack.callback(_give_back_sigint, handler, previous)
+        stack.callback(_give_back_sigint, handler)
         waker = stack.enter_context(waker_in(loop, only_way_to_wake=False))
         if waker is not None and _take_wakeup_fd(waker):
             stack.callback(_give_back_wakeup_fd, waker)
@@ -718,21 +871,21 @@ def reaches_a_busy_prompt_loop(tty_fd: int | None) -> Iterator[None]:
     main = threading.get_ident()
     busy = threading.Event()
     done = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
 
     # The prompt's loop learns of SIGINT through the wake-up fd, whatever the handler does
     # (it aborts the prompt, and what was typed): the press for the busy loop must not
     # reach it, every other does, as before.
-    prompt_fd = signal.set_wakeup_fd(-1)
+    prompt_fd = _STDLIB_SET_WAKEUP_FD(-1)
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
+    def on_press(signum: int, frame: FrameType | None) -> None:
         if busy.is_set() and not _in_loop_plumbing(frame):
             raise KeyboardInterrupt
         if prompt_fd != -1:
             with suppress(OSError):
                 os.write(prompt_fd, bytes([signum]))
-        if callable(previous):
-            previous(signum, frame)
+        _pass_on(on_sigint.replaced, signum, frame)
+
+    on_sigint = CtrlCHandler(on_press)
 
     def set_mode(attrs: list[Any]) -> None:
         with suppress(termios.error, OSError):
@@ -752,7 +905,7 @@ def reaches_a_busy_prompt_loop(tty_fd: int | None) -> Iterator[None]:
                 busy.set()
                 set_mode(signalling)
 
-    signal.signal(signal.SIGINT, on_sigint)
+    _install(on_sigint)
     watchdog = threading.Thread(target=watch, name="autoawait_runners prompt watchdog")
     watchdog.start()
     try:
@@ -762,11 +915,10 @@ def reaches_a_busy_prompt_loop(tty_fd: int | None) -> Iterator[None]:
         watchdog.join()
         if busy.is_set():
             set_mode(raw)
-        if signal.getsignal(signal.SIGINT) is on_sigint:
-            signal.signal(signal.SIGINT, previous)
-        current_fd = signal.set_wakeup_fd(prompt_fd)
+        _uninstall(on_sigint)
+        current_fd = _STDLIB_SET_WAKEUP_FD(prompt_fd)
         if current_fd != -1:  # set meanwhile by other code: keep it
-            signal.set_wakeup_fd(current_fd)
+            _STDLIB_SET_WAKEUP_FD(current_fd)
 
 
 def _in_loop_plumbing(frame: FrameType | None) -> bool:

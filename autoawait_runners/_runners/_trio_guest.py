@@ -103,9 +103,11 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
                 submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
             resolve(done)
 
-        # trio sets its own SIGINT handler over Python's default one: keep it out (Ctrl-C is
-        # routed to the cell, as in the trio runner's thread, where trio sets none).
-        keep_out = _private_api.sigint_handler() is signal.default_int_handler
+        # trio sets its own SIGINT handler over Python's default one (as code sees it, one
+        # of ours standing in for it too): keep it out (Ctrl-C is routed to the cell, as in
+        # the trio runner's thread, where trio sets none).
+        found = _private_api.sigint_handler()
+        keep_out = _ctrl_c.shown_sigint_handler() is signal.default_int_handler
         if keep_out:
             _private_api.set_sigint_handler(_raise_keyboard_interrupt)
         try:
@@ -124,8 +126,8 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
                 host_uses_signal_set_wakeup_fd=True,
             )
         finally:
-            if keep_out:
-                _private_api.set_sigint_handler(signal.default_int_handler)
+            if keep_out and _private_api.sigint_handler() is _raise_keyboard_interrupt:
+                _private_api.set_sigint_handler(found)
         self._run_until_complete(asyncio.wait([ready, done], return_when=asyncio.FIRST_COMPLETED))
         if not ready.done():
             raise RunnerUnavailable("the trio run ended as it started")
