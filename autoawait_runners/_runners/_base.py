@@ -223,6 +223,7 @@ class Runner(ABC):
         self._close_requested = False
         self._started = False
         cancelled = self._shutdown()
+        self._contexts = ContextsInStep()  # nothing of the ended session is kept (F8)
         left, self._left_running = self._left_running, []
         if cancelled or left:
             # One line for the whole ending: what was cancelled, and what did not end.
