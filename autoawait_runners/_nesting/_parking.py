@@ -114,7 +114,10 @@ class _LoopNesting:
         self.filler.cancel()
         # The async generator hooks of the loop's own greenlets, for an outside caller to
         # put back when it hands the loop over (run_forever set them in the loop's greenlet).
-        self.hooks: Any = None
+        # A plain tuple: the garbage collector does not look inside the struct sequence
+        # sys.get_asyncgen_hooks() returns, so the loop's own hooks held in one kept this
+        # state, and the loop, alive after the loop was closed.
+        self.hooks: tuple[Any, ...] | None = None
         self.survives: Callable[[BaseException], bool] | None = None  # see run_from_outside
 
     def park(self, parked: _Parked) -> None:
@@ -342,7 +345,7 @@ class _in_the_loop:
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
         try:
             if exc_type is None and self._state.loop.is_running():
-                self._state.hooks = sys.get_asyncgen_hooks()
+                self._state.hooks = tuple(sys.get_asyncgen_hooks())  # see _LoopNesting
             sys.set_asyncgen_hooks(*self._own_hooks)
         finally:
             self._paused.__exit__()
