@@ -407,6 +407,21 @@ def _driver_main() -> None:
         target.switch()
 
 
+def release_spare_drivers() -> None:
+    """Finish this thread's spare drivers; for a thread that is about to end.
+
+    A greenlet can be finished only in its own thread: once that has ended, greenlet no
+    longer unwinds a suspended one, and keeps what it holds (a session of the ``thread``
+    runner that made a nested call kept its spare driver, and the thread's main greenlet).
+    """
+    spares: list[_Driver] = getattr(_spares, "drivers", None) or []
+    here = greenlet.getcurrent()
+    while spares:
+        driver = spares.pop()
+        driver.parent = here  # where it returns to as it ends
+        driver.throw(greenlet.GreenletExit)
+
+
 def _drive(state: _LoopNesting) -> greenlet.greenlet:
     """Run the loop until someone else should have it; return who."""
     me = greenlet.getcurrent()
