@@ -265,6 +265,23 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
         raise cell.nested_call_cancelled(exc) from None
 
 
+def run_nested_call(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """A nested ``asyncio.run()``, ``run_until_complete()`` or ``anyio.run()`` on ``loop``,
+    running in this thread: :func:`run_on_running_loop`, with the loop's async generator
+    hooks in place while it waits, as the loop's own ``run_forever`` would put them. (The
+    hooks in place may be another library's: a trio-guest cell's are trio's, which take
+    the generators first iterated in the cell's trio task, the nested call's too, for
+    trio's to close.)"""
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        return run_on_running_loop(loop, awaitable)  # which says why it cannot
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(*_private_api.asyncgen_hooks_of(loop))
+    try:
+        return run_on_running_loop(loop, awaitable)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+
+
 def run_from_outside(
     loop: asyncio.AbstractEventLoop,
     awaitable: Any,
@@ -586,4 +603,11 @@ def parked_calls(loop: asyncio.AbstractEventLoop) -> int:
     return len(state.parked) if state is not None else 0
 
 
-__all__ = ["finish_outside", "parked_calls", "run_from_outside", "run_on_running_loop"]
+__all__ = [
+    "finish_outside",
+    "parked_calls",
+    "release_spare_drivers",
+    "run_from_outside",
+    "run_nested_call",
+    "run_on_running_loop",
+]
