@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import re
@@ -9,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -115,6 +117,64 @@ def any_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
     ipshell.ok(f"%autoawait {request.param}")
     ipshell.ok(f"import {LIBRARY[request.param]} as lib")
     return ipshell
+
+
+# -- what a session may leave behind in the process ------------------------------------------
+
+
+def process_state() -> dict[str, Any]:
+    """What a session may change in the process around the shell (F8): after it ends, each
+    must be as it was before."""
+    wakeup_fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_fd)
+    return {
+        "async generator hooks": tuple(sys.get_asyncgen_hooks()),
+        "SIGINT handler": signal.getsignal(signal.SIGINT),
+        "signal wake-up fd": wakeup_fd,
+        "sys.excepthook": sys.excepthook,
+        "threading.excepthook": threading.excepthook,
+        "trace functions": (sys.gettrace(), threading.gettrace()),
+        "profile functions": (sys.getprofile(), threading.getprofile()),
+        "warnings filters": list(warnings.filters),
+        "asyncio's running loop": asyncio._get_running_loop(),
+        "asyncio's event loop": event_loop_of_this_thread(),
+        # trio's own thread cache keeps an idle worker 10 s for its next use, whatever
+        # used it (trio-guest waits for I/O in one): trio's, not the session's.
+        "threads": {
+            thread.name
+            for thread in threading.enumerate()
+            if not thread.name.startswith("Trio thread ")
+        },
+    }
+
+
+def event_loop_of_this_thread() -> tuple[Any, bool | None]:
+    """The loop ``asyncio.get_event_loop()`` gives this thread (outside a running loop),
+    and whether it is closed, read without making one (which it does when there is none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # policies, Python 3.14
+        policy = asyncio.get_event_loop_policy()
+    loop = getattr(getattr(policy, "_local", None), "_loop", None)
+    return loop, (loop.is_closed() if loop is not None else None)
+
+
+def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What changed, readably: the entries of a mapping, the items of a list."""
+    found = []
+    for key, old in before.items():
+        new = after[key]
+        if old == new:
+            continue
+        if isinstance(old, dict):
+            keys = {k for k in old.keys() | new.keys() if old.get(k, None) != new.get(k, None)}
+            found += [f"{key}[{k!r}]: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys)]
+        elif isinstance(old, list):
+            added = [item for item in new if item not in old]
+            gone = [item for item in old if item not in new]
+            found.append(f"{key}: added {added!r}, gone {gone!r}")
+        else:
+            found.append(f"{key}: {old!r} -> {new!r}")
+    return found
 
 
 def send_sigint_when(event: threading.Event) -> threading.Thread:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import PERSISTENT, TIMEOUT
+from conftest import PERSISTENT, SUPPORT, TIMEOUT
 from kernel import Kernel
 
 pytestmark = pytest.mark.kernel
@@ -277,3 +277,63 @@ def test_configuration_selects_a_runner_when_the_kernel_starts(tmp_path: Path, r
         assert "configured" in started.ok(f"await {SLEEP[runner]}(0)\nprint('configured')")
     finally:
         started.shutdown()
+
+
+#: What a session may change in the process (see conftest.process_state), as a cell sees it.
+PROCESS_STATE = """\
+import signal, sys, threading, warnings
+def process_state():
+    wakeup_fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_fd)
+    return {
+        "async generator hooks": tuple(sys.get_asyncgen_hooks()),
+        "SIGINT handler": signal.getsignal(signal.SIGINT),
+        "signal wake-up fd": wakeup_fd,
+        "sys.excepthook": sys.excepthook,
+        "threading.excepthook": threading.excepthook,
+        "trace functions": (sys.gettrace(), threading.gettrace()),
+        "profile functions": (sys.getprofile(), threading.getprofile()),
+        "warnings filters": list(warnings.filters),
+    }
+"""
+
+#: A session's use: background work left running, a nested asyncio.run().
+SESSION_WORK = {
+    "asyncio": "asyncio.create_task(asyncio.sleep(100))\nasyncio.run(asyncio.sleep(0))",
+    "trio-guest": "import autoawait_runners\n"
+    "autoawait_runners.trio_nursery().start_soon(trio.sleep, 100)\n"
+    "asyncio.run(asyncio.sleep(0))",
+}
+
+
+@pytest.mark.parametrize("runner", list(SESSION_WORK))
+def test_an_ended_session_leaves_the_kernel_as_it_found_it(kernel: Kernel, runner: str) -> None:
+    # F8. The runners whose session is the kernel's own loop (the others' is their own
+    # thread, as in tests/test_leaks.py): trio's async generator hooks stayed installed.
+    kernel.ok(PROCESS_STATE + "import asyncio\nbefore = process_state()")
+    select(kernel, runner)
+    kernel.ok(f"await {SLEEP[runner]}(0)\n" + SESSION_WORK[runner])
+    kernel.ok("%unload_ext autoawait_runners")
+    after = kernel.ok(
+        "now = process_state()\n"
+        "print('changed:', {key: (v, now[key]) for key, v in before.items() if v != now[key]})"
+    )
+    assert "changed: {}" in after, after
+
+
+@pytest.mark.parametrize("runner", ["trio", "trio-guest"])
+def test_an_abandoned_async_generator_is_closed_by_its_own_library(
+    kernel: Kernel, runner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # F8, as tests/test_trio.py checks in a shell: in a kernel, trio-guest's run is a guest
+    # of the kernel's loop, and a nested asyncio.run() in its cells waits on that loop.
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    import trio
+    from autoawait_test_helpers import abandon_generators
+
+    plain: list[str] = []  # the host without the extension
+    trio.run(abandon_generators, plain)
+    select(kernel, runner)
+    kernel.ok("from autoawait_test_helpers import abandon_generators\nclosed = []")
+    output = kernel.ok("await abandon_generators(closed)\nprint('closed:', closed)")
+    assert f"closed: {plain}" in output and "Error" not in output, output

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, Shell, send_sigint_when
+from conftest import SUPPORT, TIMEOUT, Shell, send_sigint_when
 
 import autoawait_runners
 
@@ -383,3 +383,27 @@ def test_the_session_nursery_starts_servers_the_trio_way(trio_shell: Shell) -> N
     result = shell.run("await nursery.start(cannot_bind)")
     assert isinstance(result.error_in_exec, OSError)
     assert "background task" not in shell.output()
+
+
+def test_an_abandoned_async_generator_is_closed_by_its_own_library(
+    trio_shell: Shell, monkeypatch: pytest.MonkeyPatch
+) -> None:  # F8
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    import trio
+    from autoawait_test_helpers import abandon_generators
+
+    # The host without the extension: trio.run, and asyncio.run in it (in a thread: this
+    # one has the session's trio run, under trio-guest).
+    plain: list[str] = []
+    host = threading.Thread(target=trio.run, args=(abandon_generators, plain))
+    host.start()
+    host.join(TIMEOUT)
+    trio_shell.output()
+    trio_shell.ok("from autoawait_test_helpers import abandon_generators\nclosed = []")
+    trio_shell.ok("await abandon_generators(closed)")
+    # Each clean-up runs in its own library: under trio-guest, asyncio's hooks were those
+    # of its cells (asyncio closed trio's generator: 'Task got bad yield'), and trio's
+    # those of a nested asyncio.run() in a kernel (trio closed asyncio's).
+    assert plain == ["trio's generator closed", "asyncio's generator closed"]
+    assert trio_shell.ns["closed"] == plain
+    assert "Error" not in trio_shell.output()

@@ -4,24 +4,23 @@ extension's changes are each recorded with their undo (``_ipython._changes``).""
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import fresh_shell
+from conftest import differences, fresh_shell, process_state
 from IPython.core.interactiveshell import InteractiveShell
 
 
 def shell_state(ip: InteractiveShell) -> dict[str, Any]:
     """What the extension may change in a shell and in the process around it."""
-    wakeup_fd = signal.set_wakeup_fd(-1)
-    signal.set_wakeup_fd(wakeup_fd)
     return {
+        **process_state(),
         "line magics": dict(ip.magics_manager.magics["line"]),
         "cell magics": dict(ip.magics_manager.magics["cell"]),
+        # IPython keeps a registered magic function as an attribute of these too.
+        "user magics attributes": sorted(vars(ip.magics_manager.user_magics)),
         "input transformers": (
             list(ip.input_transformers_cleanup),
             list(ip.input_transformers_post),
@@ -43,11 +42,8 @@ def shell_state(ip: InteractiveShell) -> dict[str, Any]:
         "instance attributes": sorted(vars(ip)),
         "showtraceback": ip.showtraceback,
         "configurables": list(ip.configurables),
-        "SIGINT handler": signal.getsignal(signal.SIGINT),
-        "signal wake-up fd": wakeup_fd,
         "asyncio entry points": (asyncio.run, asyncio.Runner.run, asyncio.BaseEventLoop.__dict__),
         "import hooks": list(sys.meta_path),
-        "threads": {thread.name for thread in threading.enumerate()},
     }
 
 
@@ -65,6 +61,7 @@ def use_everything(ip: InteractiveShell) -> None:
         ("thread", "asyncio"),
         ("uvloop", "asyncio"),
         ("trio", "trio"),
+        ("trio-guest", "trio"),
         ("curio", "curio"),
         ("asyncio", "asyncio"),
     ]:
@@ -108,22 +105,3 @@ def test_unloading_after_everything_was_used_leaves_the_shell_as_it_was(
     ip.run_line_magic("unload_ext", "autoawait_runners")
     after = shell_state(ip)
     assert not differences(before, after), differences(before, after)
-
-
-def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """What changed, readably: the entries of a mapping, the items of a list."""
-    found = []
-    for key, old in before.items():
-        new = after[key]
-        if old == new:
-            continue
-        if isinstance(old, dict):
-            keys = {k for k in old.keys() | new.keys() if old.get(k, None) != new.get(k, None)}
-            found += [f"{key}[{k!r}]: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys)]
-        elif isinstance(old, list):
-            added = [item for item in new if item not in old]
-            gone = [item for item in old if item not in new]
-            found.append(f"{key}: added {added!r}, gone {gone!r}")
-        else:
-            found.append(f"{key}: {old!r} -> {new!r}")
-    return found

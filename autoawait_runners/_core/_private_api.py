@@ -48,6 +48,9 @@ asyncio:
   future to its task; the cell wrapper yields a decoy future of its own (the cell wrapper).
 - ``BaseEventLoop.call_exception_handler`` shadowed on a loop instance: the loop's own
   error path, looked at first while nested calls are parked (parking).
+- ``BaseEventLoop._asyncgen_firstiter_hook`` and ``_asyncgen_finalizer_hook``: the async
+  generator hooks ``run_forever`` installs; a nested call installs the running loop's while
+  it waits, as ``asyncio.run()``'s own loop would (parking).
 
 IPython:
 
@@ -204,6 +207,11 @@ def unshadow_exception_handler(loop: asyncio.AbstractEventLoop) -> None:
     del loop.call_exception_handler
 
 
+def asyncgen_hooks_of(loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
+    """The async generator hooks the loop's ``run_forever`` installs."""
+    return loop._asyncgen_firstiter_hook, loop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
+
+
 def pseudo_sync_runner() -> Callable[[Any], Any]:
     from IPython.core.async_helpers import _pseudo_sync_runner
 
@@ -328,6 +336,17 @@ def _shadows_exception_handler(loop: asyncio.AbstractEventLoop) -> bool:
     return seen == [{"message": "check"}]
 
 
+def _loop_installs_its_asyncgen_hooks() -> bool:
+    async def hooks() -> tuple[Any, ...]:
+        return tuple(sys.get_asyncgen_hooks())
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(hooks()) == asyncgen_hooks_of(loop)
+    finally:
+        loop.close()
+
+
 def _singleton_is_there() -> bool:
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -438,6 +457,10 @@ def missing() -> list[str]:
         task.exception()
     finally:
         loop.close()
+    need(
+        "BaseEventLoop._asyncgen_firstiter_hook, _asyncgen_finalizer_hook",
+        _loop_installs_its_asyncgen_hooks,
+    )
     need("IPython _pseudo_sync_runner", lambda: callable(pseudo_sync_runner()))
     need("IPython _asyncio_runner", lambda: callable(ipython_asyncio_runner()))
     need("IPython _format_time", lambda: format_time(0.2) == "200 ms")

@@ -52,10 +52,14 @@ class Changes:
 
     def register_magic(self, function: Callable[..., Any], kind: str, name: str) -> None:
         """Register a magic (``kind``: line, cell or line_cell); undo puts back the magic it
-        replaced under that name, or removes it."""
+        replaced under that name, or removes it. IPython also keeps the function as an
+        attribute of its ``user_magics``, which it never removes: undo puts back what was
+        there too (the function, and the extension it belongs to, outlived an unload)."""
         magics = self.shell.magics_manager.magics
+        user_magics = self.shell.magics_manager.user_magics
         kinds = ("line", "cell") if kind == "line_cell" else (kind,)
         found = {each: magics[each].get(name, _MISSING) for each in kinds}
+        found_attribute = vars(user_magics).get(name, _MISSING)
         self.shell.register_magic_function(function, kind, name)  # type: ignore[arg-type]
         registered = {each: magics[each].get(name) for each in kinds}
 
@@ -67,6 +71,11 @@ class Changes:
                     magics[each].pop(name, None)
                 else:
                     magics[each][name] = found[each]
+            if vars(user_magics).get(name, _MISSING) is function:
+                if found_attribute is _MISSING:
+                    delattr(user_magics, name)
+                else:
+                    setattr(user_magics, name, found_attribute)
 
         self.on_undo(put_back)
 

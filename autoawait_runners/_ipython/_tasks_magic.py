@@ -8,6 +8,7 @@ where each waits, and lays out the table: plain text in a terminal, HTML in a no
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,17 +58,20 @@ _COLUMNS = ("id", "name", "state", "age", "coroutine", "where")
 
 class TaskIds:
     """Short ids for tasks, given when a listing first shows a task and kept for as long as
-    the task lives (one table per shell)."""
+    the task lives (one table per shell). Held weakly: the table must not keep the tasks of
+    an ended session, and through them its loop, alive until the next listing."""
 
     def __init__(self) -> None:
-        self._ids: dict[Any, int] = {}
+        self._ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._next = 1
 
     def update(self, alive: list[Any], shown: list[Any]) -> dict[Any, int]:
         """Forget the tasks no longer ``alive``; number the ``shown`` ones not numbered yet.
         Returns every id held."""
         still = set(map(id, alive))
-        self._ids = {task: n for task, n in self._ids.items() if id(task) in still}
+        self._ids = weakref.WeakKeyDictionary(
+            {task: n for task, n in self._ids.items() if id(task) in still}
+        )
         for task in shown:
             if task not in self._ids:
                 self._ids[task] = self._next

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from typing import Any
 
 from .._core import _private_api
@@ -35,6 +36,14 @@ def nested_calls(loop: asyncio.AbstractEventLoop) -> set[asyncio.Future[Any]]:
     if state is None:
         return set()
     return {parked.future for parked in state.parked if parked.ready is not None}
+
+
+def thread_ends() -> None:
+    """Called last by a thread the runners made: parking's greenlets in it are finished
+    while they still can be (``_parking.release_spare_drivers``), if parking ever ran."""
+    parking = sys.modules.get(f"{__package__}._parking")
+    if parking is not None:
+        parking.release_spare_drivers()
 
 
 # -- private loop: pause the running one ---------------------------------------------------

@@ -114,7 +114,10 @@ class _LoopNesting:
         self.filler.cancel()
         # The async generator hooks of the loop's own greenlets, for an outside caller to
         # put back when it hands the loop over (run_forever set them in the loop's greenlet).
-        self.hooks: Any = None
+        # A plain tuple: the garbage collector does not look inside the struct sequence
+        # sys.get_asyncgen_hooks() returns, so the loop's own hooks held in one kept this
+        # state, and the loop, alive after the loop was closed.
+        self.hooks: tuple[Any, ...] | None = None
         self.survives: Callable[[BaseException], bool] | None = None  # see run_from_outside
 
     def park(self, parked: _Parked) -> None:
@@ -262,6 +265,23 @@ def run_on_running_loop(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
         raise cell.nested_call_cancelled(exc) from None
 
 
+def run_nested_call(loop: asyncio.AbstractEventLoop, awaitable: Any) -> Any:
+    """A nested ``asyncio.run()``, ``run_until_complete()`` or ``anyio.run()`` on ``loop``,
+    running in this thread: :func:`run_on_running_loop`, with the loop's async generator
+    hooks in place while it waits, as the loop's own ``run_forever`` would put them. (The
+    hooks in place may be another library's: a trio-guest cell's are trio's, which take
+    the generators first iterated in the cell's trio task, the nested call's too, for
+    trio's to close.)"""
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        return run_on_running_loop(loop, awaitable)  # which says why it cannot
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(*_private_api.asyncgen_hooks_of(loop))
+    try:
+        return run_on_running_loop(loop, awaitable)
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+
+
 def run_from_outside(
     loop: asyncio.AbstractEventLoop,
     awaitable: Any,
@@ -342,7 +362,7 @@ class _in_the_loop:
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
         try:
             if exc_type is None and self._state.loop.is_running():
-                self._state.hooks = sys.get_asyncgen_hooks()
+                self._state.hooks = tuple(sys.get_asyncgen_hooks())  # see _LoopNesting
             sys.set_asyncgen_hooks(*self._own_hooks)
         finally:
             self._paused.__exit__()
@@ -402,6 +422,21 @@ def _driver_main() -> None:
             return
         spares.append(me)
         target.switch()
+
+
+def release_spare_drivers() -> None:
+    """Finish this thread's spare drivers; for a thread that is about to end.
+
+    A greenlet can be finished only in its own thread: once that has ended, greenlet no
+    longer unwinds a suspended one, and keeps what it holds (a session of the ``thread``
+    runner that made a nested call kept its spare driver, and the thread's main greenlet).
+    """
+    spares: list[_Driver] = getattr(_spares, "drivers", None) or []
+    here = greenlet.getcurrent()
+    while spares:
+        driver = spares.pop()
+        driver.parent = here  # where it returns to as it ends
+        driver.throw(greenlet.GreenletExit)
 
 
 def _drive(state: _LoopNesting) -> greenlet.greenlet:
@@ -568,4 +603,11 @@ def parked_calls(loop: asyncio.AbstractEventLoop) -> int:
     return len(state.parked) if state is not None else 0
 
 
-__all__ = ["finish_outside", "parked_calls", "run_from_outside", "run_on_running_loop"]
+__all__ = [
+    "finish_outside",
+    "parked_calls",
+    "release_spare_drivers",
+    "run_from_outside",
+    "run_nested_call",
+    "run_on_running_loop",
+]

@@ -253,9 +253,9 @@ def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: A
             return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
-    from ._parking import run_on_running_loop
+    from ._parking import run_nested_call
 
-    return cast(T, run_on_running_loop(loop, main))
+    return cast(T, run_nested_call(loop, main))
 
 
 def _privately(name: str) -> Callable[..., Any]:
@@ -310,9 +310,9 @@ def _run_until_complete(name: str) -> Callable[..., Any]:
     def run_until_complete(self: asyncio.AbstractEventLoop, future: Any) -> Any:
         running = _private_api.running_loop()
         if running is self:
-            from ._parking import run_on_running_loop
+            from ._parking import run_nested_call
 
-            return run_on_running_loop(self, future)
+            return run_nested_call(self, future)
         with (
             outer_loop_paused() if running is not None else contextlib.nullcontext(),
             private_loop_runs_here(self),
@@ -346,9 +346,9 @@ def _anyio_run(
     coro = func(*args)
     if not asyncio.iscoroutine(coro):
         raise TypeError(f"anyio.run() expected an async function, got {func!r}")
-    from ._parking import run_on_running_loop
+    from ._parking import run_nested_call
 
-    return cast(T, run_on_running_loop(loop, coro))
+    return cast(T, run_nested_call(loop, coro))
 
 
 __all__ = [

@@ -37,6 +37,7 @@ from typing import Any
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import SHUTDOWN_TIMEOUT
+from .._nesting._loops import thread_ends
 from ._asyncio_session import resolve_soon
 from ._base import Runner, RunnerUnavailable
 
@@ -197,6 +198,7 @@ class DedicatedThreadRunner(Runner):
             if self._thread is not None:  # it was running: say so, cells will restart it
                 self._say_session_ended(exc)
         finally:
+            thread_ends()
             up.set()
             self._thread_ended()
 

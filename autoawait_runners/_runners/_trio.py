@@ -294,6 +294,9 @@ class TrioSession:
 
     def _reset(self) -> None:
         self._token = self._context = self._nursery = self._stop_requested = None
+        # Nothing of the ended run is kept (F8): the runner object lives on, for the next.
+        self._trios_own = set()
+        self._born = {}
 
 
 class TrioRunner(TrioSession, DedicatedThreadRunner):

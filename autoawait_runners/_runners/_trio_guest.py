@@ -103,31 +103,46 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
                 submitted.fail(RuntimeError(f"the {self.name} session ended before the cell did"))
             resolve(done)
 
-        # trio sets its own SIGINT handler over Python's default one (as code sees it, one
-        # of ours standing in for it too): keep it out (Ctrl-C is routed to the cell, as in
-        # the trio runner's thread, where trio sets none).
-        found = _private_api.sigint_handler()
-        keep_out = _ctrl_c.shown_sigint_handler() is signal.default_int_handler
-        if keep_out:
-            _private_api.set_sigint_handler(_raise_keyboard_interrupt)
-        try:
-            # Started in an empty context, as the trio runner's thread starts: the run's
-            # tasks copy the context it starts in, and the caller's holds a kernel's
-            # message being answered (ipykernel 6 and 7 keep it in a context variable), so
-            # every later cell's output would go to the first cell.
-            contextvars.Context().run(
-                trio.lowlevel.start_guest_run,
-                self._main,
-                lambda: self._now_ready(ready),
-                run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-                run_sync_soon_not_threadsafe=loop.call_soon,
-                done_callback=finished,
-                # The runners set the wake-up fd around each cell (_ctrl_c.Waker).
-                host_uses_signal_set_wakeup_fd=True,
-            )
-        finally:
-            if keep_out and _private_api.sigint_handler() is _raise_keyboard_interrupt:
-                _private_api.set_sigint_handler(found)
+        started = loop.create_future()
+
+        def start() -> None:
+            # trio sets its own SIGINT handler over Python's default one (as code sees it,
+            # one of ours standing in for it too): keep it out (Ctrl-C is routed to the
+            # cell, as in the trio runner's thread, where trio sets none).
+            found = _private_api.sigint_handler()
+            keep_out = _ctrl_c.shown_sigint_handler() is signal.default_int_handler
+            if keep_out:
+                _private_api.set_sigint_handler(_raise_keyboard_interrupt)
+            try:
+                # Started in an empty context, as the trio runner's thread starts: the run's
+                # tasks copy the context it starts in, and the caller's holds a kernel's
+                # message being answered (ipykernel 6 and 7 keep it in a context variable),
+                # so every later cell's output would go to the first cell.
+                contextvars.Context().run(
+                    trio.lowlevel.start_guest_run,
+                    self._main,
+                    lambda: self._now_ready(ready),
+                    run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+                    run_sync_soon_not_threadsafe=loop.call_soon,
+                    done_callback=finished,
+                    # The runners set the wake-up fd around each cell (_ctrl_c.Waker).
+                    host_uses_signal_set_wakeup_fd=True,
+                )
+            except BaseException as exc:  # raised to the caller, as from a direct call
+                started.set_exception(exc)
+            else:
+                started.set_result(None)
+            finally:
+                if keep_out and _private_api.sigint_handler() is _raise_keyboard_interrupt:
+                    _private_api.set_sigint_handler(found)
+
+        # Started in the loop, as a host starts a guest run: trio puts its async generator
+        # hooks over those it finds (there the loop's own, to which trio's hand other
+        # generators) and puts those back as it ends. Started from outside, trio's stayed
+        # in place after the session, each session's chained to the one before: every
+        # ended run and loop was kept.
+        loop.call_soon(start)
+        self._run_until_complete(started)
         self._run_until_complete(asyncio.wait([ready, done], return_when=asyncio.FIRST_COMPLETED))
         if not ready.done():
             raise RunnerUnavailable("the trio run ended as it started")

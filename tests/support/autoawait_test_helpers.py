@@ -279,3 +279,43 @@ class announced:
             # Ended early (a KeyboardInterrupt raised here, in this very code): the awaited
             # coroutine's own clean-up runs now.
             steps.close()
+
+
+async def abandon_generators(log: list) -> None:
+    """In trio: abandon a trio async generator, then, in a nested ``asyncio.run()``, an
+    asyncio one, each with a clean-up that awaits its own library; each notes in ``log``
+    when it is closed (by its library, or the clean-up fails)."""
+    import asyncio
+    import gc
+
+    import trio
+
+    async def trio_generator():
+        try:
+            yield 1
+            yield 2
+        finally:
+            log.append("trio's generator closed")
+            await trio.sleep(0)
+
+    async def asyncio_generator():
+        try:
+            yield 1
+            yield 2
+        finally:
+            log.append("asyncio's generator closed")
+            await asyncio.sleep(0)
+
+    async def abandon_an_asyncio_generator():
+        generator = asyncio_generator()
+        await generator.__anext__()
+        del generator
+        gc.collect()
+        await asyncio.sleep(0.05)
+
+    generator = trio_generator()
+    await generator.__anext__()
+    del generator
+    gc.collect()
+    await trio.sleep(0.05)
+    asyncio.run(abandon_an_asyncio_generator())
