@@ -59,11 +59,13 @@ def sends(kernel: Kernel, model: str, data: dict[str, object]) -> Callable[[], N
     return lambda: kernel.send_comm_msg(model, data)
 
 
-def with_widgets(kernel: Kernel, runner: str) -> None:
-    kernel.ok("%load_ext autoawait_runners")
-    kernel.ok(f"%autoawait {runner}")
-    kernel.ok("import asyncio, threading, ipywidgets, autoawait_runners")
-    kernel.ok("from autoawait_test_helpers import announced")
+def with_widgets(kernel: Kernel, runner: str | None) -> None:
+    """Widgets imported; ``runner`` selected (None: the extension not even loaded)."""
+    if runner is not None:
+        kernel.ok("%load_ext autoawait_runners")
+        kernel.ok(f"%autoawait {runner}")
+    kernel.ok("import asyncio, threading, comm, ipywidgets, autoawait_runners")
+    kernel.ok("from autoawait_test_helpers import all_at_once, announced")
     if runner in ("trio", "trio-guest", "curio"):
         kernel.ok(f"import {runner.split('-')[0]}")
 
@@ -101,6 +103,31 @@ def kernel(
     yield runner_kernel[0]
     if request.session.testsfailed > failed_before:
         runner_kernel.pop().shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    """A kernel without the extension (ipykernel's own asyncio integration), for the tests
+    that compare with it: what works there works under every runner (F8). On ipykernel 6
+    a plain kernel handles no comm message while a cell runs, so a cell cannot await a
+    widget there at all (K4): those tests compare on ipykernel 7 only."""
+    pytest.importorskip("ipywidgets")
+    kernel = Kernel(tmp_path_factory.mktemp("kernel-plain"))
+    with_widgets(kernel, None)
+    yield kernel
+    kernel.shutdown()
+
+
+#: A test's outcome in the plain kernel, run once for every runner's comparison.
+_in_the_plain_kernel: dict[str, object] = {}
+
+
+def in_the_plain_kernel(plain_kernel: Kernel, run: Callable[[Kernel], object]) -> object:
+    """``run(plain_kernel)``'s outcome (once per test function: the same for every runner)."""
+    key = run.__qualname__
+    if key not in _in_the_plain_kernel:
+        _in_the_plain_kernel[key] = run(plain_kernel)
+    return _in_the_plain_kernel[key]
 
 
 def model_id(kernel: Kernel, widget: str) -> str:
@@ -162,6 +189,86 @@ def test_a_widget_closed_while_awaited_ends_the_wait(kernel: Kernel, runner: str
     assert "WidgetClosed: IntSlider was closed while a cell waited for it" in output
     assert "own" in output  # the comm's own close callback ran too, and is back in place
     assert kernel.ok("print(slider.comm._close_callback is not None)").strip() == "True"
+
+
+def test_a_widget_closed_in_the_kernel_while_awaited_ends_the_wait(
+    kernel: Kernel, runner: str, plain_kernel: Kernel
+) -> None:  # K4, F8: slider.close() from a button's callback, as a plain kernel ends it
+    def close_it_by_a_click(kernel: Kernel) -> object:
+        kernel.ok(
+            "slider = ipywidgets.IntSlider()\nbutton = ipywidgets.Button()\n"
+            "button.on_click(lambda button: slider.close())\n"
+            f"watching = {WATCHERS.format('slider')}"
+        )
+        button = model_id(kernel, "button")
+        output, reply = kernel.execute(
+            "await announced(autoawait_runners.changed(slider), 'waiting')",
+            when=[("waiting", sends(kernel, button, CLICK))],
+        )
+        output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+        error = re.findall(r"^WidgetClosed: .*", output, re.MULTILINE)
+        # Nothing of the wait is left on the widget; a wait begun now ends at once.
+        after = kernel.ok(f"print({WATCHERS.format('slider')} == watching)").strip()
+        output, _ = kernel.execute("await autoawait_runners.changed(slider)")
+        output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+        return reply["status"], error, after, re.findall(r"^WidgetClosed: .*", output, re.M)
+
+    outcome = close_it_by_a_click(kernel)
+    assert outcome == (
+        "error",
+        ["WidgetClosed: IntSlider was closed while a cell waited for it"],
+        "True",
+        ["WidgetClosed: IntSlider was closed before a cell waited for it"],
+    )
+    if ipykernel_7_or_later():
+        assert in_the_plain_kernel(plain_kernel, close_it_by_a_click) == outcome
+
+
+#: The callbacks a wait leaves on a widget: its trait observers, its comm's close callback.
+WATCHERS = (
+    "[len({0}._trait_notifiers.get(name, {{}}).get('change', [])) for name in ('value', 'comm')]"
+    " + [getattr({0}.comm, '_close_callback', None)]"
+)
+
+
+def test_waits_on_a_widget_leave_its_callbacks_as_they_were(
+    kernel: Kernel, runner: str, plain_kernel: Kernel
+) -> None:  # K4, F8: ten at once, three times over; then one, and a close ends it
+    def wait_ten_times_three(kernel: Kernel) -> object:
+        kernel.ok(
+            "slider = ipywidgets.IntSlider()\nslider.comm.on_close(lambda message: print('own'))\n"
+            f"def watchers():\n    return {WATCHERS.format('slider')}\n"
+            "before = watchers()"
+        )
+        model = model_id(kernel, "slider")
+        seen = []
+        for value in (1, 2, 3):
+            output, reply = kernel.execute(
+                "got = await all_at_once(lambda: autoawait_runners.changed(slider), 10,"
+                " lambda: watchers()[0] == before[0] + 10, 'waiting')\n"
+                "print('got', got, 'left as before', watchers() == before)",
+                when=[("waiting", sends(kernel, model, moved_to(value)))],
+            )
+            seen.append((reply["status"], output.strip().splitlines()[-1]))
+        # The comm's own close callback is still the one that runs at a close.
+        output, reply = kernel.execute(
+            "await announced(autoawait_runners.changed(slider), 'waiting')",
+            when=[("waiting", lambda: close_from_the_frontend(kernel, model))],
+        )
+        seen.append((reply["status"], "own" in output, "WidgetClosed" in output))
+        return seen
+
+    seen = wait_ten_times_three(kernel)
+    assert seen == [("ok", f"got {[value] * 10} left as before True") for value in (1, 2, 3)] + [
+        ("error", True, True)
+    ]
+    if ipykernel_7_or_later():
+        assert in_the_plain_kernel(plain_kernel, wait_ten_times_three) == seen
+
+
+def close_from_the_frontend(kernel: Kernel, model: str) -> None:
+    message = kernel.client.session.msg("comm_close", {"comm_id": model, "data": {}})
+    kernel.client.shell_channel.send(message)
 
 
 def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner: str) -> None:
