@@ -271,6 +271,75 @@ def close_from_the_frontend(kernel: Kernel, model: str) -> None:
     kernel.client.shell_channel.send(message)
 
 
+#: runner -> a cell whose comm callback hands the comm's reply to the cell with the cell's
+#: library, as code written for stock ipykernel does (ipykernel's own
+#: test_async_cell_waiting_for_comm_reply); it says whether the callback ran in the cell's
+#: thread.
+COMM_REPLY = {
+    "asyncio": (
+        "reply = asyncio.get_running_loop().create_future()\n"
+        "def on_reply(message):\n"
+        "    global there\n"
+        "    there = threading.get_ident()\n"
+        "    reply.set_result(message['content']['data']['value'])\n"
+        "channel.on_msg(on_reply)\n"
+        "print('waiting', flush=True)\n"
+        "got = await asyncio.wait_for(reply, 30)\n"
+    ),
+    "trio": (
+        "reply, got = trio.Event(), None\n"
+        "def on_reply(message):\n"
+        "    global there, got\n"
+        "    there = threading.get_ident()\n"
+        "    got = message['content']['data']['value']\n"
+        "    reply.set()\n"
+        "channel.on_msg(on_reply)\n"
+        "print('waiting', flush=True)\n"
+        "with trio.fail_after(30):\n"
+        "    await reply.wait()\n"
+    ),
+    "curio": (
+        "reply, got = curio.UniversalEvent(), None\n"
+        "def on_reply(message):\n"
+        "    global there, got\n"
+        "    there = threading.get_ident()\n"
+        "    got = message['content']['data']['value']\n"
+        "    reply.set()\n"
+        "channel.on_msg(on_reply)\n"
+        "print('waiting', flush=True)\n"
+        "await curio.timeout_after(30, reply.wait)\n"
+    ),
+}
+COMM_REPLY["thread"] = COMM_REPLY["uvloop"] = COMM_REPLY["asyncio"]
+COMM_REPLY["trio-guest"] = COMM_REPLY["trio"]
+
+
+def test_a_comm_callback_can_touch_the_cells_loop(
+    kernel: Kernel, runner: str, plain_kernel: Kernel
+) -> None:  # K4, F8: while a cell runs, comm callbacks run where the cells run
+    def wait_for_the_reply(code: str) -> Callable[[Kernel], object]:
+        def wait(kernel: Kernel) -> object:
+            kernel.ok("channel = comm.create_comm(target_name='comm-reply-test')")
+            channel = kernel.ok("print(channel.comm_id)").strip()
+            output, reply = kernel.execute(
+                f"here = threading.get_ident()\n{code}"
+                "print('got', got, 'in the cell thread', there == here)",
+                when=[("waiting", lambda: kernel.send_comm_msg(channel, {"value": 42}))],
+            )
+            return reply["status"], output.strip().splitlines()[-1]
+
+        return wait
+
+    outcome = wait_for_the_reply(COMM_REPLY[runner])(kernel)
+    # curio's objects are awaited, not set from a function: its callbacks stay in the
+    # kernel's thread, and hand over with curio's thread-safe objects (docs/widgets.rst).
+    assert outcome == ("ok", f"got 42 in the cell thread {runner != 'curio'}")
+    if ipykernel_7_or_later() and COMM_REPLY[runner] == COMM_REPLY["asyncio"]:
+        assert in_the_plain_kernel(plain_kernel, wait_for_the_reply(COMM_REPLY["asyncio"])) == (
+            outcome
+        )
+
+
 def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner: str) -> None:
     kernel.ok(
         "slider = ipywidgets.IntSlider()\nseen = []\n"
