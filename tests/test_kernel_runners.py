@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import PERSISTENT, TIMEOUT
+from conftest import LIBRARY, PERSISTENT, TIMEOUT
 from kernel import Kernel
 
 pytestmark = pytest.mark.kernel
@@ -277,3 +277,75 @@ def test_configuration_selects_a_runner_when_the_kernel_starts(tmp_path: Path, r
         assert "configured" in started.ok(f"await {SLEEP[runner]}(0)\nprint('configured')")
     finally:
         started.shutdown()
+
+
+#: A task and a thread that print until told to stop, and count their lines.
+TICKERS = """\
+import threading, time
+from autoawait_test_helpers import background, sleep, until
+ticks = {'task': 0, 'thread': 0}
+stop = threading.Event()
+async def task_ticks():
+    while not stop.is_set():
+        ticks['task'] += 1
+        print('task tick', flush=True)
+        await sleep(0.02)
+def thread_ticks():
+    while not stop.is_set():
+        ticks['thread'] += 1
+        print('thread tick', flush=True)
+        time.sleep(0.02)
+"""
+#: A cell that runs while both print a few more lines.
+MEANWHILE = "seen = dict(ticks)\nawait until(lambda: all(ticks[k] > seen[k] + 3 for k in ticks))"
+
+
+def where_a_cells_task_and_thread_print(kernel: Kernel) -> dict[str, str]:
+    """Where the lines that a cell's task and thread print while later cells run go: under
+    the cell that started them, or under the cells running when they are printed."""
+    kernel.ok(TICKERS)
+    started = kernel.client.execute(
+        "threading.Thread(target=thread_ticks, daemon=True).start()\nawait background(task_ticks)"
+    )
+    later = {kernel.client.execute(MEANWHILE) for _ in range(2)}
+    last = kernel.client.execute("stop.set()")
+    under = kernel.parents_of_output(("task tick", "thread tick"), until_idle=last)
+    return {
+        text: "under the cell that started them"
+        if parents == {started}
+        else "under the cells running"
+        if later <= parents
+        else f"elsewhere: {parents}"
+        for text, parents in under.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def without_the_extension(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """:func:`where_a_cells_task_and_thread_print` in a kernel without the extension."""
+    kernel = Kernel(tmp_path_factory.mktemp("kernel-plain"))
+    try:
+        return where_a_cells_task_and_thread_print(kernel)
+    finally:
+        kernel.shutdown()
+
+
+@pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
+def test_a_cells_task_and_thread_print_where_they_do_without_the_extension(
+    kernel: Kernel, runner: str, without_the_extension: dict[str, str]
+) -> None:  # K5, F8: on ipykernel 6 and 7 alike
+    pytest.importorskip(LIBRARY.get(runner, runner))
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok(f"%autoawait {runner}")
+    assert where_a_cells_task_and_thread_print(kernel) == without_the_extension
+    # What the kernels promise: a task's lines stay under its cell; 6 keeps a thread's
+    # there too, 7 sends them to the cell running.
+    import ipykernel
+
+    thread = "under the cell that started them"
+    if int(ipykernel.__version__.split(".")[0]) >= 7:
+        thread = "under the cells running"
+    assert without_the_extension == {
+        "task tick": "under the cell that started them",
+        "thread tick": thread,
+    }

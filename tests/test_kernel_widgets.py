@@ -373,9 +373,7 @@ def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
 
 
 def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner: str) -> None:
-    # K5: ipykernel's promise, and its own test_print_to_correct_cell_from_asyncio.
-    if not ipykernel_7_or_later():
-        pytest.skip("ipykernel 6 routes a thread's output by thread (docs/jupyter.rst)")
+    # K5: ipykernel's promise (6 and 7), and 7's own test_print_to_correct_cell_from_asyncio.
     sleep = SLEEP.get(runner, "asyncio.sleep")
     kernel.ok(
         "release = []\n"
