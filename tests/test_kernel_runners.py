@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LIBRARY, PERSISTENT, TIMEOUT
-from kernel import Kernel
+from kernel import Kernel, kernel_manager
 
 pytestmark = pytest.mark.kernel
 
@@ -349,3 +349,67 @@ def test_a_cells_task_and_thread_print_where_they_do_without_the_extension(
         "task tick": "under the cell that started them",
         "thread tick": thread,
     }
+
+
+def an_old_kernel_ending(tmp: Path, runner: str | None, how: str) -> tuple[str, int | None]:
+    """Start a kernel (``runner`` selected; None: without the extension), run a cell that
+    awaits a 30 s sleep, and end the kernel ``how``: a client's restart (which interrupts,
+    then asks it to shut down), or a shutdown request alone. The old kernel's stderr (its
+    log) and its exit status."""
+    options = (
+        ()
+        if runner is None
+        else ("--IPKernelApp.extensions=autoawait_runners", f"--AutoawaitRunners.default={runner}")
+    )
+    manager = kernel_manager(tmp, options)
+    # Killed only if it has not ended in TIMEOUT / 2 (jupyter_client's default: 2.5 s).
+    manager.shutdown_wait_time = TIMEOUT
+    library = LIBRARY.get(runner or "asyncio", "asyncio")
+    with (tmp / "old.err").open("w") as old_log, (tmp / "new.err").open("w") as new_log:
+        manager.start_kernel(stderr=old_log)
+        old_process = manager.provisioner.process  # type: ignore[union-attr]
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=TIMEOUT * 2)
+            waiting = client.execute(
+                f"import {library}\nprint('waiting', flush=True)\nawait {library}.sleep(30)"
+            )
+            while True:
+                message = client.get_iopub_msg(timeout=TIMEOUT)
+                if message["parent_header"].get("msg_id") != waiting:
+                    continue
+                if message["msg_type"] == "stream" and "waiting" in message["content"]["text"]:
+                    break
+                assert message["msg_type"] != "error", message["content"]
+            if how == "restart":
+                manager.restart_kernel(now=False, stderr=new_log)
+            else:
+                manager.request_shutdown()
+                manager.finish_shutdown()
+            exit_status = old_process.wait(TIMEOUT)
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+            Path(manager.connection_file).unlink(missing_ok=True)
+    return (tmp / "old.err").read_text(), exit_status
+
+
+@pytest.fixture(scope="module")
+def plain_kernels_ending(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """:func:`an_old_kernel_ending` without the extension, each way."""
+    return {
+        how: an_old_kernel_ending(tmp_path_factory.mktemp(f"plain-{how}"), None, how)
+        for how in ("restart", "shutdown request")
+    }
+
+
+@pytest.mark.parametrize("how", ["restart", "shutdown request"])
+@pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
+def test_a_kernel_ended_during_an_await_cell_ends_as_quietly_as_without_the_extension(
+    tmp_path: Path, runner: str, how: str, plain_kernels_ending: dict[str, object]
+) -> None:  # F8: nothing in the old kernel's log (it logged a ZMQError), and it exits by
+    # itself, at once (a shutdown request alone left it to be killed)
+    pytest.importorskip(LIBRARY.get(runner, runner))
+    assert plain_kernels_ending[how] == ("", 0)
+    assert an_old_kernel_ending(tmp_path, runner, how) == plain_kernels_ending[how]
