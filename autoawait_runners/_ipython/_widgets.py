@@ -122,7 +122,8 @@ def _on_close(widget: Any, closed: Callable[[], None]) -> Callable[[], None]:
             if watch.waiters or _watches.get(id(widget)) is not watch:
                 return
             del _watches[id(widget)]
-        watch.remove()
+            # Under the lock: a wait that begins meanwhile finds the comm as it was.
+            watch.remove()
 
     return stop
 
