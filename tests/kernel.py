@@ -94,6 +94,31 @@ class Kernel:
                 return str(message["parent_header"].get("msg_id"))
         pytest.fail(f"no output {text!r} came")
 
+    def parents_of_output(self, texts: Sequence[str], *, until_idle: str) -> dict[str, set[str]]:
+        """Each text -> the requests (msg_ids) the kernel said the output lines containing it
+        belong to, until the request ``until_idle`` is done."""
+        parents: dict[str, set[str]] = {text: set() for text in texts}
+        deadline = time.monotonic() + TIMEOUT * 2
+        while time.monotonic() < deadline:
+            try:
+                message = self.client.get_iopub_msg(timeout=0.05)
+            except queue.Empty:
+                continue
+            parent = str(message["parent_header"].get("msg_id"))
+            if message["msg_type"] == "stream":
+                for text in texts:
+                    if text in message["content"]["text"]:
+                        parents[text].add(parent)
+            elif message["msg_type"] == "error":
+                pytest.fail("a cell failed:\n" + "\n".join(message["content"]["traceback"]))
+            elif (
+                message["msg_type"] == "status"
+                and message["content"]["execution_state"] == "idle"
+                and parent == until_idle
+            ):
+                return parents
+        pytest.fail(f"the request {until_idle} did not end")
+
     def send_comm_msg(self, comm_id: str, data: dict[str, Any]) -> None:
         """Send what a frontend sends to a comm (a widget's model): a ``comm_msg``."""
         message = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})

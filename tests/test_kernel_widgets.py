@@ -59,11 +59,13 @@ def sends(kernel: Kernel, model: str, data: dict[str, object]) -> Callable[[], N
     return lambda: kernel.send_comm_msg(model, data)
 
 
-def with_widgets(kernel: Kernel, runner: str) -> None:
-    kernel.ok("%load_ext autoawait_runners")
-    kernel.ok(f"%autoawait {runner}")
-    kernel.ok("import asyncio, threading, ipywidgets, autoawait_runners")
-    kernel.ok("from autoawait_test_helpers import announced")
+def with_widgets(kernel: Kernel, runner: str | None) -> None:
+    """Widgets imported; ``runner`` selected (None: the extension not even loaded)."""
+    if runner is not None:
+        kernel.ok("%load_ext autoawait_runners")
+        kernel.ok(f"%autoawait {runner}")
+    kernel.ok("import asyncio, threading, comm, ipywidgets, autoawait_runners")
+    kernel.ok("from autoawait_test_helpers import all_at_once, announced")
     if runner in ("trio", "trio-guest", "curio"):
         kernel.ok(f"import {runner.split('-')[0]}")
 
@@ -101,6 +103,31 @@ def kernel(
     yield runner_kernel[0]
     if request.session.testsfailed > failed_before:
         runner_kernel.pop().shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    """A kernel without the extension (ipykernel's own asyncio integration), for the tests
+    that compare with it: what works there works under every runner (F8). On ipykernel 6
+    a plain kernel handles no comm message while a cell runs, so a cell cannot await a
+    widget there at all (K4): those tests compare on ipykernel 7 only."""
+    pytest.importorskip("ipywidgets")
+    kernel = Kernel(tmp_path_factory.mktemp("kernel-plain"))
+    with_widgets(kernel, None)
+    yield kernel
+    kernel.shutdown()
+
+
+#: A test's outcome in the plain kernel, run once for every runner's comparison.
+_in_the_plain_kernel: dict[str, object] = {}
+
+
+def in_the_plain_kernel(plain_kernel: Kernel, run: Callable[[Kernel], object]) -> object:
+    """``run(plain_kernel)``'s outcome (once per test function: the same for every runner)."""
+    key = run.__qualname__
+    if key not in _in_the_plain_kernel:
+        _in_the_plain_kernel[key] = run(plain_kernel)
+    return _in_the_plain_kernel[key]
 
 
 def model_id(kernel: Kernel, widget: str) -> str:
@@ -164,6 +191,155 @@ def test_a_widget_closed_while_awaited_ends_the_wait(kernel: Kernel, runner: str
     assert kernel.ok("print(slider.comm._close_callback is not None)").strip() == "True"
 
 
+def test_a_widget_closed_in_the_kernel_while_awaited_ends_the_wait(
+    kernel: Kernel, runner: str, plain_kernel: Kernel
+) -> None:  # K4, F8: slider.close() from a button's callback, as a plain kernel ends it
+    def close_it_by_a_click(kernel: Kernel) -> object:
+        kernel.ok(
+            "slider = ipywidgets.IntSlider()\nbutton = ipywidgets.Button()\n"
+            "button.on_click(lambda button: slider.close())\n"
+            f"watching = {WATCHERS.format('slider')}"
+        )
+        button = model_id(kernel, "button")
+        output, reply = kernel.execute(
+            "await announced(autoawait_runners.changed(slider), 'waiting')",
+            when=[("waiting", sends(kernel, button, CLICK))],
+        )
+        output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+        error = re.findall(r"^WidgetClosed: .*", output, re.MULTILINE)
+        # Nothing of the wait is left on the widget; a wait begun now ends at once.
+        after = kernel.ok(f"print({WATCHERS.format('slider')} == watching)").strip()
+        output, _ = kernel.execute("await autoawait_runners.changed(slider)")
+        output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+        return reply["status"], error, after, re.findall(r"^WidgetClosed: .*", output, re.M)
+
+    outcome = close_it_by_a_click(kernel)
+    assert outcome == (
+        "error",
+        ["WidgetClosed: IntSlider was closed while a cell waited for it"],
+        "True",
+        ["WidgetClosed: IntSlider was closed before a cell waited for it"],
+    )
+    if ipykernel_7_or_later():
+        assert in_the_plain_kernel(plain_kernel, close_it_by_a_click) == outcome
+
+
+#: The callbacks a wait leaves on a widget: its trait observers, its comm's close callback.
+WATCHERS = (
+    "[len({0}._trait_notifiers.get(name, {{}}).get('change', [])) for name in ('value', 'comm')]"
+    " + [getattr({0}.comm, '_close_callback', None)]"
+)
+
+
+def test_waits_on_a_widget_leave_its_callbacks_as_they_were(
+    kernel: Kernel, runner: str, plain_kernel: Kernel
+) -> None:  # K4, F8: ten at once, three times over; then one, and a close ends it
+    def wait_ten_times_three(kernel: Kernel) -> object:
+        kernel.ok(
+            "slider = ipywidgets.IntSlider()\nslider.comm.on_close(lambda message: print('own'))\n"
+            f"def watchers():\n    return {WATCHERS.format('slider')}\n"
+            "before = watchers()"
+        )
+        model = model_id(kernel, "slider")
+        seen = []
+        for value in (1, 2, 3):
+            output, reply = kernel.execute(
+                "got = await all_at_once(lambda: autoawait_runners.changed(slider), 10,"
+                " lambda: watchers()[0] == before[0] + 10, 'waiting')\n"
+                "print('got', got, 'left as before', watchers() == before)",
+                when=[("waiting", sends(kernel, model, moved_to(value)))],
+            )
+            seen.append((reply["status"], output.strip().splitlines()[-1]))
+        # The comm's own close callback is still the one that runs at a close.
+        output, reply = kernel.execute(
+            "await announced(autoawait_runners.changed(slider), 'waiting')",
+            when=[("waiting", lambda: close_from_the_frontend(kernel, model))],
+        )
+        seen.append((reply["status"], "own" in output, "WidgetClosed" in output))
+        return seen
+
+    seen = wait_ten_times_three(kernel)
+    assert seen == [("ok", f"got {[value] * 10} left as before True") for value in (1, 2, 3)] + [
+        ("error", True, True)
+    ]
+    if ipykernel_7_or_later():
+        assert in_the_plain_kernel(plain_kernel, wait_ten_times_three) == seen
+
+
+def close_from_the_frontend(kernel: Kernel, model: str) -> None:
+    message = kernel.client.session.msg("comm_close", {"comm_id": model, "data": {}})
+    kernel.client.shell_channel.send(message)
+
+
+#: runner -> a cell whose comm callback hands the comm's reply to the cell with the cell's
+#: library, as code written for stock ipykernel does (ipykernel's own
+#: test_async_cell_waiting_for_comm_reply); it says whether the callback ran in the cell's
+#: thread.
+COMM_REPLY = {
+    "asyncio": (
+        "reply = asyncio.get_running_loop().create_future()\n"
+        "def on_reply(message):\n"
+        "    global there\n"
+        "    there = threading.get_ident()\n"
+        "    reply.set_result(message['content']['data']['value'])\n"
+        "channel.on_msg(on_reply)\n"
+        "print('waiting', flush=True)\n"
+        "got = await asyncio.wait_for(reply, 30)\n"
+    ),
+    "trio": (
+        "reply, got = trio.Event(), None\n"
+        "def on_reply(message):\n"
+        "    global there, got\n"
+        "    there = threading.get_ident()\n"
+        "    got = message['content']['data']['value']\n"
+        "    reply.set()\n"
+        "channel.on_msg(on_reply)\n"
+        "print('waiting', flush=True)\n"
+        "with trio.fail_after(30):\n"
+        "    await reply.wait()\n"
+    ),
+    "curio": (
+        "reply, got = curio.UniversalEvent(), None\n"
+        "def on_reply(message):\n"
+        "    global there, got\n"
+        "    there = threading.get_ident()\n"
+        "    got = message['content']['data']['value']\n"
+        "    reply.set()\n"
+        "channel.on_msg(on_reply)\n"
+        "print('waiting', flush=True)\n"
+        "await curio.timeout_after(30, reply.wait)\n"
+    ),
+}
+COMM_REPLY["thread"] = COMM_REPLY["uvloop"] = COMM_REPLY["asyncio"]
+COMM_REPLY["trio-guest"] = COMM_REPLY["trio"]
+
+
+def test_a_comm_callback_can_touch_the_cells_loop(
+    kernel: Kernel, runner: str, plain_kernel: Kernel
+) -> None:  # K4, F8: while a cell runs, comm callbacks run where the cells run
+    def wait_for_the_reply(code: str) -> Callable[[Kernel], object]:
+        def wait(kernel: Kernel) -> object:
+            kernel.ok("channel = comm.create_comm(target_name='comm-reply-test')")
+            channel = kernel.ok("print(channel.comm_id)").strip()
+            output, reply = kernel.execute(
+                f"here = threading.get_ident()\n{code}"
+                "print('got', got, 'in the cell thread', there == here)",
+                when=[("waiting", lambda: kernel.send_comm_msg(channel, {"value": 42}))],
+            )
+            return reply["status"], output.strip().splitlines()[-1]
+
+        return wait
+
+    outcome = wait_for_the_reply(COMM_REPLY[runner])(kernel)
+    # curio's objects are awaited, not set from a function: its callbacks stay in the
+    # kernel's thread, and hand over with curio's thread-safe objects (docs/widgets.rst).
+    assert outcome == ("ok", f"got 42 in the cell thread {runner != 'curio'}")
+    if ipykernel_7_or_later() and COMM_REPLY[runner] == COMM_REPLY["asyncio"]:
+        assert in_the_plain_kernel(plain_kernel, wait_for_the_reply(COMM_REPLY["asyncio"])) == (
+            outcome
+        )
+
+
 def test_widget_callbacks_run_in_the_kernels_main_thread(kernel: Kernel, runner: str) -> None:
     kernel.ok(
         "slider = ipywidgets.IntSlider()\nseen = []\n"
@@ -197,9 +373,7 @@ def test_interrupting_a_wait_for_the_notebook_cancels_only_the_cell(
 
 
 def test_a_tasks_output_goes_to_the_cell_that_started_it(kernel: Kernel, runner: str) -> None:
-    # K5: ipykernel's promise, and its own test_print_to_correct_cell_from_asyncio.
-    if not ipykernel_7_or_later():
-        pytest.skip("ipykernel 6 routes a thread's output by thread (docs/jupyter.rst)")
+    # K5: ipykernel's promise (6 and 7), and 7's own test_print_to_correct_cell_from_asyncio.
     sleep = SLEEP.get(runner, "asyncio.sleep")
     kernel.ok(
         "release = []\n"

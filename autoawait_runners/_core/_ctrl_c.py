@@ -793,11 +793,21 @@ class waiting_for:  # named as a function: used as one (``with waiting_for(contr
     :func:`sigint_routed_to`. Enter it before handing the cell over: a Ctrl-C at any point
     then reaches the cell, never the waiting code. (A class: it runs around every cell.)"""
 
-    __slots__ = ("_controls", "_route")
+    __slots__ = ("__weakref__", "_controls", "_route")
 
     def __init__(self, controls: CellControls, *, waker: Waker | None = None) -> None:
         self._controls = controls
         self._route = sigint_routed_to(self._on_press, waker=waker)
+
+    def interrupt_at_next_await(self) -> None:
+        """From any thread: cancel the cell, which gets the cancellation as the interruption
+        where it waits, or at its next await. Code it runs meanwhile is not interrupted: only
+        the main thread's handler may raise in it."""
+        controls = self._controls
+        if controls.thread() is None or controls.ended():
+            return
+        controls.cell.pending_interrupt = True
+        controls.cancel()
 
     def _on_press(self) -> bool:
         controls = self._controls
@@ -813,8 +823,10 @@ class waiting_for:  # named as a function: used as one (``with waiting_for(contr
 
     def __enter__(self) -> None:
         self._route.__enter__()
+        _waited_for.add(self)
 
     def __exit__(self, *exc_info: object) -> None:
+        _waited_for.discard(self)
         controls = self._controls
         try:
             if not controls.ended():
@@ -826,6 +838,17 @@ class waiting_for:  # named as a function: used as one (``with waiting_for(contr
                 )
         finally:
             self._route.__exit__(*exc_info)
+
+
+#: The cells waited for now (a cell in a cell, a kernel's subshells: more than one).
+_waited_for: weakref.WeakSet[waiting_for] = weakref.WeakSet()
+
+
+def interrupt_cells_at_their_next_await() -> None:
+    """From any thread, interrupt every cell waited for where it waits, or at its next
+    await: a kernel asked to shut down ends the cells it runs first."""
+    for waiting in list(_waited_for):
+        waiting.interrupt_at_next_await()
 
 
 # -- a loop the prompt runs, held by a task that does not yield ---------------------------

@@ -85,6 +85,10 @@ ipykernel 6 (not 7):
 
 - ``OutStream._thread_to_parent_header``/``_thread_to_parent``: which cell a thread's
   output goes to; a runner's own thread is unpinned, so output goes to the current cell.
+- ``Thread._ipykernel_parent_thread_ident``: the thread a thread was made in, which 6's
+  hook on ``Thread.run`` reads to choose the cell the thread's output goes to; a thread a
+  cell makes in a runner's thread is said to be made in the kernel's, as it would be
+  without the extension (its output goes to the cell running when it starts).
 
 trio:
 
@@ -274,6 +278,21 @@ def restore_singleton_instance(instance: Any) -> None:
 IPYKERNEL6_THREAD_PINS = ("_thread_to_parent_header", "_thread_to_parent")
 
 
+#: Where ipykernel 6 notes, on a thread, the thread it was made in.
+IPYKERNEL6_THREAD_MADE_IN = "_ipykernel_parent_thread_ident"
+
+
+def thread_made_in(thread: Any) -> int | None:
+    """The thread ``thread`` was made in, as ipykernel 6 noted it (None: not noted)."""
+    made_in = getattr(thread, IPYKERNEL6_THREAD_MADE_IN, None)
+    return made_in if isinstance(made_in, int) else None
+
+
+def say_thread_made_in(thread: Any, thread_id: int) -> None:
+    """Have ipykernel 6 take ``thread`` as made in ``thread_id``."""
+    setattr(thread, IPYKERNEL6_THREAD_MADE_IN, thread_id)
+
+
 def comm_close_callback(comm: Any) -> Any:
     """The callback a comm calls when its frontend closes it (one slot), or None."""
     return getattr(comm, "_close_callback", None)
@@ -395,6 +414,21 @@ def _ipykernel6_pins() -> bool:
     return all(table in source for table in IPYKERNEL6_THREAD_PINS)
 
 
+def _ipykernel6_thread_hooks() -> bool:
+    """ipykernel 6 notes where a thread was made, and reads it when the thread runs."""
+    import inspect
+
+    try:
+        import ipykernel
+        from ipykernel.ipkernel import IPythonKernel
+    except ImportError:
+        return True
+    if int(str(getattr(ipykernel, "__version__", "7")).split(".")[0]) >= 7:
+        return True
+    hooks = getattr(IPythonKernel, "_initialize_thread_hooks", None)
+    return hooks is not None and IPYKERNEL6_THREAD_MADE_IN in inspect.getsource(hooks)
+
+
 def curio_tasks(kernel: Any) -> dict[int, Any]:
     """A curio Kernel's tasks, by id."""
     return kernel._tasks  # type: ignore[no-any-return]
@@ -476,6 +510,7 @@ def missing() -> list[str]:
     )
     need("InteractiveShellEmbed _init_location_id, _call_location_id", _embed_locations)
     need("ipykernel 6 OutStream " + ", ".join(IPYKERNEL6_THREAD_PINS), _ipykernel6_pins)
+    need("ipykernel 6 Thread." + IPYKERNEL6_THREAD_MADE_IN, _ipykernel6_thread_hooks)
     need("comm BaseComm._close_callback", _comm_close_slot)
     try:
         import trio  # noqa: F401

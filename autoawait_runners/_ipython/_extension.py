@@ -24,8 +24,10 @@ from .._runners._base import Runner, RunnerUnavailable
 from . import (
     _autoawait_magic,
     _completion,
+    _kernel_comms,
     _kernel_messages,
     _kernel_output,
+    _kernel_shutdown,
     _nest_magic,
     _tasks_magic,
     _timing_magics,
@@ -116,6 +118,8 @@ class Extension:
         _completion.install(self)  # of the magics' arguments, as each says
         _kernel_output.install(self)  # in a kernel: output goes to the cell that made it
         _kernel_messages.install(self)  # ipykernel 6: comm messages while a cell runs
+        _kernel_comms.install(self)  # in a kernel: comm callbacks where the cells run
+        _kernel_shutdown.install(self)  # in a kernel: a shutdown ends the cells first
         self._apply_loop_factory(self.config.loop_factory or None)
         changes.on_undo(self._apply_loop_factory, None)
         # Listed, shown and set by %config like IPython's own configurables.

@@ -11,7 +11,9 @@ busy: the cell runs. Every other message keeps its place in the queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._runners._base import add_cell_setup
@@ -78,8 +80,24 @@ def _handling_comms_at_once(
         # for where the output of the runner's thread goes (it goes by one global parent
         # there), and the cell, released by this very message, prints at once.
         try:
-            kernel.shell_handlers[kind](kernel.shell_stream, idents, message)
+            handled = kernel.shell_handlers[kind](kernel.shell_stream, idents, message)
         except Exception:
             kernel.log.error("Exception in %s handler:", kind, exc_info=True)
+            return
+        if inspect.isawaitable(handled):  # handed over to the runner's thread (_kernel_comms)
+            task = asyncio.ensure_future(_logged(handled, kernel, kind))
+            _handling.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(_handling.discard)
 
     return put_nowait
+
+
+#: The handlers the kernel waits for, each in a task of its loop.
+_handling: set[asyncio.Future[None]] = set()
+
+
+async def _logged(handled: Awaitable[Any], kernel: Any, kind: str) -> None:
+    try:
+        await handled
+    except Exception:
+        kernel.log.error("Exception in %s handler:", kind, exc_info=True)

@@ -1,19 +1,32 @@
-"""Jupyter glue: a cell's output, and its tasks' output, go to the request that ran the cell.
+"""Jupyter glue: a cell's output, and its tasks' and threads' output, go to the request that
+ran the cell, as ipykernel promises (K5).
 
-ipykernel 7 tells which request a print or a display belongs to by a context variable (its
-promise: output of a task goes to the cell that started it). A runner's cell runs in the
-session's own context (R4), in the runner's thread for the thread-based ones: without this,
-the variable there is missing or stale, and output goes to whichever request the kernel
-handled last, a later cell or a widget's message. So each cell sets it first thing, in its
-own context, to the request being answered; the tasks it starts copy that context, and
-keep it. ipykernel 6 goes by thread instead (see ``_runners._dedicated_thread``).
+Both ipykernel 6 and 7 tell which request a print or a display belongs to by a context
+variable; a task copies its creator's context, so its output goes to the cell that started
+it. A runner's cell runs in the session's own context (R4), in the runner's thread for the
+thread-based ones: without this, the variable there is missing or stale, and output goes to
+whichever request the kernel handled last, a later cell or a widget's message. So each cell
+sets it first thing, in its own context, to the request being answered; the tasks it starts
+copy that context, and keep it. ipykernel 7 sets it with ``set_thread_parent``; 6 with its
+streams' ``set_parent``.
+
+A thread has a context of its own. ipykernel 6 routes a thread's output by the thread it was
+made in: one the kernel's thread made goes to the request the kernel was answering then,
+one made by another thread goes where that thread's goes (7 goes by the context only). A
+thread a cell makes in a runner's thread would follow that thread, which goes to the current
+cell: a thread started in one cell would print under the next ones. So a thread made in the
+runner's thread counts as made in the kernel's, as the cell would have made it without the
+extension: its output goes to the cell running when it starts.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._core import _private_api
 from .._runners._base import add_cell_setup
 
 if TYPE_CHECKING:
@@ -22,15 +35,48 @@ if TYPE_CHECKING:
 
 def install(extension: Extension) -> None:
     shell: Any = extension.shell
-    if not extension.in_kernel or not callable(getattr(shell, "set_thread_parent", None)):
+    if not extension.in_kernel:
         return
+    if callable(getattr(shell, "set_thread_parent", None)):  # ipykernel 7
 
-    def setup() -> Callable[[], None]:
-        request = shell.get_parent()  # in the kernel's thread: the request being answered
+        def setup() -> Callable[[], None]:
+            request = shell.get_parent()  # in the kernel's thread: the request being answered
 
-        def in_the_cell() -> None:
-            shell.set_thread_parent(request)
+            def in_the_cell() -> None:
+                shell.set_thread_parent(request)
 
-        return in_the_cell
+            return in_the_cell
 
+    elif callable(getattr(shell, "get_parent", None)):  # ipykernel 6
+
+        def setup() -> Callable[[], None]:
+            request = shell.get_parent()
+
+            def in_the_cell() -> None:
+                for stream in (sys.stdout, sys.stderr):
+                    set_parent = getattr(stream, "set_parent", None)
+                    if callable(set_parent):  # an OutStream, not a capture's
+                        set_parent(request)
+
+            return in_the_cell
+
+        _threads_made_in_cells_follow_them(extension)
+    else:
+        return
     extension.changes.on_undo(add_cell_setup(setup))
+
+
+def _threads_made_in_cells_follow_them(extension: Extension) -> None:
+    """ipykernel 6: a thread made in the runner's thread counts as made in the kernel's."""
+    kernels_thread = threading.main_thread().ident
+    assert kernels_thread is not None
+    run_found = threading.Thread.run  # ipykernel 6's hook, which calls Thread.run
+
+    def run(thread: threading.Thread) -> None:
+        made_in = _private_api.thread_made_in(thread)
+        cells_thread = getattr(getattr(extension.active, "thread", None), "ident", None)
+        if made_in is not None and made_in == cells_thread:
+            _private_api.say_thread_made_in(thread, kernels_thread)
+        run_found(thread)
+
+    extension.changes.set_attribute(threading.Thread, "run", run)

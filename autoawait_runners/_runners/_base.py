@@ -258,6 +258,19 @@ class Runner(ABC):
     def _inside_cell(self) -> bool:
         """Whether the caller is running inside this runner's loop right now."""
 
+    def call_soon_where_cells_run(self, callback: Callable[[], None]) -> bool:
+        """Have ``callback()`` run soon in the thread this runner's cells run in, between
+        two steps of its loop, where the cells' library lets plain functions touch its
+        objects (an asyncio future's ``set_result``, a trio ``Event.set``); thread-safe.
+        False when the caller should run it itself: the cells run in the caller's thread
+        anyway, or nothing runs there now (no session), or their library has no such place
+        (curio's objects are awaited, not set from a function).
+
+        The Jupyter glue runs a comm's callbacks this way while a cell runs (K4): on stock
+        ipykernel cells and callbacks share a thread, and code written for it relies on
+        that."""
+        return False
+
     def _run_plain_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a cell that cannot await (see :attr:`plain_cells_apart`)."""
         return self._run_cell(coro)

@@ -67,6 +67,16 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
         submitted.cancel = cancel
         session.loop.call_soon_threadsafe(start)
 
+    def call_soon_where_cells_run(self, callback: Callable[[], None]) -> bool:
+        session = self._session
+        if session is None or self._inside_cell():
+            return False
+        try:
+            session.loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the session ended meanwhile: its loop is closed
+            return False
+        return True
+
     def _request_stop(self) -> None:
         session = self._session
         assert session is not None

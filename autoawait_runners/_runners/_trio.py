@@ -310,6 +310,18 @@ class TrioRunner(TrioSession, DedicatedThreadRunner):
 
         trio.run(self._main, ready)
 
+    def call_soon_where_cells_run(self, callback: Callable[[], None]) -> bool:
+        import trio
+
+        token = self._token
+        if token is None or self._inside_cell():
+            return False
+        try:
+            token.run_sync_soon(callback)
+        except trio.RunFinishedError:
+            return False
+        return True
+
 
 #: Every trio session object, for :func:`trio_nursery`.
 _sessions: list[TrioSession] = []

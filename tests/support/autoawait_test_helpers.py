@@ -73,6 +73,42 @@ async def until(predicate, timeout: float = 30.0) -> None:
     raise TimeoutError
 
 
+async def all_at_once(make, count: int, started, text: str) -> list:
+    """Await ``count`` awaitables made by ``make()`` concurrently, in the running library's
+    own way (gather, a nursery, a task group); print ``text`` once ``started()`` says they
+    all wait (what they subscribed to is in place). Return their results."""
+    results = []
+
+    async def one() -> None:
+        results.append(await make())
+
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(one)
+            await until(started)
+            print(text, flush=True)
+    elif library == "curio":
+        import curio
+
+        async with curio.TaskGroup() as group:
+            for _ in range(count):
+                await group.spawn(one)
+            await until(started)
+            print(text, flush=True)
+    else:
+        import asyncio
+
+        tasks = [asyncio.ensure_future(one()) for _ in range(count)]
+        await until(started)
+        print(text, flush=True)
+        await asyncio.gather(*tasks)
+    return results
+
+
 async def tick(period: float = 0.2) -> None:
     while True:
         await sleep(period)
