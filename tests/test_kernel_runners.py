@@ -337,6 +337,8 @@ def test_an_abandoned_async_generator_is_closed_by_its_own_library(
     kernel.ok("from autoawait_test_helpers import abandon_generators\nclosed = []")
     output = kernel.ok("await abandon_generators(closed)\nprint('closed:', closed)")
     assert f"closed: {plain}" in output and "Error" not in output, output
+
+
 #: A task and a thread that print until told to stop, and count their lines.
 TICKERS = """\
 import threading, time
