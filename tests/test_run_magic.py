@@ -136,3 +136,22 @@ def test_ctrl_c_in_an_ipy_files_await_interrupts_it_as_without_the_extension(
     ipy.cell("print('usable', 'still')", "usable still")
     ipy.exit()
     assert "the next cell of the file ran" not in ipy.text()
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_cell_that_runs_cells_sets_what_the_next_cell_sees(runner: str, ipshell: Shell) -> None:
+    # R4: such a cell runs in a portal (trio, trio-guest, curio, uvloop): the portal's
+    # greenlet runs in the cell's own context, not a greenlet's empty one.
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok("import contextvars\nv = contextvars.ContextVar('v', default='unset')")
+    ipshell.ok("_ = v.set('set'); get_ipython().run_cell('seen_inside = v.get()')")
+    assert ipshell.ns["seen_inside"] == "set"
+    assert ipshell.ok("v.get()") == "set"
+
+
+def test_a_trio_cell_in_a_portal_sets_what_the_next_cell_sees(ipshell: Shell) -> None:  # R4
+    ipshell.ok("%autoawait trio")
+    ipshell.ok("%nest trio on")
+    ipshell.ok("import contextvars\nv = contextvars.ContextVar('v', default='unset')")
+    ipshell.ok("_ = v.set('set')")
+    assert ipshell.ok("v.get()") == "set"

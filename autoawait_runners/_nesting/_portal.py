@@ -113,8 +113,14 @@ class Portal(Coroutine[Any, Any, T]):
         return self.send(None)
 
     def _enter(self, kind: str, payload: Any) -> Any:
-        """Switch into the greenlet; return what the task should yield to the scheduler."""
-        self._greenlet.parent = greenlet.getcurrent()
+        """Switch into the greenlet; return what the task should yield to the scheduler.
+
+        The greenlet runs in the task's own context, the very object, not a greenlet's
+        empty one: what the code reads and sets there is the task's (a cell's variables,
+        the session's, a kernel's output routing)."""
+        driver = greenlet.getcurrent()
+        self._greenlet.parent = driver
+        self._greenlet.gr_context = driver.gr_context
         what, item = self._greenlet.switch(kind, payload)
         return self._until_yield(what, item)
 
