@@ -484,6 +484,7 @@ SESSIONS += [
         ),
         shows=("Stored 'kept'", "^stored$"),
         libraries=ANY_LIBRARY,
+        when="ipython>=9",  # IPython 8's %store wants pickleshare, which it does not install
     ),
 ]
 

@@ -285,13 +285,14 @@ _UUID = re.compile(
     r"\b[0-9a-f]{32}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 )
 _TEMPORARY = re.compile(r"/tmp/[^\s'\"):,]+")
+_PID = re.compile(r"\bpid=\d+")
 
 
 def normalise(text: str, places: Mapping[str, str] = {}, *, sort_lines: bool = False) -> str:
     """A cell's output as the comparison sees it: without the extension's own lines,
-    terminal escapes and carriage returns; memory addresses, durations, ids and temporary
-    paths replaced by placeholders (``places``: a path -> its placeholder); trailing
-    spaces and blank lines at either end dropped."""
+    terminal escapes, carriage returns and the terminal's echo of Ctrl-C; memory addresses,
+    durations, ids, process ids and temporary paths replaced by placeholders (``places``: a
+    path -> its placeholder); trailing spaces and blank lines at either end dropped."""
     # The terminal's echo of Ctrl-C lands wherever the press came, among what was printed.
     text = _ESCAPE.sub("", text).replace("\r\n", "\n").replace("\r", "").replace("^C", "")
     for path, placeholder in sorted(places.items(), key=lambda item: -len(item[0])):
@@ -305,6 +306,7 @@ def normalise(text: str, places: Mapping[str, str] = {}, *, sort_lines: bool = F
         line = _ADDRESS.sub("0x…", line)
         line = _UUID.sub("<id>", line)
         line = _TEMPORARY.sub("<tmp>", line)
+        line = _PID.sub("pid=<pid>", line)
         line = _DURATION.sub("<duration>", line)
         lines.append(line.rstrip())
     if sort_lines:

@@ -14,11 +14,15 @@ trace hooks, context variables, atexit), and the runs go side by side.
 from __future__ import annotations
 
 import atexit
+import decimal
 import gc
 import io
 import json
 import os
+import signal
 import sys
+import threading
+import warnings
 from typing import Any
 
 
@@ -33,9 +37,36 @@ def main() -> None:
     # Every write reaches the file at once, in the order it was made, as on a terminal.
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "wb", closefd=False), write_through=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "wb", closefd=False), write_through=True)
+    fresh = ProcessState()
     with open(results_path, "a", buffering=1) as results:
         for session in job["sessions"]:
+            fresh.restore()
             run_session(job, session, results)
+
+
+class ProcessState:
+    """What a session may change for the whole process and a new process would not have:
+    put back before each session, so no session sees another's (a warnings filter, a SIGINT
+    handler, a trace function, decimal's context)."""
+
+    def __init__(self) -> None:
+        self.filters = list(warnings.filters)
+        self.sigint = signal.getsignal(signal.SIGINT)
+        self.excepthook = threading.excepthook
+        self.asyncgen_hooks = sys.get_asyncgen_hooks()
+        self.decimal = decimal.getcontext().copy()
+
+    def restore(self) -> None:
+        warnings.resetwarnings()  # which also tells the module its filters changed
+        warnings.filters.extend(self.filters)
+        signal.signal(signal.SIGINT, self.sigint)
+        sys.settrace(None)
+        sys.setprofile(None)
+        threading.settrace(None)  # type: ignore[arg-type]
+        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.excepthook = self.excepthook
+        sys.set_asyncgen_hooks(*self.asyncgen_hooks)
+        decimal.setcontext(self.decimal.copy())
 
 
 def run_session(job: dict[str, Any], session: dict[str, Any], results: Any) -> None:
