@@ -1013,6 +1013,43 @@ SESSIONS += [
         when="ipykernel>=7",
     ),
     Session(
+        "widget-closed-between-cells",
+        "the frontend closes a widget between cells; the kernel closes another",
+        "kernel",
+        (
+            Cell(
+                "import ipywidgets\n"
+                "slider, other = ipywidgets.IntSlider(), ipywidgets.IntSlider()\n"
+                "closed = []\n"
+                "slider.comm.on_close(lambda msg: closed.append('by the frontend'))\n"
+                "print('close', slider.model_id)",
+                frontend=(Frontend(r"close (\w+)", "comm_close"),),
+            ),
+            "other.close(); print(closed, other.comm)",
+        ),
+        shows=("\\['by the frontend'\\] None",),
+        needs=("ipywidgets",),
+    ),
+    Session(
+        "comm-callback-task",
+        "a comm callback starts a task between cells; a later cell awaits it",
+        "kernel",
+        (
+            Cell(
+                "import asyncio\nfrom comm import create_comm\nstarted = []\n"
+                "async def work(data):\n    await asyncio.sleep(0)\n    return data\n"
+                "channel = create_comm(target_name='work')\n"
+                "channel.on_msg(lambda msg: started.append("
+                "asyncio.ensure_future(work(msg['content']['data']))))\n"
+                "print('comm', channel.comm_id)",
+                frontend=(Frontend(r"comm (\w+)", "comm_msg", {"answer": 42}),),
+            ),
+            "print('the task says', await asyncio.wait_for(started[0], 8))",
+        ),
+        shows=("the task says \\{'answer': 42\\}",),
+        libraries=ASYNCIO,
+    ),
+    Session(
         "comm-callback-loop",
         "a comm callback sets a future of the cell's loop (ipykernel's own tests do)",
         "kernel",

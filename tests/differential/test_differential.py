@@ -142,9 +142,9 @@ def test_the_session_runs_as_it_does_without_the_extension(
     entry = listed(name, runner, read_differences())
     if entry is not None:
         if not difference:
+            listed_as = f"{name} {runner} {entry.condition}".rstrip()
             pytest.fail(
-                f"fixed: take it off the list ({DIFFERENCES.name} line {entry.line}: "
-                f"{name} {runner} {entry.condition})".rstrip()
+                f"fixed: take it off the list ({DIFFERENCES.name} line {entry.line}: {listed_as})"
             )
         pytest.xfail(f"listed: {entry.reason}")
     assert not difference, (
