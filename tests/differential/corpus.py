@@ -1037,7 +1037,8 @@ SESSIONS += [
         (
             Cell(
                 "import asyncio\nfrom comm import create_comm\nstarted = []\n"
-                "async def work(data):\n    await asyncio.sleep(0)\n    return data\n"
+                # Still running when the next cell awaits it.
+                "async def work(data):\n    await asyncio.sleep(0.5)\n    return data\n"
                 "channel = create_comm(target_name='work')\n"
                 "channel.on_msg(lambda msg: started.append("
                 "asyncio.ensure_future(work(msg['content']['data']))))\n"
