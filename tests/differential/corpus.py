@@ -46,7 +46,7 @@ def notebook(*cells: str) -> str:
 
 def ticking(name: str) -> str:
     """A cell that says whether ``name`` (a list a GUI timer appends to) grew at the idle
-    prompt: IPython's input hook runs the GUI's loop there, about 30 ticks in 1.5 s."""
+    prompt: IPython's input hook runs the GUI's loop there, about 40 ticks in 2 s."""
     return f"print('ticking' if len({name}) >= 10 else f'stood still: {{len({name})}} ticks')"
 
 
@@ -73,7 +73,7 @@ SESSIONS += [
         (
             "%gui tk",
             "import tkinter; root = tkinter.Tk(); ticks = []",
-            Cell("def tick():\n    ticks.append(1)\n    root.after(50, tick)\n\ntick()", idle=1.5),
+            Cell("def tick():\n    ticks.append(1)\n    root.after(50, tick)\n\ntick()", idle=2.0),
             ticking("ticks"),
             "root.destroy()",
         ),
@@ -92,7 +92,7 @@ SESSIONS += [
             Cell(
                 "ticks = []; timer = QtCore.QTimer(); timer.timeout.connect(lambda: "
                 "ticks.append(1)); timer.start(50)",
-                idle=1.5,
+                idle=2.0,
             ),
             ticking("ticks"),
             "timer.stop()",
@@ -111,7 +111,7 @@ SESSIONS += [
             Cell(
                 "fig = plt.figure(); ticks = []; timer = fig.canvas.new_timer(interval=50); "
                 "timer.add_callback(lambda: ticks.append(1)); timer.start()",
-                idle=1.5,
+                idle=2.0,
             ),
             ticking("ticks"),
             "timer.stop()",
@@ -130,7 +130,7 @@ SESSIONS += [
             Cell(
                 "fig = plt.figure(); ticks = []; timer = fig.canvas.new_timer(interval=50); "
                 "timer.add_callback(lambda: ticks.append(1)); timer.start()",
-                idle=1.5,
+                idle=2.0,
             ),
             ticking("ticks"),
             "timer.stop()",
@@ -444,7 +444,7 @@ SESSIONS += [
         (
             "import asyncio\nticks = []\nasync def tick():\n    while True:\n"
             "        ticks.append(1)\n        await asyncio.sleep(0.05)\n",
-            Cell("task = asyncio.ensure_future(tick()); await asyncio.sleep(0)", idle=1.5),
+            Cell("task = asyncio.ensure_future(tick()); await asyncio.sleep(0)", idle=2.0),
             "print('ticking' if len(ticks) >= 10 else f'stood still: {len(ticks)} ticks')",
             "task.cancel()",
         ),

@@ -24,6 +24,7 @@ by side in a few threads; each test waits for the group it needs.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import queue
@@ -42,7 +43,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 HERE = Path(__file__).parent
-SUPPORT = HERE.parent / "support"
 DIFFERENCES = HERE / "differences.txt"
 
 #: Generous: the machine is shared and noisy. A cell waits at most this long for anything.
@@ -177,6 +177,7 @@ def _version(module: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
+@functools.cache
 def versions() -> dict[str, tuple[int, ...]]:
     return {
         "python": sys.version_info[:3],
@@ -432,9 +433,8 @@ class Group:
         env = dict(os.environ)
         env.update(
             IPYTHONDIR=str(self.ipythondir),
-            PYTHONPATH=os.pathsep.join(
-                [str(self.workdir), str(SUPPORT), os.environ.get("PYTHONPATH", "")]
-            ),
+            # The session's files import from any host (the shell host's script is elsewhere).
+            PYTHONPATH=os.pathsep.join([str(self.workdir), os.environ.get("PYTHONPATH", "")]),
             PYTHON_COLORS="0",
         )
         if display is not None:
