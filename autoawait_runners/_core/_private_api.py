@@ -58,6 +58,8 @@ IPython:
   as IPython runs plain cells (a cell inside a cell; a session that cannot start).
 - ``IPython.core.async_helpers._asyncio_runner``: IPython's own asyncio runner, to tell
   whether it is the one selected.
+- ``IPython.core.async_helpers._trio_runner``: IPython's own trio runner, for an await cell
+  that a kernel runs before its loop does (``exec_lines``) under ``trio-guest``.
 - ``InteractiveShell.run_cell_async``'s argument ``transformed_cell``, read from the cell's
   coroutine before it starts: whether a cell can await at all (a loop runner receives only
   the coroutine), so the asyncio runner runs a plain cell in place, not as a task.
@@ -236,6 +238,12 @@ def ipython_asyncio_runner() -> Any:
     from IPython.core.async_helpers import _asyncio_runner
 
     return _asyncio_runner
+
+
+def ipython_trio_runner() -> Any:
+    from IPython.core.async_helpers import _trio_runner
+
+    return _trio_runner
 
 
 def format_time(seconds: float) -> str:
@@ -497,6 +505,7 @@ def missing() -> list[str]:
     )
     need("IPython _pseudo_sync_runner", lambda: callable(pseudo_sync_runner()))
     need("IPython _asyncio_runner", lambda: callable(ipython_asyncio_runner()))
+    need("IPython _trio_runner", lambda: callable(ipython_trio_runner()))
     need("IPython _format_time", lambda: format_time(0.2) == "200 ms")
     need("InteractiveShell.run_cell_async(transformed_cell=)", _cell_source_readable)
     need(

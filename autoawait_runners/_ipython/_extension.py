@@ -20,7 +20,7 @@ from .._core._cell import CellDidNotRun
 from .._core._messages import say
 from .._core._tracebacks import as_its_class_has_it, showing_user_frames
 from .._nesting._shim import is_nesting, nest_off, nest_on
-from .._runners._base import Runner, RunnerUnavailable
+from .._runners._base import Runner, RunnerUnavailable, in_a_kernel
 from . import (
     _autoawait_magic,
     _completion,
@@ -94,7 +94,7 @@ class Extension:
         self.config = load_config(shell)
         self.catalogue = Catalogue()
         self.active: Any = None  # the loop runner the extension last saw selected
-        self.in_kernel = _in_kernel(shell)
+        self.in_kernel = in_a_kernel(shell)
         self.changes = Changes(shell)
         self._trio_runner_found = shell.trio_runner  # IPython's hook, given back on detach
         #: Whether the runners were given a loop factory (``loop_factory``).
@@ -317,11 +317,6 @@ def _dotted_loop_factory(path: str) -> Any:
         return factory()
 
     return make_loop
-
-
-def _in_kernel(shell: InteractiveShell) -> bool:
-    """Whether the shell is a Jupyter kernel's (ipykernel awaits cells on its own loop)."""
-    return type(shell).__module__.startswith("ipykernel.")
 
 
 def _close(runner: Any) -> None:

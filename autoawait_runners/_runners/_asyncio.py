@@ -34,7 +34,7 @@ from ._asyncio_session import (
     raised_by_a_task,
     run_cell_as_task,
 )
-from ._base import RunnerUnavailable
+from ._base import RunnerUnavailable, in_a_kernel
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -127,7 +127,26 @@ class AsyncioRunner(AsyncioSessionRunner):
             result = run_from_outside(loop, awaitable, survives=raised_by_a_task)
         return result
 
+    def _before_the_kernels_loop(self) -> bool:
+        """Whether a kernel runs this cell before its loop runs (its ``exec_lines``, its
+        startup ``.ipy`` files). The session is to borrow that loop, which does not run
+        yet: a loop made now would be one of its own that nothing runs once the kernel's
+        does (background tasks would stand still between cells, a trio-guest run would
+        never answer). Such a cell runs as it would without the extension."""
+        return (
+            self._session is None
+            and self._shell is not None
+            and in_a_kernel(self._shell)
+            and _private_api.running_loop() is None
+        )
+
+    def _ipythons_own(self) -> Any:
+        """IPython's own runner for this runner's library (see _before_the_kernels_loop)."""
+        return _private_api.ipython_asyncio_runner()
+
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self._before_the_kernels_loop():
+            return self._ipythons_own()(coro)
         try:
             session = self._session_here()
         except Exception as exc:  # a loop policy broken since the runner was selected
@@ -170,6 +189,8 @@ class AsyncioRunner(AsyncioSessionRunner):
         In a kernel (a borrowed loop) and before the loop first ran, cells run as tasks.
         """
         session = self._session
+        if self._before_the_kernels_loop():
+            return _private_api.pseudo_sync_runner()(coro)  # as IPython runs a plain cell
         if (
             session is None
             or session.borrowed

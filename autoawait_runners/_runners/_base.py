@@ -107,6 +107,11 @@ def runs_cells(cell: CellCoroutine[Any]) -> bool:
     return cell.cell_code in _cells_that_run_cells
 
 
+def in_a_kernel(shell: Any) -> bool:
+    """Whether the shell is a Jupyter kernel's (ipykernel awaits cells on its own loop)."""
+    return type(shell).__module__.startswith("ipykernel.")
+
+
 class RunnerUnavailable(RuntimeError):
     """A runner cannot be used here; the message says why, in one line."""
 

@@ -167,7 +167,12 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             self._run_is_up_waiters.append(functools.partial(resolve_soon, loop, woken))
         park(asyncio.wait([woken], timeout=START_TIMEOUT))
 
+    def _ipythons_own(self) -> Any:
+        return _private_api.ipython_trio_runner()
+
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self._before_the_kernels_loop():
+            return self._ipythons_own()(coro)
         cell = self._make_cell(coro)
         for retry in (False, True):
             try:
