@@ -27,7 +27,8 @@ def test_no_module_but_the_private_api_touches_those_names() -> None:
         r"(?<!self)\._(context|callback|args)\b|_asyncio_future_blocking|"
         r"\.call_exception_handler = |"
         r"_extra_prompt_options|_location_id|\._default_executor|\._threads\b|\._instance\b|"
-        r"_walk_mro|_thread_to_parent|\._close_callback\b|trio\._core\._io_"
+        r"_walk_mro|_thread_to_parent|\._close_callback\b|trio\._core\._io_|"
+        r"\._selector\b|\._inputhook\b|GLOBAL_RUN_CONTEXT|\._epoll\b"
     )
     offenders = [
         f"{path.relative_to(package)}:{number}"

@@ -27,6 +27,7 @@ from . import (
     _kernel_messages,
     _kernel_output,
     _nest_magic,
+    _prompt_hook,
     _tasks_magic,
     _timing_magics,
 )
@@ -116,6 +117,7 @@ class Extension:
         _completion.install(self)  # of the magics' arguments, as each says
         _kernel_output.install(self)  # in a kernel: output goes to the cell that made it
         _kernel_messages.install(self)  # ipykernel 6: comm messages while a cell runs
+        _prompt_hook.install(self)  # the terminal prompt's input hook: the session and %gui
         self._apply_loop_factory(self.config.loop_factory or None)
         changes.on_undo(self._apply_loop_factory, None)
         # Listed, shown and set by %config like IPython's own configurables.

@@ -22,9 +22,10 @@ import contextvars
 import functools
 import logging
 import os
+import selectors
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,9 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, cancelled_before_it_ran, interruption_type
 from .._core._messages import say_failed
 from .._core._tracebacks import PACKAGE_DIR
-from ._base import TaskRow
+from ._base import GuiHook, TaskRow
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
+from ._gui_wait import GuiSelector
 
 if TYPE_CHECKING:
     import curio
@@ -66,6 +68,7 @@ class CurioRunner(DedicatedThreadRunner):
         self._main_task: curio.Task | None = None
         self._kernel: curio.Kernel | None = None
         self._born: dict[curio.Task, float] = {}  # task -> when made, for %tasks
+        self._kernel_selector: GuiSelector | None = None
 
     def _serve(self, ready: Callable[[], None]) -> None:
         import curio
@@ -74,7 +77,10 @@ class CurioRunner(DedicatedThreadRunner):
         self._interruption = interruption_type(curio.errors.TaskCancelled)
         self._queue = curio.UniversalQueue()
         self._main_task = None
+        # The kernel waits for events in it, where a GUI can wait in its place (_gui_wait).
+        self._kernel_selector = GuiSelector(selectors.DefaultSelector())
         kernel = self._kernel = curio.Kernel(
+            selector=self._kernel_selector,
             activations=[_births(self._born)],
             taskcls=_session_task_class(contextvars.copy_context()),
         )
@@ -125,6 +131,11 @@ class CurioRunner(DedicatedThreadRunner):
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:
         return CellCoroutine(coro, _not_translated)
 
+    def _wait_in_gui(self, gui: GuiHook, fds: Sequence[int]) -> Coroutine[Any, Any, None]:
+        selector = self._kernel_selector
+        assert selector is not None
+        return _until_readable(selector, gui, fds)
+
     def _submit(self, submitted: SubmittedCell) -> None:
         import curio
 
@@ -155,6 +166,7 @@ class CurioRunner(DedicatedThreadRunner):
     def _reset(self) -> None:
         self._queue = None
         self._kernel = None
+        self._kernel_selector = None
         self._cell_tasks.clear()
         self._born.clear()
 
@@ -238,6 +250,20 @@ def _from_task_code(tb: TracebackType | None) -> TracebackType | None:
 def _task_name(tb: TracebackType | None) -> str:
     first = _from_task_code(tb)
     return first.tb_frame.f_code.co_qualname if first is not None else "?"
+
+
+async def _until_readable(selector: GuiSelector, gui: GuiHook, fds: Sequence[int]) -> None:
+    """Run the session until one of ``fds`` is readable (the prompt has input), the GUI
+    waiting in the kernel's selector meanwhile (``_gui_wait``)."""
+    import select
+
+    import curio
+
+    selector.gui = gui
+    try:
+        await curio.run_in_thread(select.select, list(fds), [], [])
+    finally:
+        selector.gui = None
 
 
 async def _run_cell_task(submitted: SubmittedCell) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._core import _ctrl_c
@@ -24,6 +24,7 @@ from ._asyncio_session import (
     raised_by_a_task,
     translate_cancellation,
 )
+from ._base import GuiHook
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 
@@ -59,7 +60,10 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
         tasks: list[asyncio.Task[Any]] = []
 
         def start() -> None:
-            task = session.create_cell_task(submitted.cell)
+            if submitted.users:
+                task = session.create_cell_task(submitted.cell)
+            else:
+                task = asyncio.Task(submitted.cell, loop=session.loop)
             tasks.append(task)
             task.add_done_callback(lambda _: _pass_outcome(task, submitted))
 
@@ -87,6 +91,11 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
 
     def _reset(self) -> None:
         self._session = None
+
+    def _wait_in_gui(self, gui: GuiHook, fds: Sequence[int]) -> Coroutine[Any, Any, None]:
+        from ._gui_wait import until_readable
+
+        return until_readable(fds, gui)
 
 
 def _pass_outcome(task: asyncio.Task[Any], submitted: SubmittedCell) -> None:
