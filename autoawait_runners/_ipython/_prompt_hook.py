@@ -13,7 +13,9 @@ the extension (``active_eventloop`` is what they set, and a second GUI is refuse
 as ever). The hook is composed at each prompt instead: the shell's ``pt_app.prompt`` is
 wrapped (through ``Changes``: unloading puts it back), and what it passes on is the active
 runner's :meth:`~autoawait_runners._runners._base.Runner.run_until_readable` with the user's
-GUI hook in it. No other module touches the slot; no runner calls ``enable_gui``.
+GUI hook in it. (``pt_app.prompt_async`` too, which IPython reads input with under ``%gui
+asyncio``, calling no hook: it says, once, what that costs the session.) No other module
+touches the slot; no runner calls ``enable_gui``.
 
 A GUI hook that fails (a Tk window made in another thread than the one its hook runs in)
 is one line, and is left out until ``%gui`` changes: without the extension it ends IPython.
