@@ -155,10 +155,11 @@ def test_a_failure_flood_at_the_idle_prompt_coalesces_and_the_loop_keeps_pace(
     ipy.exit()
 
 
-def test_gui_off_gives_idle_progress_back(ipython_pty: type[IPythonPty]) -> None:  # R2, F3
-    # %gui with no argument removes the input hook, ours too: the runner puts it back.
+def test_gui_off_leaves_idle_progress_alone(ipython_pty: type[IPythonPty]) -> None:  # R2, F3
+    # The prompt's input hook is the user's (%gui's); the session's is composed with it at
+    # each prompt, so %gui with no argument has nothing of ours to remove.
     ipy = start_with_runner(ipython_pty, "asyncio")
-    ipy.cell("%gui")
+    ipy.cell("%gui", "No event loop hook running.")
     ipy.cell("t = await h.background(h.tick, 0.05)")
     ipy.expect("tick 2")  # no cell runs: only the idle prompt can run the loop
     ipy.exit()
@@ -402,7 +403,7 @@ def test_tab_after_autoawait_offers_runner_names_only(ipython_pty: type[IPythonP
     ipy.exit()
 
 
-@pytest.mark.parametrize("runner", ["thread", "trio"])
+@pytest.mark.parametrize("runner", PERSISTENT)
 def test_background_tasks_run_at_the_idle_prompt_under_gui_qt(
     ipython_pty: type[IPythonPty], runner: str
 ) -> None:  # R2: a GUI event loop has the prompt's input hook; the session loop runs on

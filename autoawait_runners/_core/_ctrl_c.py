@@ -247,9 +247,33 @@ def know(library: LoopLibrary) -> None:
     _libraries[library.name] = library
 
 
+#: The threads whose loop waits for events inside another event loop now (see
+#: :func:`waits_in_another_loop`).
+_waiting_elsewhere: set[int] = set()
+
+
+@contextmanager
+def waits_in_another_loop() -> Iterator[None]:
+    """Around a loop's wait for events that runs another event loop meanwhile (a GUI's, at
+    an idle prompt with ``%gui``): the thread counts as waiting, whatever code that loop
+    runs. Without it, the GUI's own code looks like a task that does not yield, and the
+    prompt's Ctrl-C would become a signal raised into the GUI (see
+    :func:`reaches_a_busy_prompt_loop`); without the extension it is a key the prompt
+    reads, there too."""
+    here = threading.get_ident()
+    _waiting_elsewhere.add(here)
+    try:
+        yield
+    finally:
+        _waiting_elsewhere.discard(here)
+
+
 def _waiting_for_events(thread_id: int) -> bool:
     """Whether the event loop of ``thread_id`` waits for I/O or timers, running nothing: its
-    innermost frame (under this package's own, the signal handler's) is a selector's wait."""
+    innermost frame (under this package's own, the signal handler's) is a selector's wait,
+    or it waits inside another event loop (:func:`waits_in_another_loop`)."""
+    if thread_id in _waiting_elsewhere:
+        return True
     frame: FrameType | None = _private_api.current_frames().get(thread_id)
     while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         frame = frame.f_back

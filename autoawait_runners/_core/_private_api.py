@@ -51,6 +51,9 @@ asyncio:
 - ``BaseEventLoop._asyncgen_firstiter_hook`` and ``_asyncgen_finalizer_hook``: the async
   generator hooks ``run_forever`` installs; a nested call installs the running loop's while
   it waits, as ``asyncio.run()``'s own loop would (parking).
+- ``BaseSelectorEventLoop._selector``, read by ``_run_once`` at each iteration: the
+  selector a loop waits in, swapped for one that runs a GUI's event loop while it waits
+  (the idle prompt with ``%gui``).
 
 IPython:
 
@@ -69,6 +72,9 @@ IPython:
   the session ends first (F2).
 - ``TerminalInteractiveShell._extra_prompt_options``: the prompt's options (its key bindings,
   completer, colours), for the ``embed()`` prompt read on a host's loop.
+- ``TerminalInteractiveShell.prompt_for_code`` passes the hook ``%gui`` set to
+  ``pt_app.prompt(inputhook=...)``, its only way to the prompt: the extension's prompt hook
+  composes with it there.
 - ``InteractiveShellEmbed(_init_location_id=)`` and ``shell(_call_location_id=)``: where
   ``embed()`` was called, which ``exit_raise`` and ``%kill_embedded`` go by, as
   ``IPython.embed`` passes it.
@@ -96,6 +102,9 @@ trio:
 
 - ``trio._core._io_*`` ``get_events``: the innermost frame of a trio run waiting for I/O
   or timers, running nothing (Ctrl-C: cancel, rather than raise in the loop).
+- ``GLOBAL_RUN_CONTEXT.runner.io_manager._epoll`` (Linux; ``current_kqueue()`` elsewhere is
+  public): the descriptor of a trio run's wait for I/O, readable when any of its waits is;
+  a GUI at the idle prompt waits on it in the trio runner's thread.
 
 curio:
 
@@ -194,6 +203,16 @@ def handle_context(handle: asyncio.Handle) -> Any:
 def handle_callback(handle: asyncio.Handle) -> tuple[Callable[..., Any], Any]:
     """A handle's callback and its arguments."""
     return handle._callback, handle._args  # type: ignore[attr-defined]
+
+
+def loop_selector(loop: asyncio.AbstractEventLoop) -> Any:
+    """The selector an asyncio loop waits for events in, or None (a loop without one)."""
+    return getattr(loop, "_selector", None)
+
+
+def set_loop_selector(loop: asyncio.AbstractEventLoop, selector: Any) -> None:
+    """Have the loop wait in ``selector`` from its next iteration on."""
+    loop._selector = selector  # type: ignore[attr-defined]
 
 
 def mark_blocking(future: asyncio.Future[Any]) -> None:
@@ -319,6 +338,30 @@ def unpin_thread_output(stream: Any, thread_id: int) -> None:
 TRIO_WAITS_IN = ("trio._core._io_", "get_events")
 
 
+def trio_io_fd() -> int | None:
+    """In a trio run: the descriptor its I/O backend waits on (epoll, kqueue), readable when
+    any of its waits for I/O is ready (its wake-ups from other threads too); None where it
+    has none (Windows)."""
+    import trio
+
+    current_kqueue = getattr(trio.lowlevel, "current_kqueue", None)
+    if current_kqueue is not None:
+        return int(current_kqueue().fileno())
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+
+    epoll = getattr(GLOBAL_RUN_CONTEXT.runner.io_manager, "_epoll", None)
+    return None if epoll is None else int(epoll.fileno())
+
+
+def _trio_io_fd_found() -> bool:
+    import trio
+
+    async def find() -> bool:
+        return sys.platform == "win32" or isinstance(trio_io_fd(), int)
+
+    return trio.run(find)
+
+
 def _trio_waits_in_get_events() -> bool:
     import importlib
 
@@ -372,6 +415,23 @@ def _loop_installs_its_asyncgen_hooks() -> bool:
         return loop.run_until_complete(hooks()) == asyncgen_hooks_of(loop)
     finally:
         loop.close()
+#: What ``prompt_for_code`` passes the ``%gui`` hook to the prompt as.
+PROMPT_HOOK_ARGUMENT = "inputhook=self._inputhook"
+
+
+def _prompt_takes_the_gui_hook() -> bool:
+    import inspect
+
+    return PROMPT_HOOK_ARGUMENT in inspect.getsource(_terminal_shell().prompt_for_code)
+
+
+def _loop_waits_in_its_selector(loop: asyncio.AbstractEventLoop) -> bool:
+    import inspect
+    import selectors
+
+    return isinstance(loop_selector(loop), selectors.BaseSelector) and (
+        "self._selector.select(" in inspect.getsource(asyncio.BaseEventLoop._run_once)  # type: ignore[attr-defined]
+    )
 
 
 def _singleton_is_there() -> bool:
@@ -492,6 +552,10 @@ def missing() -> list[str]:
             "BaseEventLoop.call_exception_handler, shadowed on the instance",
             lambda: _shadows_exception_handler(loop),
         )
+        need(
+            "BaseSelectorEventLoop._selector, read by _run_once",
+            lambda: _loop_waits_in_its_selector(loop),
+        )
         need("Task._must_cancel", lambda: hasattr(task, "_must_cancel"))
         need("Task._log_destroy_pending", lambda: hasattr(task, "_log_destroy_pending"))
         loop.run_until_complete(asyncio.wait([task]))
@@ -518,6 +582,10 @@ def missing() -> list[str]:
         lambda: callable(_terminal_shell()._extra_prompt_options),
     )
     need("InteractiveShellEmbed _init_location_id, _call_location_id", _embed_locations)
+    need(
+        "TerminalInteractiveShell.prompt_for_code's pt_app.prompt(" + PROMPT_HOOK_ARGUMENT + ")",
+        _prompt_takes_the_gui_hook,
+    )
     need("ipykernel 6 OutStream " + ", ".join(IPYKERNEL6_THREAD_PINS), _ipykernel6_pins)
     need("ipykernel 6 Thread." + IPYKERNEL6_THREAD_MADE_IN, _ipykernel6_thread_hooks)
     need("comm BaseComm._close_callback", _comm_close_slot)
@@ -527,6 +595,7 @@ def missing() -> list[str]:
         pass
     else:
         need("trio " + ".".join(TRIO_WAITS_IN) + "*", _trio_waits_in_get_events)
+        need("trio GLOBAL_RUN_CONTEXT.runner.io_manager._epoll", _trio_io_fd_found)
     try:
         import curio
     except ImportError:

@@ -29,6 +29,7 @@ from . import (
     _kernel_output,
     _kernel_shutdown,
     _nest_magic,
+    _prompt_hook,
     _tasks_magic,
     _timing_magics,
 )
@@ -120,6 +121,7 @@ class Extension:
         _kernel_messages.install(self)  # ipykernel 6: comm messages while a cell runs
         _kernel_comms.install(self)  # in a kernel: comm callbacks where the cells run
         _kernel_shutdown.install(self)  # in a kernel: a shutdown ends the cells first
+        _prompt_hook.install(self)  # the terminal prompt's input hook: the session and %gui
         self._apply_loop_factory(self.config.loop_factory or None)
         changes.on_undo(self._apply_loop_factory, None)
         # Listed, shown and set by %config like IPython's own configurables.

@@ -6,8 +6,9 @@ next await cell). This runner:
 
 - runs every cell, plain ones too, as a task on the session loop, so
   ``asyncio.get_running_loop()`` and ``asyncio.create_task()`` work in any cell (R3);
-- keeps the loop running while the terminal prompt waits for input, through a
-  prompt_toolkit input hook, so background tasks make progress between cells (R2);
+- keeps the loop running while the terminal prompt waits for input, from the prompt's
+  input hook (``run_until_readable``), so background tasks make progress between cells
+  (R2); a GUI's event loop (``%gui``) waits in it (``_gui_wait``);
 - routes Ctrl-C to the cell (see :mod:`autoawait_runners._cell`).
 
 Started where an asyncio loop already runs in the main thread (a Jupyter kernel, whose
@@ -34,15 +35,12 @@ from ._asyncio_session import (
     raised_by_a_task,
     run_cell_as_task,
 )
-from ._base import RunnerUnavailable, in_a_kernel
+from ._base import GuiHook, RunnerUnavailable, in_a_kernel
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 T = TypeVar("T")
-
-#: The name the input hook is registered under with IPython's ``%gui`` machinery.
-INPUTHOOK_NAME = "autoawait_runners"
 
 
 class AsyncioRunner(AsyncioSessionRunner):
@@ -240,46 +238,26 @@ class AsyncioRunner(AsyncioSessionRunner):
 
     # -- idle progress in the terminal -----------------------------------------------------
 
+    runs_at_the_prompt = True
+
     def attach(self, shell: InteractiveShell) -> None:
         self._shell = shell
-        if not _has_prompt_toolkit_prompt(shell):
-            return  # see _keep_idle_progress
-        from IPython.terminal.pt_inputhooks import register
-
-        register(INPUTHOOK_NAME, self._inputhook)
-        active = getattr(shell, "active_eventloop", None)
-        if active not in (None, INPUTHOOK_NAME):
-            say(
-                f"%gui {active} is active: {self.library} background tasks run only while cells "
-                "run (turn it off with %gui to let them run while the prompt is idle)"
-            )
-            return
-        self._keep_idle_progress()
 
     def detach(self, shell: InteractiveShell) -> None:
         self._shell = None
-        if getattr(shell, "active_eventloop", None) == INPUTHOOK_NAME:
-            shell.enable_gui(None)
 
     def _after_cell(self) -> None:
         super()._after_cell()
-        self._keep_idle_progress()
+        self._say_if_no_idle_progress()
 
-    def _keep_idle_progress(self) -> None:
-        """Run the session loop from the prompt's input hook whenever no other GUI event
-        loop has it: after ``%gui`` (none) too, which removes ours (F3, R2)."""
-        shell = self._shell
-        if shell is None:
-            return
-        if _has_prompt_toolkit_prompt(shell):
-            if getattr(shell, "active_eventloop", None) is None:
-                shell.enable_gui(INPUTHOOK_NAME)
-            return
-        # A terminal without prompt_toolkit (--simple-prompt, or input that is not a tty)
-        # reads input with no event loop: say so once, when it first matters.
-        session = self._session
+    def _say_if_no_idle_progress(self) -> None:
+        """A terminal without prompt_toolkit (--simple-prompt, or input that is not a tty)
+        reads input with no event loop, so no input hook runs the session loop: say so
+        once, when it first matters (R2)."""
+        shell, session = self._shell, self._session
         if (
-            getattr(shell, "simple_prompt", None) is True
+            shell is not None
+            and getattr(shell, "simple_prompt", None) is True
             and not self._said_no_idle_progress
             and session is not None
             and not session.borrowed
@@ -296,27 +274,23 @@ class AsyncioRunner(AsyncioSessionRunner):
         assert self._session is not None
         return any(not task.done() for task in asyncio.all_tasks(self._session.loop))
 
-    def _inputhook(self, context: Any) -> None:
-        """prompt_toolkit input hook: run the session loop until input is ready."""
+    def run_until_readable(self, fd: int, gui: GuiHook | None) -> bool:
+        """Run the session loop, in this (the main) thread, until the prompt has input."""
         session = self._session
         if session is None or session.borrowed or session.loop.is_closed():
-            return  # a borrowed loop is run by its owner
+            return False  # a borrowed loop is run by its owner
         if self._inside_cell():
-            return
+            return False
+        from ._gui_wait import readable_future, waiting_in_gui
+
         loop = session.loop
-        input_ready = loop.create_future()
-
-        def on_readable() -> None:
-            if not input_ready.done():
-                input_ready.set_result(None)
-
-        fd = context.fileno()
-        loop.add_reader(fd, on_readable)
-        try:
-            with _ctrl_c.reaches_a_busy_prompt_loop(self._terminal_fd()):
-                self._run_until_complete(input_ready)
-        finally:
-            loop.remove_reader(fd)
+        with (
+            readable_future(loop, [fd]) as input_ready,
+            _ctrl_c.reaches_a_busy_prompt_loop(self._terminal_fd()),
+            waiting_in_gui(loop, gui),
+        ):
+            self._run_until_complete(input_ready)
+        return True
 
     def _terminal_fd(self) -> int | None:
         """The terminal the prompt reads from."""
@@ -367,11 +341,6 @@ class _PlainCellStandIn(Coroutine[Any, Any, None], NestedCallTaker):
 
 async def _awaiting(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _has_prompt_toolkit_prompt(shell: InteractiveShell) -> bool:
-    """Whether the shell reads input through prompt_toolkit (terminal IPython)."""
-    return hasattr(shell, "pt_app") and not getattr(shell, "simple_prompt", True)
 
 
 _runner = AsyncioRunner()

@@ -50,6 +50,11 @@ class TaskRow:
     depth: int = 0
 
 
+#: A prompt_toolkit input hook, as ``%gui`` sets one (a *GUI hook*): called with a context
+#: (``fileno()``, ``input_is_ready()``) while the prompt waits, it runs its toolkit's events
+#: until the context's descriptor is readable, or returns at once with nothing to run.
+GuiHook = Callable[[Any], None]
+
 #: What the front end needs done in each cell's own thread and context before its code runs,
 #: prepared in the calling thread (see :func:`add_cell_setup`).
 CellSetup = Callable[[], Callable[[], None]]
@@ -238,6 +243,18 @@ class Runner(ABC):
             )
 
     # -- prompt integration ----------------------------------------------------------------
+
+    #: Whether the session loop runs in the thread that reads the prompt, so that between
+    #: cells only the prompt's input hook runs it (:meth:`run_until_readable`).
+    runs_at_the_prompt: ClassVar[bool] = False
+
+    def run_until_readable(self, fd: int, gui: GuiHook | None) -> bool:
+        """Called while the terminal prompt waits for input (in the prompt's input hook):
+        run the session until ``fd`` is readable, with ``gui``, the hook of the GUI event
+        loop ``%gui`` set (if any), run in the session's thread whenever the session has
+        nothing to do (``_gui_wait``). Returns False, at once, when there is no session to
+        run here now: the prompt then runs ``gui`` itself, as IPython does."""
+        return False
 
     def attach(self, shell: InteractiveShell) -> None:  # noqa: B027 - optional hook
         """Called when the runner becomes the shell's active runner."""

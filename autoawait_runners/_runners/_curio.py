@@ -22,9 +22,10 @@ import contextvars
 import functools
 import logging
 import os
+import selectors
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,9 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import cancelled_before_it_ran, interruption_type
 from .._core._messages import say_failed
 from .._core._tracebacks import PACKAGE_DIR
-from ._base import TaskRow, runs_cells
+from ._base import GuiHook, TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
+from ._gui_wait import GuiSelector
 
 if TYPE_CHECKING:
     import curio
@@ -67,6 +69,7 @@ class CurioRunner(DedicatedThreadRunner):
 
     def _session_context(self) -> contextvars.Context | None:
         return self._context
+        self._kernel_selector: GuiSelector | None = None
 
     def _serve(self, ready: Callable[[], None]) -> None:
         import curio
@@ -76,8 +79,12 @@ class CurioRunner(DedicatedThreadRunner):
         self._queue = curio.UniversalQueue()
         self._main_task = None
         self._context = contextvars.copy_context()
+        # The kernel waits for events in it, where a GUI can wait in its place (_gui_wait).
+        self._kernel_selector = GuiSelector(selectors.DefaultSelector())
         kernel = self._kernel = curio.Kernel(
-            activations=[_births(self._born)], taskcls=_session_task_class(self._context)
+            selector=self._kernel_selector,
+            activations=[_births(self._born)],
+            taskcls=_session_task_class(self._context),
         )
         crashes = _CrashReports(self.name)
         logging.getLogger("curio.kernel").addFilter(crashes)
@@ -123,6 +130,11 @@ class CurioRunner(DedicatedThreadRunner):
             # Not kept until the next request: a cell's closure holds its value (F7).
             del request
 
+    def _wait_in_gui(self, gui: GuiHook, fds: Sequence[int]) -> Coroutine[Any, Any, None]:
+        selector = self._kernel_selector
+        assert selector is not None
+        return _until_readable(selector, gui, fds)
+
     def _submit(self, submitted: SubmittedCell) -> None:
         import curio
 
@@ -154,6 +166,7 @@ class CurioRunner(DedicatedThreadRunner):
         self._queue = None
         self._kernel = None
         self._context = None
+        self._kernel_selector = None
         self._cell_tasks.clear()
         self._born.clear()
 
@@ -237,6 +250,20 @@ def _from_task_code(tb: TracebackType | None) -> TracebackType | None:
 def _task_name(tb: TracebackType | None) -> str:
     first = _from_task_code(tb)
     return first.tb_frame.f_code.co_qualname if first is not None else "?"
+
+
+async def _until_readable(selector: GuiSelector, gui: GuiHook, fds: Sequence[int]) -> None:
+    """Run the session until one of ``fds`` is readable (the prompt has input), the GUI
+    waiting in the kernel's selector meanwhile (``_gui_wait``)."""
+    import select
+
+    import curio
+
+    selector.gui = gui
+    try:
+        await curio.run_in_thread(select.select, list(fds), [], [])
+    finally:
+        selector.gui = None
 
 
 async def _run_cell_task(submitted: SubmittedCell) -> None:

@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sys
 import threading
 from abc import abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._core import _ctrl_c, _private_api
@@ -39,7 +40,7 @@ from .._core._cell import CellCoroutine
 from .._core._messages import SHUTDOWN_TIMEOUT
 from .._nesting._loops import thread_ends
 from ._asyncio_session import resolve_soon
-from ._base import Runner, RunnerUnavailable
+from ._base import GuiHook, Runner, RunnerUnavailable
 
 #: How long starting a session may take before the runner gives up.
 START_TIMEOUT = 10.0
@@ -72,10 +73,16 @@ class SubmittedCell:
         "cell",
         "loop_thread",
         "then",
+        "users",
     )
 
-    def __init__(self, cell: CellCoroutine[Any], loop_thread: threading.Thread | None) -> None:
+    def __init__(
+        self, cell: CellCoroutine[Any], loop_thread: threading.Thread | None, *, users: bool = True
+    ) -> None:
         self.cell = cell
+        #: Whether it is a cell of the user's (False: the runner's own work, run as one, the
+        #: GUI's wait at the idle prompt): what a cell starts meanwhile is the cell's.
+        self.users = users
         self._finished = threading.Lock()
         self._finished.acquire()
         self._settled = threading.Lock()
@@ -167,6 +174,12 @@ class DedicatedThreadRunner(Runner):
     def _reset(self) -> None:
         """Forget the session's objects (the thread has ended)."""
 
+    def _wait_in_gui(self, gui: GuiHook, fds: Sequence[int]) -> Coroutine[Any, Any, None] | None:
+        """A coroutine of the library, run as a cell: run the session until one of ``fds``
+        is readable, with ``gui`` waiting in its place (``_gui_wait``). None: the library
+        cannot, and the prompt runs ``gui`` in the main thread, as IPython does."""
+        return None
+
     # -- the runner ------------------------------------------------------------------------
 
     def _startup(self) -> None:
@@ -214,6 +227,35 @@ class DedicatedThreadRunner(Runner):
 
     def _inside_cell(self) -> bool:
         return self._thread is not None and threading.get_ident() == self._thread.ident
+
+    def run_until_readable(self, fd: int, gui: GuiHook | None) -> bool:
+        """The loop runs anyway; a GUI hook runs in the loop thread, where the cells made
+        what it serves (a Tk window), while the prompt waits: the main thread waits for
+        that, as for a cell."""
+        thread = self._thread
+        if gui is None or thread is None or not thread.is_alive() or self._inside_cell():
+            return False
+        stop_read, stop_write = os.pipe()
+        job = self._wait_in_gui(gui, (fd, stop_read))
+        if job is None:
+            os.close(stop_read)
+            os.close(stop_write)
+            return False
+        submitted = SubmittedCell(self._make_cell(job), thread, users=False)
+        self._waiting.add(submitted)  # released if the session dies meanwhile
+        try:
+            self._submit(submitted)
+            submitted.wait()
+        finally:
+            self._waiting.discard(submitted)
+            if not submitted.ended():  # this wait was interrupted: end that one too
+                os.write(stop_write, b"x")
+                submitted.wait(SHUTDOWN_TIMEOUT)
+            if submitted.ended():  # else the loop thread still looks at the pipe
+                os.close(stop_read)
+                os.close(stop_write)
+        submitted.result()
+        return True
 
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         cell = self._make_cell(coro)

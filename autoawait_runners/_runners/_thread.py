@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._core import _ctrl_c
@@ -23,6 +23,7 @@ from ._asyncio_session import (
     AsyncioSessionRunner,
     raised_by_a_task,
 )
+from ._base import GuiHook
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 
@@ -55,7 +56,10 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
         tasks: list[asyncio.Task[Any]] = []
 
         def start() -> None:
-            task = session.create_cell_task(submitted.cell)
+            if submitted.users:
+                task = session.create_cell_task(submitted.cell)
+            else:
+                task = asyncio.Task(submitted.cell, loop=session.loop)
             tasks.append(task)
             task.add_done_callback(lambda _: _pass_outcome(task, submitted))
 
@@ -93,6 +97,11 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
 
     def _reset(self) -> None:
         self._session = None
+
+    def _wait_in_gui(self, gui: GuiHook, fds: Sequence[int]) -> Coroutine[Any, Any, None]:
+        from ._gui_wait import until_readable
+
+        return until_readable(fds, gui)
 
 
 def _pass_outcome(task: asyncio.Task[Any], submitted: SubmittedCell) -> None:

@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import math
+import select
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_ran
 from .._core._messages import say_failed
 from .._nesting._shim import trio_cells_nest
-from ._base import TaskRow, runs_cells
+from ._base import GuiHook, TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 if TYPE_CHECKING:
@@ -321,6 +324,38 @@ class TrioRunner(TrioSession, DedicatedThreadRunner):
         except trio.RunFinishedError:
             return False
         return True
+
+    def _wait_in_gui(self, gui: GuiHook, fds: Sequence[int]) -> Coroutine[Any, Any, None]:
+        return _until_readable(gui, fds)
+
+
+async def _until_readable(gui: GuiHook, fds: Sequence[int]) -> None:
+    """Run the session until one of ``fds`` is readable (the prompt has input), the GUI
+    waiting in trio's place (``_gui_wait``): once every other task waits, trio would wait
+    for I/O until its next deadline; the GUI runs until that wait would have ended."""
+    import trio
+    import trio.testing
+
+    from ._gui_wait import gui_while, in_turns
+
+    io_fd = _private_api.trio_io_fd()
+    if io_fd is None:
+        await in_turns(gui, fds, lambda: trio.sleep(0))
+        return
+    async with trio.open_nursery() as nursery:
+
+        async def end_when_readable(fd: int) -> None:
+            await trio.lowlevel.wait_readable(fd)
+            nursery.cancel_scope.cancel()
+
+        for fd in fds:
+            nursery.start_soon(end_when_readable, fd)
+        while True:
+            # Even while a task keeps trio busy, the prompt's input ends this at once.
+            await trio.testing.wait_all_tasks_blocked()
+            seconds = trio.lowlevel.current_statistics().seconds_to_next_deadline
+            timeout = None if seconds == math.inf else max(0.0, seconds)
+            gui_while(gui, functools.partial(select.select, [io_fd], [], [], timeout))
 
 
 #: Every trio session object, for :func:`trio_nursery`.
