@@ -415,6 +415,8 @@ def _loop_installs_its_asyncgen_hooks() -> bool:
         return loop.run_until_complete(hooks()) == asyncgen_hooks_of(loop)
     finally:
         loop.close()
+
+
 #: What ``prompt_for_code`` passes the ``%gui`` hook to the prompt as.
 PROMPT_HOOK_ARGUMENT = "inputhook=self._inputhook"
 

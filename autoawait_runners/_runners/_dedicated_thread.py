@@ -41,6 +41,7 @@ from .._core._messages import SHUTDOWN_TIMEOUT
 from .._nesting._loops import thread_ends
 from ._asyncio_session import resolve_soon
 from ._base import GuiHook, Runner, RunnerUnavailable
+from ._gui_wait import tk_kept_past_this_thread
 
 #: How long starting a session may take before the runner gives up.
 START_TIMEOUT = 10.0
@@ -205,7 +206,8 @@ class DedicatedThreadRunner(Runner):
     def _thread_main(self, up: threading.Event, crashed: list[BaseException]) -> None:
         _output_goes_to_the_current_cell()
         try:
-            self._serve(up.set)
+            with tk_kept_past_this_thread():
+                self._serve(up.set)
         except BaseException as exc:
             crashed.append(exc)
             if self._thread is not None:  # it was running: say so, cells will restart it

@@ -35,6 +35,7 @@ import contextlib
 import os
 import select
 import selectors
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -208,3 +209,40 @@ async def in_turns(
         timer.join()
         os.close(turn_ends)
         os.close(end_turn)
+
+
+class tk_kept_past_this_thread:  # named as a function: used as one (a with block)
+    """Around a loop thread's life: the Tk interpreters its cells made are kept for good
+    when it ends.
+
+    Tcl deletes an interpreter only in the thread that made it; from any other it aborts
+    the process ("Tcl_AsyncDelete: async handler deleted by the wrong thread"). A cell of a
+    thread runner makes its Tk in the loop thread, which ends with the session, while the
+    window lives on in the user's namespace: destroyed, then let go (at exit, or after a
+    switch of runner), it took IPython down. Kept, it is never deleted, and the process
+    exits as it would without the extension. Only what the thread's time added is kept,
+    and only if tkinter was imported (found through the garbage collector's objects).
+    """
+
+    __slots__ = ("_before",)
+
+    def __enter__(self) -> None:
+        self._before = {id(app) for app in _tk_interpreters()}
+
+    def __exit__(self, *exc_info: object) -> None:
+        import ctypes
+
+        for app in _tk_interpreters():
+            if id(app) not in self._before:
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(app))
+
+
+def _tk_interpreters() -> list[Any]:
+    """The Tk interpreters of the tkinter objects alive now (none if tkinter is not in use)."""
+    tkinter = sys.modules.get("tkinter")
+    if tkinter is None:
+        return []
+    import gc
+
+    apps = {id(obj.tk): obj.tk for obj in gc.get_objects() if isinstance(obj, tkinter.Misc)}
+    return [app for app in apps.values() if app is not None]
