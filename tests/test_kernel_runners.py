@@ -471,5 +471,9 @@ def test_a_kernel_ended_during_an_await_cell_ends_as_quietly_as_without_the_exte
 ) -> None:  # F8: nothing in the old kernel's log (it logged a ZMQError), and it exits by
     # itself, at once (a shutdown request alone left it to be killed)
     pytest.importorskip(LIBRARY.get(runner, runner))
-    assert plain_kernels_ending[how] == ("", 0)
-    assert an_old_kernel_ending(tmp_path, runner, how) == plain_kernels_ending[how]
+    # Without the extension the old kernel exits by itself too; its log is empty, but for
+    # ipykernel's own race now and then at a restart on a loaded machine (an interrupted
+    # cell's reply sent on the socket the shutdown closed: the same ZMQError), so the
+    # runner's is held to the empty log the host has when that race is not run.
+    assert plain_kernels_ending[how][1] == 0
+    assert an_old_kernel_ending(tmp_path, runner, how) == ("", 0)
