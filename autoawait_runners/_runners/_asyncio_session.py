@@ -28,7 +28,7 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
-from .._core._tracebacks import PACKAGE_DIR
+from .._core._tracebacks import cut_to_task_code
 from .._nesting._loops import context_entered, nested_calls
 from ._base import Runner, TaskRow, runs_cells
 
@@ -163,29 +163,12 @@ def raised_by_a_task(exc: BaseException) -> bool:
     the session loop's run came from a task, which keeps it and is reported as a failed
     background task, with the traceback of its own frames (the loop's frames it went
     through since are cut off). The loop runs on (F1)."""
-    cut_to_task_frames(exc)
+    cut_to_task_code(exc, ASYNCIO_DIR)
     return True
 
 
-def cut_to_task_frames(exc: BaseException) -> None:
-    """Drop the loop's frames from the front of the traceback of an exception a task raised
-    through ``run_forever``, so its report starts in the task's code; and this package's
-    from its end (the Ctrl-C handler that raised it there)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PLUMBING):
-        tb = tb.tb_next
-    exc.__traceback__ = tb
-    last_of_the_task = None
-    while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR):
-            last_of_the_task = tb
-        tb = tb.tb_next
-    if last_of_the_task is not None:
-        last_of_the_task.tb_next = None
-
-
 #: Where the frames between a loop's run_forever and a task's code live.
-_PLUMBING = (os.path.dirname(asyncio.__file__) + os.sep, PACKAGE_DIR)
+ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 
 
 def _coro_name(task: asyncio.Task[Any]) -> str:
@@ -341,6 +324,7 @@ class AsyncioSession:
                 continue
             self._say_repeats(like)
             self._shown[like] = [now, 0]
+            cut_to_task_code(exc, ASYNCIO_DIR)
             say_failed(
                 f"background task {_failed_name(task)} of the {self.runner_name} session failed:",
                 exc,
