@@ -223,10 +223,9 @@ class AsyncioSession:
         else:
             self.loop = (loop_factory or asyncio.new_event_loop)()
         # Empty: the shell's values come in with each cell (Runner, _core._shell_context).
-        self.context = contextvars.Context()
-        # Tasks inherit their creator's context, so this marks everything the cells start,
-        # however indirectly, and nothing the host loop's own code starts.
-        self.context.run(_session_of_context.set, self)
+        # Tasks inherit their creator's context, so the mark in it marks everything the
+        # cells start, however indirectly, and nothing the host loop's own code starts.
+        self.context = self.marked_context()
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
@@ -252,6 +251,13 @@ class AsyncioSession:
     @property
     def _cell(self) -> asyncio.Task[Any] | None:
         return self._cell_ref()
+
+    def marked_context(self) -> contextvars.Context:
+        """A new context with nothing in it but the session's mark: the tasks started from
+        code run in it, however indirectly, are the session's (on a borrowed loop too)."""
+        context = contextvars.Context()
+        context.run(_session_of_context.set, self)
+        return context
 
     # -- tasks -----------------------------------------------------------------------------
 
