@@ -143,6 +143,7 @@ class CurioRunner(DedicatedThreadRunner):
 
         async def start() -> None:
             if submitted.cell.pending_interrupt:  # Ctrl-C came first: the cell never runs
+                submitted.cell.close()  # nor warns that it was never awaited
                 submitted.fail(cancelled_before_it_ran())
                 return
             task = await curio.spawn(_run_cell_task, submitted, daemon=True)
