@@ -351,9 +351,11 @@ def test_a_cell_abandoned_in_a_nested_run_holds_up_no_later_cell(
     ipy.child.sendline("asyncio.run(h.stubborn(6))")
     ipy.expect("stubborn: waiting")
     for swallowed in (1, 2):
+        ipy.wait_until_asleep("epoll")  # at its await: a press in its print raises there
         ipy.child.sendintr()
         ipy.expect(f"stubborn: swallowed {swallowed}")
         ipy.expect("stubborn: waiting")
+    ipy.wait_until_asleep("epoll")
     ipy.child.sendintr()  # the third: the prompt comes back, the cell is left behind
     ipy.expect("KeyboardInterrupt")
     ipy.next_prompt()
