@@ -98,7 +98,9 @@ class CurioRunner(DedicatedThreadRunner):
                     return False
                 if isinstance(exc, SystemExit):  # curio logs every other crash
                     crashes.report(None, exc)
-                run[0] = functools.partial(kernel.run, main.wait)
+                # Joined, as kernel.run joins the task it starts (curio warns at exit of
+                # one never joined).
+                run[0] = functools.partial(kernel.run, main.join)
                 return True
 
             _ctrl_c.run_past_interrupts(lambda: run[0](), survives=survives)
