@@ -1,10 +1,12 @@
 """``autoawait-ipython``, and ``python -m autoawait_runners``: IPython with the extension loaded
 and a runner selected, in one command, as ``python -m asyncio`` starts an asyncio REPL.
 
-The first argument is a runner if the catalogue has that name; anything else means what it
-means to ``ipython`` (a script to run, ``-i``, ``-c``, ``--profile``...). ``--runner NAME``
-says it in a way that cannot be taken for a script. A runner the catalogue does not have,
-or whose library is missing, is an error before IPython starts (exit status 2).
+The first argument is a runner if the catalogue has that name, whatever the current folder
+holds (a trio checkout beside it is a folder named ``trio``); anything else means what it
+means to ``ipython`` (a script to run, ``-i``, ``-c``, ``--profile``...): a script named as a
+runner is ``./trio``. ``--runner NAME`` says it in a way that cannot be taken for a script.
+A runner the catalogue does not have, or whose library is missing, is an error before
+IPython starts (exit status 2).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ IPython with autoawait_runners loaded and RUNNER selected (asyncio by default): 
 await runs on one loop for the whole session, and background tasks live on between cells.
 
   RUNNER, --runner RUNNER  a runner of the catalogue (--list); the first argument is taken
-                           for one only if the catalogue has that name
+                           for one if the catalogue has that name (a script of that
+                           name: ./NAME)
   --list                   the catalogue: name, library, installed, description
   --help                   this, then IPython's own options
 
@@ -100,10 +103,11 @@ def _parse(args: list[str]) -> tuple[str | None, list[str], str | None]:
     runner: str | None = None
     action: str | None = None
     rest: list[str] = []
-    if args and not (args[0].startswith("-") or _is_a_script(args[0])):
-        runner = args.pop(0)
-        if runner not in _catalogue_names():
-            raise _CommandLineError(_unknown(runner))
+    if args and not args[0].startswith("-"):
+        if args[0] in _catalogue_names():  # a file or folder of that name too (./NAME is it)
+            runner = args.pop(0)
+        elif not _is_a_script(args[0]):
+            raise _CommandLineError(_unknown(args[0]))
     while args:
         arg = args.pop(0)
         if not arg.startswith("-"):

@@ -264,19 +264,21 @@ class IPythonPty:
         self.child.expect(r"In \[(\d+)\]:")
         self.count = int(self.child.match.group(1)) + 1
 
-    def wait_until_asleep(self) -> None:
-        """Wait until a thread of the process sleeps in the kernel (``time.sleep``): a
-        Ctrl-C pressed just before it starts is handled before the sleep, which then runs
-        to its end (CPython looks at signals only when the call is cut short)."""
+    def wait_until_asleep(self, waits_in: str = "nanosleep") -> None:
+        """Wait until a thread of the process sleeps in the kernel, in ``time.sleep``
+        (``waits_in="epoll"``: in a loop's wait for events, the cell suspended at its
+        await): a Ctrl-C pressed just before it starts is handled before the sleep, which
+        then runs to its end (CPython looks at signals only when the call is cut short), or
+        finds the cell still running its code (it is raised there, not at the await)."""
         deadline = time.monotonic() + TIMEOUT
         tasks = Path(f"/proc/{self.child.pid}/task")
         while time.monotonic() < deadline:
             for task in tasks.glob("*"):
                 with suppress(OSError):
-                    if "nanosleep" in (task / "wchan").read_text():
+                    if waits_in in (task / "wchan").read_text():
                         return
             time.sleep(0.01)
-        pytest.fail("no thread of the process went to sleep")
+        pytest.fail(f"no thread of the process went to sleep in {waits_in}")
 
     def interrupt(self, *expect: str) -> None:
         """Press Ctrl-C, wait for each expected pattern, then the next prompt."""

@@ -1,4 +1,5 @@
-"""The SIGINT handler's guards (F3; rule 1 of ``_ctrl_c``) with real signals, for every runner.
+"""The SIGINT handler's guards (F3; rule 1 of ``_ctrl_c``) with real signals, for every runner,
+and its taking one press at a time.
 
 The other rules (where a press goes, giving up, code that does not yield, C calls) are
 tested where a person meets them: tests/test_terminal.py, test_runners.py, test_trio.py
@@ -7,12 +8,18 @@ and test_curio.py.
 
 from __future__ import annotations
 
+import _signal
+import os
 import signal
 import socket
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from typing import TextIO
 
 import pytest
-from conftest import Shell
+from conftest import SUPPORT, TIMEOUT, Shell
 
 
 @pytest.fixture
@@ -254,3 +261,96 @@ def test_a_cell_sees_no_wakeup_fd_as_without_the_extension(
     finally:
         theirs.close()
         other_end.close()
+
+
+class _SlowTerminal:
+    """stderr as a slow terminal shows it: a line takes a moment to write. While the line
+    that says Ctrl-C interrupts a task that does not yield is being written (inside the
+    press's handler), one more press comes: it lands inside that handler."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.pressed_while_writing = threading.Event()
+
+    def write(self, text: str) -> int:
+        written = self._stream.write(text)
+        if "interrupting it" in text and not self.pressed_while_writing.is_set():
+            self.pressed_while_writing.set()
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here, inside the one writing this line
+        return written
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+HOG = (
+    "import threading\n"
+    "spinning, spins, stop = threading.Event(), 0, False\n"
+    "async def hog():\n"
+    "    global spins\n"
+    "    await h.sleep(0.05)\n"
+    "    spinning.set()\n"
+    "    while not stop:  # never yields\n"
+    "        spins += 1"
+)
+
+
+def stops_spinning(ns: dict[str, object]) -> bool:
+    """Whether the hog's count stands still (it was interrupted) within the timeout. (Not
+    its ``finally``: CPython 3.13.0 skips the ``finally`` around such a loop when another
+    thread raises in it.)"""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        before = ns["spins"]
+        time.sleep(0.1)
+        if ns["spins"] == before:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("runner", ["thread", "trio", "curio"])
+def test_a_press_during_the_one_that_interrupts_a_busy_loop_does_not_undo_it(
+    ipshell: Shell, runner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # F3, rules 3 and 4 of _ctrl_c
+    # A cell waits behind a task that never yields; the second Ctrl-C interrupts that task.
+    # A third press that lands while the second's handler still runs (Python runs a signal
+    # handler between any two bytecodes, its own handler's too; a loaded machine delivers
+    # presses late and close together) gives up waiting for the cell, as it should, but
+    # must not cut the second one short: the task stayed, and the next cell waited behind
+    # it for good.
+    shell = ipshell
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    shell.ok(f"%autoawait {runner}")
+    shell.ok("import autoawait_test_helpers as h")
+    shell.ok(HOG)
+    shell.ok("await h.background(hog)")
+    try:
+        assert shell.ns["spinning"].wait(TIMEOUT)
+        terminal = _SlowTerminal(sys.stderr)
+        monkeypatch.setattr(sys, "stderr", terminal)
+        returned = threading.Event()
+
+        def press_until_the_task_is_interrupted() -> None:
+            # Pressed while the runner has Ctrl-C (the cell waits), once a second: a press
+            # before the hand-over is no press for the cell, and two close together can
+            # arrive as one signal.
+            while not (returned.is_set() or terminal.pressed_while_writing.is_set()):
+                # The handler in place (signal.getsignal shows code the shell's one, F8).
+                pressed = _signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+                if pressed:
+                    os.kill(os.getpid(), signal.SIGINT)
+                returned.wait(1.0 if pressed else 0.01)
+
+        presser = threading.Thread(target=press_until_the_task_is_interrupted, daemon=True)
+        presser.start()
+        result = shell.run("print('never', 'ran')")
+        returned.set()
+        presser.join(TIMEOUT)
+        assert terminal.pressed_while_writing.is_set()
+        assert isinstance(result.error_in_exec, KeyboardInterrupt)
+        assert stops_spinning(shell.ns), "the task that never yields runs on"
+        monkeypatch.undo()
+        assert shell.ok("await h.sleep(0); 'the next cell ran'") == "the next cell ran"
+    finally:
+        shell.ns["stop"] = True  # a task left running must not spin on after the test

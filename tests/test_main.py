@@ -87,6 +87,36 @@ def test_a_script_runs_as_ipython_runs_it(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip().endswith("42"), done
 
 
+def test_a_runners_name_is_the_runner_beside_a_folder_or_file_of_that_name(
+    tmp_path: Path,
+) -> None:
+    # A trio checkout is a folder named trio: the first argument is still the runner (it was
+    # taken for a script: "File 'trio/__main__.py' doesn't exist", and with -c the session
+    # silently had asyncio).
+    (tmp_path / "trio").mkdir()
+    (tmp_path / "trio" / "README.rst").write_text("trio\n")
+    show = "print('runner:', get_ipython().loop_runner)"
+    done = command("trio", "-c", show, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("runner: trio"), done
+    # A script named as a runner is ./NAME, and runs as plain IPython runs it.
+    (tmp_path / "curio").write_text("import sys\nprint('script ran', sys.argv[1:])\n")
+    done = command("./curio", "one", cwd=tmp_path)
+    plain = subprocess.run(
+        [sys.executable, "-m", "IPython", "./curio", "one"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert plain.returncode == 0 and "script ran ['one']" in plain.stdout, plain
+    assert done.returncode == 0 and done.stdout == plain.stdout, (done, plain)
+    done = command("curio", "-c", show, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("runner: curio") and "script ran" not in done.stdout
+
+
 def test_an_unknown_runner_is_an_error_with_its_close_matches() -> None:
     for args in (["tiro"], ["--runner", "tiro"], ["--runner=tiro", "-c", "pass"]):
         done = command(*args)

@@ -243,3 +243,65 @@ def test_task_names_are_shown_escaped(tasks_shell: Shell) -> None:
     out = shell.output()
     assert "\x1b" not in out and len(rows(out)) == 1, out
     assert "two\\nlines \\x1b[31mred" in out, out
+
+
+TRIO_AND_ASYNCIO = (
+    "import asyncio, trio, autoawait_runners\n"
+    "cleaned = []\n"
+    "async def trio_ticker():\n"
+    "    while True:\n"
+    "        await trio.sleep(10)\n"
+    "async def asyncio_ticker(period):\n"
+    "    try:\n"
+    "        while True:\n"
+    "            await asyncio.sleep(period)\n"
+    "    finally:\n"
+    "        cleaned.append(period)\n"
+    "autoawait_runners.trio_nursery().start_soon(trio_ticker)\n"
+    "loop = asyncio.get_running_loop()\n"
+    "a = loop.create_task(asyncio_ticker(10)); b = loop.create_task(asyncio_ticker(20))"
+)
+
+
+def test_trio_guest_lists_and_cancels_its_asyncio_tasks_too(ipshell: Shell) -> None:
+    # M2: a trio-guest cell runs inside the session's asyncio loop and can start asyncio
+    # tasks there; %tasks lists them beside the trio tasks, each row with its library, and
+    # cancels them; R8: the session's end cancels as many as %tasks listed.
+    shell = ipshell
+    shell.ok("%autoawait trio-guest")
+    shell.ok(TRIO_AND_ASYNCIO)
+    shell.ok("await trio.sleep(0.05)")
+    shell.output()
+    shell.ok("%tasks")
+    out = shell.output()
+    assert out.startswith("3 tasks in the trio-guest session"), out
+    assert re.search(r"^id +name +library +state", out, re.MULTILINE), out
+    listed = {re.findall(r"(\w+)\(\)", row)[0]: row.split() for row in rows(out)}
+    assert listed["trio_ticker"][2] == "trio", out
+    assert listed["asyncio_ticker"][2] == "asyncio", out
+    asyncio_ids = [row.split()[0] for row in rows(out) if " asyncio " in row]
+    assert len(asyncio_ids) == 2, out
+    shell.ok(f"%tasks cancel {asyncio_ids[0]}")
+    assert f"task {asyncio_ids[0]} (" in shell.output()
+    shell.ok("await trio.sleep(0.05)")
+    assert shell.ns["cleaned"] == [10]  # its finally ran
+    shell.ok("%tasks where " + asyncio_ids[1])
+    assert "asyncio, waiting" in shell.output()
+    shell.ok("%tasks")
+    assert shell.output().startswith("2 tasks in the trio-guest session")
+    shell.ok("%autoawait sync")
+    assert "trio-guest runner closed: cancelled 2 background tasks\n" in shell.output()
+    assert shell.ns["cleaned"] == [10, 20]
+
+
+@pytest.mark.kernel
+def test_trio_guest_lists_its_asyncio_tasks_in_a_kernel(kernel: Kernel) -> None:  # M2, K1
+    # On a kernel's loop (borrowed), the asyncio tasks a trio-guest cell starts are the
+    # session's, the kernel's own are not.
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok("%autoawait trio-guest")
+    kernel.ok(TRIO_AND_ASYNCIO)
+    out = kernel.ok("await trio.sleep(0.05)\n%tasks")
+    assert "3 tasks in the trio-guest session" in out and out.count("asyncio_ticker()") == 2, out
+    out = kernel.ok("%autoawait sync")
+    assert "trio-guest runner closed: cancelled 3 background tasks" in out, out

@@ -50,6 +50,9 @@ The rules, for a cell wrapped in a :class:`~autoawait_runners._core._cell.CellCo
 5. A thread sent KeyboardInterrupt that has not moved :data:`STUCK_AFTER` later is inside
    a C call: one line says so (:func:`note_if_stuck`).
 
+Presses are handled one at a time, in order (:func:`sigint_routed_to`): one that comes while
+another is being handled waits for it, rather than run inside it and cut it short.
+
 The flags, on the cell (see ``CellCoroutine``):
 
 - ``executing``: set by the thread running the cell, around each step of its code;
@@ -570,11 +573,33 @@ def sigint_routed_to(
     waiting thread stops waiting. ``waker``, if given, becomes the signal wake-up fd, for a
     main thread asleep in a selector. Rule 1 says which handlers are replaced and restored;
     :class:`_SigintHandlerWhile` where the handler can be set from.
+
+    One press at a time, in order: Python runs a signal handler between any two bytecodes,
+    the handler's own too, so a press that comes while another is being handled (presses
+    come late and close together on a loaded machine) would run inside it. The press that
+    gives up waiting then raised through the one before it, half-way: a task that never
+    yields, which that one was about to interrupt (rule 4), kept the loop, and every later
+    cell waited behind it. A press that comes meanwhile is handled right after.
     """
+    presses: list[None] = []  # come, not handled yet (append and pop are atomic)
+    handling: list[None] = []  # not empty while a press is being handled
 
     def on_press(signum: int, frame: FrameType | None) -> None:
-        if not interrupt():
-            raise GaveUpWaiting
+        presses.append(None)
+        if handling:
+            return  # the press being handled handles this one after it
+        while presses:  # one that came as the last was done is handled too
+            handling.append(None)
+            try:
+                while presses:
+                    presses.pop()
+                    if not interrupt():
+                        raise GaveUpWaiting
+            except BaseException:
+                presses.clear()  # raised where the main thread is: those go with it
+                raise
+            finally:
+                handling.clear()
 
     return _SigintHandlerWhile(CtrlCHandler(on_press), waker)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from types import TracebackType
 
 #: How long ending a session waits for background work (and an abandoned cell) to finish.
 SHUTDOWN_TIMEOUT = 1.0
@@ -28,13 +27,13 @@ def _flush_stdout() -> None:
         sys.stdout.flush()
 
 
-def say_failed(what: str, exc: BaseException, tb: TracebackType | None = None) -> None:
-    """One line saying what failed, then the exception and its traceback (from ``tb``, by
-    default the exception's own), as Python prints them."""
+def say_failed(what: str, exc: BaseException) -> None:
+    """One line saying what failed, then the exception and its traceback, as Python prints
+    them (a background task's cut to its own code first: ``_tracebacks.cut_to_task_code``)."""
     import traceback
 
     say(what)
-    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
     print("".join(lines), end="", file=sys.stderr, flush=True)
 
 

@@ -74,6 +74,28 @@ def _cut(exc: BaseException) -> TracebackType | None:
     return head
 
 
+def cut_to_task_code(exc: BaseException, scheduling: str | None = None) -> TracebackType | None:
+    """Cut the traceback of the exception a background task failed with, for its report
+    (R6, F6), the same under every runner: it starts in the task's own code, after the
+    frames that ran the task (``scheduling``: the directory of the library's package, and
+    this package's), and this package's frames after that are unlinked (the Ctrl-C handler
+    that raised KeyboardInterrupt in a task that never yields, the nesting shim). Returns
+    the traceback, which is also ``exc``'s now."""
+    before_the_task = (PACKAGE_DIR, scheduling) if scheduling is not None else (PACKAGE_DIR,)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(before_the_task):
+        tb = tb.tb_next
+    kept = tb
+    while kept is not None and kept.tb_next is not None:
+        following = kept.tb_next
+        if following.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR):
+            kept.tb_next = following.tb_next
+        else:
+            kept = following
+    exc.__traceback__ = tb
+    return tb
+
+
 def is_plumbing_or_library(filename: str) -> bool:
     """Whether code in ``filename`` is this package's, the standard library's or an
     installed package's, rather than the user's."""

@@ -44,7 +44,8 @@ TASKS_HELP = """List the session's background tasks, see where one waits, cancel
 
 An ID is a short number given when a listing first shows a task, kept while it lives.
 For the session runners of autoawait_runners: asyncio, thread, uvloop, trio, trio-guest
-and curio. In a notebook the list is a table.
+and curio; under trio-guest, the trio tasks and the session loop's asyncio tasks, each
+row with its library. In a notebook the list is a table.
 """
 
 #: What ``%tasks`` takes (completion).
@@ -54,6 +55,10 @@ _ARGUMENTS = ("--all", "--tree", "where", "cancel")
 #: The widest a terminal row of ``%tasks`` gets.
 WIDTH = 100
 _COLUMNS = ("id", "name", "state", "age", "coroutine", "where")
+#: A session with tasks of two libraries (trio-guest) says each task's.
+_COLUMNS_WITH_LIBRARY = ("id", "name", "library", "state", "age", "coroutine", "where")
+#: Free text: what a terminal row too wide cuts down first.
+_NARROWED = ("name", "coroutine", "where")
 
 
 class TaskIds:
@@ -83,22 +88,29 @@ class TaskTable:
     """``%tasks``' output: plain text in a terminal (at most :data:`WIDTH` columns), a
     table in a notebook."""
 
-    def __init__(self, rows: list[tuple[str, ...]], depths: list[int], title: str) -> None:
-        self.rows, self.depths, self.title = rows, depths, title
+    def __init__(
+        self,
+        rows: list[tuple[str, ...]],
+        depths: list[int],
+        title: str,
+        columns: tuple[str, ...] = _COLUMNS,
+    ) -> None:
+        self.rows, self.depths, self.title, self.columns = rows, depths, title, columns
 
     def text(self) -> str:
-        widths = [len(name) for name in _COLUMNS]
+        widths = [len(name) for name in self.columns]
         cells = [list(row) for row in self.rows]
         for row, depth in zip(cells, self.depths, strict=True):
             row[1] = "  " * depth + row[1]
         for row in cells:
             widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
         # Narrow the widest free-text columns until a row fits.
+        narrowed = [i for i, name in enumerate(self.columns) if name in _NARROWED]
         while sum(widths) + 2 * (len(widths) - 1) > WIDTH:
-            widest = max((1, 4, 5), key=lambda i: widths[i])
+            widest = max(narrowed, key=lambda i: widths[i])
             widths[widest] -= 1
         lines = [self.title]
-        for row in [list(_COLUMNS), *cells]:
+        for row in [list(self.columns), *cells]:
             fitted = [_fit(cell, width) for cell, width in zip(row, widths, strict=True)]
             lines.append("  ".join(fitted).rstrip())
         return "\n".join(lines)
@@ -112,7 +124,7 @@ class TaskTable:
     def _repr_html_(self) -> str:
         from html import escape
 
-        head = "".join(f"<th>{name}</th>" for name in _COLUMNS)
+        head = "".join(f"<th>{name}</th>" for name in self.columns)
         body = "".join(
             "<tr>"
             + "".join(
@@ -260,10 +272,12 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
     if not rows:
         print(f"no background tasks in the {runner} session")
         return None
+    with_library = any(row.library for row in rows)
     table: list[tuple[str, ...]] = [
         (
             str(numbers[row.task]),
             _shown(_cell_name(shell, row) or row.name),
+            *((row.library,) if with_library else ()),
             row.state + (f" ({row.hidden})" if row.hidden else ""),
             _age(row.started),
             "<cell>" if hasattr(row.coro, "cell_code") else _coroutine_name(row.coro),
@@ -272,7 +286,8 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
         for row in rows
     ]
     title = f"{len(rows)} task{'s' if len(rows) != 1 else ''} in the {runner} session"
-    display(TaskTable(table, [row.depth for row in rows], title))
+    columns = _COLUMNS_WITH_LIBRARY if with_library else _COLUMNS
+    display(TaskTable(table, [row.depth for row in rows], title, columns))
     return None
 
 
@@ -280,7 +295,11 @@ def _where(shell: InteractiveShell, row: Any, number: str) -> str:
     import linecache
 
     name = _cell_name(shell, row) or row.name
-    lines = [f"task {number} ({_shown(name)}, {row.state}, {_age(row.started)} old), waiting in:"]
+    library = f"{row.library}, " if row.library else ""
+    lines = [
+        f"task {number} ({_shown(name)}, {library}{row.state}, {_age(row.started)} old), "
+        "waiting in:"
+    ]
     frames = await_frames(row.coro)
     for frame in frames:
         lines.append(f"  {_place(shell, frame)} in {frame.f_code.co_name}")

@@ -201,7 +201,9 @@ class AsyncioRunner(AsyncioSessionRunner):
             # Code that asks whether it runs in asyncio (sniffio, so anyio and httpx) looks
             # for a current task: a task ended at once stands for the cell's.
             stand_in = _PlainCellStandIn(self.name)
-            self._plain_cells_task = asyncio.Task(stand_in, loop=loop, name="plain cell")
+            self._plain_cells_task = session.made_plainly(
+                asyncio.Task(stand_in, loop=loop, name="plain cell")
+            )
         task = self._plain_cells_task
         _private_api.set_running_loop(loop)
         _private_api.enter_task(loop, task)

@@ -28,7 +28,7 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
-from .._core._tracebacks import PACKAGE_DIR
+from .._core._tracebacks import cut_to_task_code
 from .._nesting._loops import context_entered, nested_calls
 from ._base import Runner, TaskRow, runs_cells
 
@@ -163,57 +163,39 @@ def raised_by_a_task(exc: BaseException) -> bool:
     the session loop's run came from a task, which keeps it and is reported as a failed
     background task, with the traceback of its own frames (the loop's frames it went
     through since are cut off). The loop runs on (F1)."""
-    cut_to_task_frames(exc)
+    cut_to_task_code(exc, ASYNCIO_DIR)
     return True
 
 
-def cut_to_task_frames(exc: BaseException) -> None:
-    """Drop the loop's frames from the front of the traceback of an exception a task raised
-    through ``run_forever``, so its report starts in the task's code; and this package's
-    from its end (the Ctrl-C handler that raised it there)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PLUMBING):
-        tb = tb.tb_next
-    exc.__traceback__ = tb
-    last_of_the_task = None
-    while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR):
-            last_of_the_task = tb
-        tb = tb.tb_next
-    if last_of_the_task is not None:
-        last_of_the_task.tb_next = None
-
-
 #: Where the frames between a loop's run_forever and a task's code live.
-_PLUMBING = (os.path.dirname(asyncio.__file__) + os.sep, PACKAGE_DIR)
+ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 
 
-def _coro_name(task: asyncio.Task[Any]) -> str:
-    coro = task.get_coro()
+def coroutine_name(coro: Any) -> str:
+    """``boom`` for the coroutine of ``async def boom()``."""
     return str(getattr(coro, "__qualname__", type(coro).__name__))
 
 
-def _failed_name(task: asyncio.Task[Any]) -> str:
+def _failed_name(task: asyncio.Task[Any], coro: Any) -> str:
     """How a failure report names a task, as the trio and curio runners do: its coroutine's
     name, and the name its creator gave it, if one was given (not asyncio's Task-N)."""
     name = task.get_name()
     given = name != "None" and re.fullmatch(r"Task-\d+", name) is None
-    return _coro_name(task) + (f" ({name!r})" if given else "")
+    return coroutine_name(coro) + (f" ({name!r})" if given else "")
 
 
-def is_a_cell(task: asyncio.Task[Any]) -> bool:
-    """Whether the task runs a cell (in a portal, too: see create_cell_task)."""
-    coro = task.get_coro()
+def is_a_cell(coro: Any) -> bool:
+    """Whether a task's coroutine runs a cell (in a portal, too: see create_cell_task)."""
     return isinstance(coro, CellCoroutine) or isinstance(
         getattr(coro, "coroutine", None), CellCoroutine
     )
 
 
-def describe_task(task: asyncio.Task[Any]) -> str:
+def describe_task(task: asyncio.Task[Any], coro: Any) -> str:
     """``'name' running coro()``; Python 3.13.0 names factory-made tasks 'None'."""
-    if is_a_cell(task):
+    if is_a_cell(coro):
         return "a cell given up on after Ctrl-C"
-    running = f"running {_coro_name(task)}()"
+    running = f"running {coroutine_name(coro)}()"
     name = task.get_name()
     return running if name == "None" else f"{name!r} {running}"
 
@@ -240,10 +222,9 @@ class AsyncioSession:
         else:
             self.loop = (loop_factory or asyncio.new_event_loop)()
         # Empty: the shell's values come in with each cell (Runner, _core._shell_context).
-        self.context = contextvars.Context()
-        # Tasks inherit their creator's context, so this marks everything the cells start,
-        # however indirectly, and nothing the host loop's own code starts.
-        self.context.run(_session_of_context.set, self)
+        # Tasks inherit their creator's context, so the mark in it marks everything the
+        # cells start, however indirectly, and nothing the host loop's own code starts.
+        self.context = self.marked_context()
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._failed: list[asyncio.Task[Any]] = []
         self._failed_lock = threading.Lock()
@@ -254,6 +235,10 @@ class AsyncioSession:
         self._born: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = (
             weakref.WeakKeyDictionary()
         )  # task -> when made, for %tasks
+        # task -> its coroutine, taken as the task was made: see coroutine_of.
+        self._coroutines: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = (
+            weakref.WeakKeyDictionary()
+        )
         # (coroutine, exception type, message) -> [when last shown, repeats counted since]
         self._shown: dict[tuple[str, str, str], list[Any]] = {}
         #: What the ending session could not end (see cancel_background), for its runner.
@@ -269,6 +254,32 @@ class AsyncioSession:
     @property
     def _cell(self) -> asyncio.Task[Any] | None:
         return self._cell_ref()
+
+    def coroutine_of(self, task: asyncio.Task[Any]) -> Any:
+        """The task's coroutine, as it was made; None for a task the session did not see
+        made that has ended.
+
+        Not ``task.get_coro()`` for a task that has ended: one that ended in its first step,
+        run as it was made (an eager task factory's), no longer has its coroutine, and its
+        ``get_coro()`` gives None (Python 3.12.5+) or crashes the interpreter (3.12.0-3.12.4).
+        """
+        coro = self._coroutines.get(task)
+        if coro is None and not task.done():
+            coro = task.get_coro()
+        return coro
+
+    def marked_context(self) -> contextvars.Context:
+        """A new context with nothing in it but the session's mark: the tasks started from
+        code run in it, however indirectly, are the session's (on a borrowed loop too)."""
+        context = contextvars.Context()
+        context.run(_session_of_context.set, self)
+        return context
+
+    def made_plainly(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        """Note the coroutine of a task the runner made without the factory, as it was made
+        (see :meth:`coroutine_of`); returns the task."""
+        self._coroutines[task] = task.get_coro()
+        return task
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -286,18 +297,28 @@ class AsyncioSession:
         # Python 3.13.0 names a task 'None' when given name=None explicitly.
         options = {key: value for key, value in kwargs.items() if value is not None}
         task: asyncio.Task[Any]
-        if self._inner_factory is not None:
+        # A task made from outside the loop is the runner's own (what its waiting thread
+        # or greenlet runs the loop until): made the plain way, since a factory that runs
+        # a task's first step at once (asyncio.eager_task_factory) would run it there,
+        # where the loop is not the running one.
+        if self._inner_factory is not None and _private_api.running_loop() is loop:
             task = self._inner_factory(loop, coro, **options)
         else:
             task = asyncio.Task(coro, loop=loop, **options)
         if self.borrowed and _session_of_context.get(None) is not self:
             return task  # the host's
         self._born[task] = time.monotonic()
+        self._coroutines[task] = coro
         if self.borrowed:
             self._tasks.add(task)
-        task.add_done_callback(self._on_task_done)
         if self._cell is not None and not self._cell.done():
             self._made_during_cell.add(task)
+        if task.done():
+            # Ended in its first step, run as it was made (an eager task): known as failed
+            # now, as a task that waits is known as waiting (%tasks in the same cell).
+            self._on_task_done(task)
+        else:
+            task.add_done_callback(self._on_task_done)
         return task
 
     def _on_task_done(self, task: asyncio.Task[Any]) -> None:
@@ -329,7 +350,8 @@ class AsyncioSession:
                 continue  # someone awaited it in the meantime
             exc = task.exception()  # marks it retrieved: asyncio will not log it again
             assert exc is not None
-            like = (_coro_name(task), type(exc).__qualname__, str(exc))
+            coro = self.coroutine_of(task)
+            like = (coroutine_name(coro), type(exc).__qualname__, str(exc))
             shown = self._shown.get(like)
             if shown is not None and now - shown[0] < COALESCE_WINDOW:
                 if not shown[1] and cell_may_retrieve:
@@ -341,8 +363,10 @@ class AsyncioSession:
                 continue
             self._say_repeats(like)
             self._shown[like] = [now, 0]
+            cut_to_task_code(exc, ASYNCIO_DIR)
             say_failed(
-                f"background task {_failed_name(task)} of the {self.runner_name} session failed:",
+                f"background task {_failed_name(task, coro)} of the {self.runner_name} session "
+                "failed:",
                 exc,
             )
         for like, (since, _) in list(self._shown.items()):
@@ -377,6 +401,7 @@ class AsyncioSession:
             code = Portal(cell, cell=cell)
         task = asyncio.Task(code, loop=self.loop, context=self.context)
         self._born[task] = time.monotonic()
+        self._coroutines[task] = cell
         if self.borrowed:
             self._tasks.add(task)
         self._cell_ref, self._made_during_cell = weakref.ref(task), weakref.WeakSet()
@@ -405,7 +430,14 @@ class AsyncioSession:
                 hidden = "kernel" if self.borrowed else "runner"
             state = "failed" if task in failed else "running" if task is current else "waiting"
             rows.append(
-                TaskRow(task, task.get_name(), state, self._born.get(task), task.get_coro(), hidden)
+                TaskRow(
+                    task,
+                    task.get_name(),
+                    state,
+                    self._born.get(task),
+                    self.coroutine_of(task),
+                    hidden,
+                )
             )
         return rows
 
@@ -426,16 +458,18 @@ class AsyncioSession:
             for task in pending:
                 # Not ended within the timeout: its clean-up takes longer, or it ignores
                 # cancellation. Said in the runner's closing line, not at garbage collection.
+                coro = self.coroutine_of(task)
                 self.left_running.append(
-                    f"{describe_task(task)} (not ended {SHUTDOWN_TIMEOUT:g} s after cancellation)"
+                    f"{describe_task(task, coro)} (not ended {SHUTDOWN_TIMEOUT:g} s after "
+                    "cancellation)"
                 )
                 task.remove_done_callback(self._on_task_done)
                 _private_api.forget_pending(task)
-                if not self.borrowed and not is_a_cell(task):
+                if not self.borrowed and not is_a_cell(coro):
                     # The loop closes: nothing will run it again. Closed now, its clean-up
                     # runs while the namespace it uses exists, not at interpreter exit. (A
                     # cell given up on is IPython's run_cell_async: left as it is.)
-                    _close_coroutine(task.get_coro())
+                    _close_coroutine(task.get_coro())  # pending: it has it
         if self.borrowed:
             return len(background)  # the host's async generators and executor are the host's
         await self.loop.shutdown_asyncgens()

@@ -48,6 +48,9 @@ class TaskRow:
     hidden: str = ""
     #: How deep in the task tree (``%tasks --tree``): 0 for a flat list.
     depth: int = 0
+    #: The library the task is of, where a session has tasks of two (trio-guest: trio's,
+    #: and its host loop's asyncio tasks); "": the runner's library.
+    library: str = ""
 
 
 #: A prompt_toolkit input hook, as ``%gui`` sets one (a *GUI hook*): called with a context

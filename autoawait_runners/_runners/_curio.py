@@ -26,13 +26,12 @@ import selectors
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import cancelled_before_it_ran, interruption_type
 from .._core._messages import say_failed
-from .._core._tracebacks import PACKAGE_DIR
+from .._core._tracebacks import cut_to_task_code
 from ._base import GuiHook, TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 from ._gui_wait import GuiSelector
@@ -98,8 +97,10 @@ class CurioRunner(DedicatedThreadRunner):
                 if main is None or main.terminated:
                     return False
                 if isinstance(exc, SystemExit):  # curio logs every other crash
-                    crashes.report(_task_name(exc.__traceback__), exc)
-                run[0] = functools.partial(kernel.run, main.wait)
+                    crashes.report(None, exc)
+                # Joined, as kernel.run joins the task it starts (curio warns at exit of
+                # one never joined).
+                run[0] = functools.partial(kernel.run, main.join)
                 return True
 
             _ctrl_c.run_past_interrupts(lambda: run[0](), survives=survives)
@@ -144,6 +145,7 @@ class CurioRunner(DedicatedThreadRunner):
 
         async def start() -> None:
             if submitted.cell.pending_interrupt:  # Ctrl-C came first: the cell never runs
+                submitted.cell.close()  # nor warns that it was never awaited
                 submitted.fail(cancelled_before_it_ran())
                 return
             task = await curio.spawn(_run_cell_task, submitted, daemon=True)
@@ -226,30 +228,17 @@ class _CrashReports(logging.Filter):
             return True
         task = record.args[0] if isinstance(record.args, tuple) and record.args else None
         exc = record.exc_info[1]
-        self.report(getattr(task, "name", None) or _task_name(exc.__traceback__), exc)
+        self.report(getattr(task, "name", None) or None, exc)
         return False
 
-    def report(self, name: str, exc: BaseException) -> None:
-        say_failed(
-            f"background task {name} of the {self._runner} session failed:",
-            exc,
-            _from_task_code(exc.__traceback__),
-        )
+    def report(self, name: str | None, exc: BaseException) -> None:
+        """Report the failure; ``name`` None: named by the task's first function."""
+        import curio
 
-
-def _from_task_code(tb: TracebackType | None) -> TracebackType | None:
-    """The traceback from the task's own code on (the runner's and curio's frames cut)."""
-    import curio
-
-    plumbing = (os.path.dirname(curio.__file__) + os.sep, PACKAGE_DIR)
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(plumbing):
-        tb = tb.tb_next
-    return tb
-
-
-def _task_name(tb: TracebackType | None) -> str:
-    first = _from_task_code(tb)
-    return first.tb_frame.f_code.co_qualname if first is not None else "?"
+        first = cut_to_task_code(exc, os.path.dirname(curio.__file__) + os.sep)
+        if name is None:
+            name = first.tb_frame.f_code.co_qualname if first is not None else "?"
+        say_failed(f"background task {name} of the {self._runner} session failed:", exc)
 
 
 async def _until_readable(selector: GuiSelector, gui: GuiHook, fds: Sequence[int]) -> None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._core import _ctrl_c, _private_api
 from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_ran
 from .._core._messages import say_failed
+from .._core._tracebacks import cut_to_task_code
 from .._nesting._shim import trio_cells_nest
 from ._base import GuiHook, TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
@@ -113,9 +114,8 @@ class SessionNursery:
 
     def _report(self, exc: BaseException, what: object) -> None:
         name = getattr(what, "__qualname__", None) or str(what)
-        # The traceback starts in the user's code, not in _guarded.
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-        say_failed(f"background task {name} of the {self._runner_name} session failed:", exc, tb)
+        cut_to_task_code(exc)  # from the user's code on, not from _guarded
+        say_failed(f"background task {name} of the {self._runner_name} session failed:", exc)
 
 
 class _Started:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
+import dataclasses
 import functools
 import signal
 import threading
@@ -34,7 +34,7 @@ from .._core import _ctrl_c, _private_api
 from .._core._messages import SHUTDOWN_TIMEOUT
 from ._asyncio import AsyncioRunner
 from ._asyncio_session import resolve, resolve_soon
-from ._base import RunnerUnavailable
+from ._base import RunnerUnavailable, TaskRow
 from ._dedicated_thread import START_TIMEOUT, SubmittedCell
 from ._trio import TrioSession
 
@@ -117,8 +117,10 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
                 # Started in an empty context, as the trio runner's thread starts: the run's
                 # tasks copy the context it starts in, and the caller's holds a kernel's
                 # message being answered (ipykernel 6 and 7 keep it in a context variable),
-                # so every later cell's output would go to the first cell.
-                contextvars.Context().run(
+                # so every later cell's output would go to the first cell. Empty but for
+                # the asyncio session's mark: the asyncio tasks cells start are the
+                # session's, on a kernel's loop too (%tasks lists them, its end cancels them).
+                session.marked_context().run(
                     trio.lowlevel.start_guest_run,
                     self._main,
                     lambda: self._now_ready(ready),
@@ -255,9 +257,25 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         finally:
             self._cells_in.discard(here)
 
+    def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
+        """The trio run's tasks, then the session loop's asyncio tasks (cells start them
+        with ``asyncio.get_running_loop().create_task()``): each row says its library."""
+        trios = TrioSession.session_tasks(self, tree=tree)
+        asyncios = AsyncioRunner.session_tasks(self, tree=tree)
+        return [dataclasses.replace(row, library="trio") for row in trios] + [
+            dataclasses.replace(row, library="asyncio") for row in asyncios
+        ]
+
+    def cancel_task(self, task: Any) -> str:
+        if isinstance(task, asyncio.Task):
+            return AsyncioRunner.cancel_task(self, task)
+        return TrioSession.cancel_task(self, task)
+
     def _has_background_work(self) -> bool:
         nursery = self._nursery
-        return nursery is not None and bool(nursery.child_tasks)
+        if nursery is not None and nursery.child_tasks:
+            return True
+        return AsyncioRunner._has_background_work(self)
 
     def _inside_cell(self) -> bool:
         return threading.get_ident() in self._cells_in
