@@ -65,10 +65,10 @@ class CurioRunner(DedicatedThreadRunner):
         self._born: dict[curio.Task, float] = {}  # task -> when made, for %tasks
         #: The context every cell runs in (R4).
         self._context: contextvars.Context | None = None
+        self._kernel_selector: GuiSelector | None = None
 
     def _session_context(self) -> contextvars.Context | None:
         return self._context
-        self._kernel_selector: GuiSelector | None = None
 
     def _serve(self, ready: Callable[[], None]) -> None:
         import curio
