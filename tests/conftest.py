@@ -123,19 +123,18 @@ def any_shell(request: pytest.FixtureRequest, ipshell: Shell) -> Shell:
 
 
 def process_state() -> dict[str, Any]:
-    """What a session may change in the process around the shell (F8): after it ends, each
-    must be as it was before."""
-    wakeup_fd = signal.set_wakeup_fd(-1)
-    signal.set_wakeup_fd(wakeup_fd)
+    """What a session may change in the process around the shell (F8): what any code sees
+    (``autoawait_test_helpers.process_state``), and asyncio's loops and the threads."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "autoawait_test_helpers", SUPPORT / "autoawait_test_helpers.py"
+    )
+    assert spec is not None and spec.loader is not None
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
     return {
-        "async generator hooks": tuple(sys.get_asyncgen_hooks()),
-        "SIGINT handler": signal.getsignal(signal.SIGINT),
-        "signal wake-up fd": wakeup_fd,
-        "sys.excepthook": sys.excepthook,
-        "threading.excepthook": threading.excepthook,
-        "trace functions": (sys.gettrace(), threading.gettrace()),
-        "profile functions": (sys.getprofile(), threading.getprofile()),
-        "warnings filters": list(warnings.filters),
+        **helpers.process_state(),
         "asyncio's running loop": asyncio._get_running_loop(),
         "asyncio's event loop": event_loop_of_this_thread(),
         # trio's own thread cache keeps an idle worker 10 s for its next use, whatever

@@ -279,24 +279,6 @@ def test_configuration_selects_a_runner_when_the_kernel_starts(tmp_path: Path, r
         started.shutdown()
 
 
-#: What a session may change in the process (see conftest.process_state), as a cell sees it.
-PROCESS_STATE = """\
-import signal, sys, threading, warnings
-def process_state():
-    wakeup_fd = signal.set_wakeup_fd(-1)
-    signal.set_wakeup_fd(wakeup_fd)
-    return {
-        "async generator hooks": tuple(sys.get_asyncgen_hooks()),
-        "SIGINT handler": signal.getsignal(signal.SIGINT),
-        "signal wake-up fd": wakeup_fd,
-        "sys.excepthook": sys.excepthook,
-        "threading.excepthook": threading.excepthook,
-        "trace functions": (sys.gettrace(), threading.gettrace()),
-        "profile functions": (sys.getprofile(), threading.getprofile()),
-        "warnings filters": list(warnings.filters),
-    }
-"""
-
 #: A session's use: background work left running, a nested asyncio.run().
 SESSION_WORK = {
     "asyncio": "asyncio.create_task(asyncio.sleep(100))\nasyncio.run(asyncio.sleep(0))",
@@ -310,7 +292,9 @@ SESSION_WORK = {
 def test_an_ended_session_leaves_the_kernel_as_it_found_it(kernel: Kernel, runner: str) -> None:
     # F8. The runners whose session is the kernel's own loop (the others' is their own
     # thread, as in tests/test_leaks.py): trio's async generator hooks stayed installed.
-    kernel.ok(PROCESS_STATE + "import asyncio\nbefore = process_state()")
+    kernel.ok(
+        "import asyncio\nfrom autoawait_test_helpers import process_state\nbefore = process_state()"
+    )
     select(kernel, runner)
     kernel.ok(f"await {SLEEP[runner]}(0)\n" + SESSION_WORK[runner])
     kernel.ok("%unload_ext autoawait_runners")

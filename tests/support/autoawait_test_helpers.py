@@ -355,3 +355,25 @@ async def abandon_generators(log: list) -> None:
     gc.collect()
     await trio.sleep(0.05)
     asyncio.run(abandon_an_asyncio_generator())
+
+
+def process_state() -> dict:
+    """What a session may change in the process around the shell (F8), as any code sees it
+    (a kernel's cell too): after the session, each must be as it was before."""
+    import signal
+    import sys
+    import threading
+    import warnings
+
+    wakeup_fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_fd)
+    return {
+        "async generator hooks": tuple(sys.get_asyncgen_hooks()),
+        "SIGINT handler": signal.getsignal(signal.SIGINT),
+        "signal wake-up fd": wakeup_fd,
+        "sys.excepthook": sys.excepthook,
+        "threading.excepthook": threading.excepthook,
+        "trace functions": (sys.gettrace(), threading.gettrace()),
+        "profile functions": (sys.getprofile(), threading.getprofile()),
+        "warnings filters": list(warnings.filters),
+    }
