@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import sys
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +31,17 @@ def kernel_manager(tmp: Path, options: tuple[str, ...] = ()) -> KernelManager:
     spec_dir = tmp / "kernels" / "autoawait-runners-test"
     spec_dir.mkdir(parents=True)
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *options],
+        # History in memory: nothing of the tests in the user's profile (its history.sqlite),
+        # and no kernel waits at exit for another's lock on that file.
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--HistoryManager.hist_file=:memory:",
+            *options,
+        ],
         "display_name": "autoawait_runners tests",
         "language": "python",
         "env": {"PYTHONPATH": str(SUPPORT)},
@@ -36,15 +50,20 @@ def kernel_manager(tmp: Path, options: tuple[str, ...] = ()) -> KernelManager:
     specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
     # Its connection file (with the kernel's key) under `tmp` too, removed when the kernel
     # ends: left to jupyter_client, it stays in the system's temporary directory for good.
-    # IPC sockets in `tmp`, not TCP ports: a port chosen free can be taken by another
-    # process before the kernel binds it (CI runs suites side by side), and the kernel dies.
-    return KernelManager(
+    # IPC sockets, not TCP ports: a port chosen free can be taken by another process before
+    # the kernel binds it (CI runs suites side by side), and the kernel dies. In a folder of
+    # their own with a short path: a socket's path may not be longer than 107 bytes, and
+    # `tmp` can be deep (CI's test folders are); the folder goes with the manager.
+    sockets = tempfile.mkdtemp(prefix="aw-kernel-")
+    manager = KernelManager(
         kernel_name="autoawait-runners-test",
         kernel_spec_manager=specs,
         connection_file=str(tmp / "connection.json"),
         transport="ipc",
-        ip=str(tmp / "kernel-ipc"),
+        ip=os.path.join(sockets, "ipc"),
     )
+    weakref.finalize(manager, shutil.rmtree, sockets, True)
+    return manager
 
 
 class Kernel:
