@@ -21,7 +21,7 @@ from typing import TypeVar
 import pytest
 from conftest import PERSISTENT, TIMEOUT, IPythonPty, start_with_runner
 
-pytestmark = pytest.mark.pty
+pytestmark = [pytest.mark.pty, pytest.mark.gui]
 
 T = TypeVar("T")
 
