@@ -6,9 +6,8 @@ does in the terminal (R5)."""
 from __future__ import annotations
 
 import re
-import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -444,24 +443,9 @@ def an_old_kernel_ending(tmp: Path, runner: str | None, how: str) -> tuple[str, 
 def plain_kernels_ending(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """:func:`an_old_kernel_ending` without the extension, each way."""
     return {
-        how: an_old_kernel_ending_again_if_killed(
-            lambda n, how=how: tmp_path_factory.mktemp(f"plain-{how}-{n}"), None, how
-        )
+        how: an_old_kernel_ending(tmp_path_factory.mktemp(f"plain-{how}"), None, how)
         for how in ("restart", "shutdown request")
     }
-
-
-def an_old_kernel_ending_again_if_killed(
-    folder: Callable[[int], Path], runner: str | None, how: str
-) -> tuple[str, int | None]:
-    """:func:`an_old_kernel_ending`, once more if the client killed the old kernel. On a
-    machine loaded by suites side by side, now and then the old kernel was still starting
-    (importing ipykernel's debugger, before any extension loads) long after its first cell
-    ran, and the client killed it: a kill that comes again is the kernel's."""
-    ending = an_old_kernel_ending(folder(1), runner, how)
-    if ending[1] == -signal.SIGTERM:
-        ending = an_old_kernel_ending(folder(2), runner, how)
-    return ending
 
 
 @pytest.mark.parametrize("how", ["restart", "shutdown request"])
@@ -476,6 +460,6 @@ def test_a_kernel_ended_during_an_await_cell_ends_as_quietly_as_without_the_exte
     # restart (an interrupted cell's reply sent on the socket the shutdown closed: the same
     # ZMQError), or "IOStream.flush timed out". The runner's kernel is held to no error.
     assert plain_kernels_ending[how][1] == 0
-    log, status = an_old_kernel_ending_again_if_killed(lambda n: tmp_path / str(n), runner, how)
+    log, status = an_old_kernel_ending(tmp_path, runner, how)
     assert status == 0
     assert "Error" not in log and "Traceback" not in log, log

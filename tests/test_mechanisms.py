@@ -5,7 +5,9 @@ protocol (``_portal``), driven with real coroutines and a real asyncio loop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +174,59 @@ def test_an_error_in_awaited_code_reaches_the_synchronous_caller_through_the_hoo
     with pytest.raises(StopIteration):
         portal.throw(asyncio.CancelledError())
     assert type(caught[0]) is KeyboardInterrupt
+
+
+def test_ctrl_c_sent_to_a_thread_in_the_import_machinery_waits_until_it_has_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # F3: raised between an import lock's acquisition and its release, it left the
+    # lock held, and every later import in the process waited for good
+    import sys
+    import threading
+
+    from autoawait_runners._core._ctrl_c import raise_in_thread
+
+    (tmp_path / "import_events.py").write_text(
+        "import threading\nentered, release = threading.Event(), threading.Event()\n"
+    )
+    (tmp_path / "slow_to_import.py").write_text(
+        "import import_events\nimport_events.entered.set()\nimport_events.release.wait(30)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("import_events", "slow_to_import"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import import_events
+
+    entered, release = import_events.entered, import_events.release
+    outcome: list[str] = []
+
+    def first() -> None:  # holds the module's import lock while its code waits
+        import slow_to_import  # noqa: F401
+
+    def second() -> None:  # waits for that lock, in the import machinery's own code
+        try:
+            import slow_to_import  # noqa: F401
+
+            outcome.append("imported")
+            while True:
+                pass
+        except KeyboardInterrupt:
+            outcome.append("interrupted")
+
+    importer = threading.Thread(target=first, daemon=True)
+    importer.start()
+    assert entered.wait(30)
+    waiter = threading.Thread(target=second, daemon=True)
+    waiter.start()
+    frames = sys._current_frames
+    deadline = time.monotonic() + 30
+    while (
+        frames().get(waiter.ident) is None
+        or frames()[waiter.ident].f_globals.get("__name__") != "importlib._bootstrap"
+    ):
+        assert time.monotonic() < deadline, "the second import did not wait for the lock"
+        time.sleep(0.001)
+    assert waiter.ident is not None and raise_in_thread(waiter.ident, KeyboardInterrupt)
+    release.set()
+    waiter.join(30)
+    importer.join(30)
+    assert outcome == ["imported", "interrupted"]

@@ -321,16 +321,50 @@ def _wake_private_loop_in(thread_id: int) -> None:
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
-    """Raise ``exc_type`` in another thread at its next Python bytecode.
+    """Raise ``exc_type`` in another thread at its next Python bytecode; whether the thread
+    was there to raise it in.
 
     Used when a cell busy in Python code runs in a runner's own thread: signals only reach
-    the main thread, and this is how CPython lets one thread interrupt another.
+    the main thread, and this is how CPython lets one thread interrupt another. Never while
+    the thread is in the import machinery's own code: an exception landing there between
+    the acquisition of an import lock and the ``try`` that releases it leaves the lock held
+    for good, and every later import in the process waits for it (a kernel restarted while
+    its cell was between a print and an await hung so, in its shutdown's ``import psutil``).
+    Then it is raised as soon as the thread has left that code (a module's own code,
+    imported, is not that code: an import is interrupted as without the extension).
     """
+    if not _in_the_import_machinery(thread_id):
+        return _set_async_exc(thread_id, exc_type)
+    if thread_id not in _private_api.current_frames():
+        return False
+
+    def when_out() -> None:
+        deadline = time.monotonic() + STUCK_AFTER * 10
+        while _in_the_import_machinery(thread_id) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if not _in_the_import_machinery(thread_id):
+            _set_async_exc(thread_id, exc_type)
+
+    threading.Thread(target=when_out, name="autoawait_runners interrupt", daemon=True).start()
+    return True
+
+
+def _set_async_exc(thread_id: int, exc_type: type[BaseException]) -> bool:
     set_async_exc = _private_api.set_async_exc
     count = set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
     if count > 1:  # pragma: no cover - cannot happen with a valid id; undo as CPython advises
         set_async_exc(ctypes.c_ulong(thread_id), None)
     return bool(count == 1)
+
+
+#: The import machinery's own modules (``importlib._bootstrap`` is frozen in CPython).
+_IMPORT_MACHINERY = frozenset({"importlib._bootstrap", "importlib._bootstrap_external"})
+
+
+def _in_the_import_machinery(thread_id: int) -> bool:
+    """Whether the thread's innermost frame is the import machinery's own code."""
+    frame = _private_api.current_frames().get(thread_id)
+    return frame is not None and frame.f_globals.get("__name__") in _IMPORT_MACHINERY
 
 
 # -- the handler (rule 1) -------------------------------------------------------------------
