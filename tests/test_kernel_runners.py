@@ -406,8 +406,10 @@ def an_old_kernel_ending(tmp: Path, runner: str | None, how: str) -> tuple[str, 
         else ("--IPKernelApp.extensions=autoawait_runners", f"--AutoawaitRunners.default={runner}")
     )
     manager = kernel_manager(tmp, options)
-    # Killed only if it has not ended in TIMEOUT / 2 (jupyter_client's default: 2.5 s).
-    manager.shutdown_wait_time = TIMEOUT
+    # Killed only if it has not ended in TIMEOUT (jupyter_client's default: 2.5 s): on a
+    # loaded machine ipykernel's own ending can take 20 s (its control thread flushes output
+    # to an IOPub thread already stopped, twice, 10 s each), with the extension or without.
+    manager.shutdown_wait_time = TIMEOUT * 2
     library = LIBRARY.get(runner or "asyncio", "asyncio")
     with (tmp / "old.err").open("w") as old_log, (tmp / "new.err").open("w") as new_log:
         manager.start_kernel(stderr=old_log)
