@@ -395,22 +395,18 @@ def test_a_cells_task_and_thread_print_where_they_do_without_the_extension(
     }
 
 
-def an_old_kernel_ending(tmp: Path, runner: str | None, how: str) -> tuple[str, int | None]:
-    """Start a kernel (``runner`` selected; None: without the extension), run a cell that
+def an_old_kernel_ending(tmp: Path, runner: str, how: str) -> tuple[str, int | None]:
+    """Start a kernel with ``runner`` selected, run a cell that
     awaits a 30 s sleep, and end the kernel ``how``: a client's restart (which interrupts,
     then asks it to shut down), or a shutdown request alone. The old kernel's stderr (its
     log) and its exit status."""
-    options = (
-        ()
-        if runner is None
-        else ("--IPKernelApp.extensions=autoawait_runners", f"--AutoawaitRunners.default={runner}")
-    )
+    options = ("--IPKernelApp.extensions=autoawait_runners", f"--AutoawaitRunners.default={runner}")
     manager = kernel_manager(tmp, options)
     # Killed only if it has not ended in TIMEOUT (jupyter_client's default: 2.5 s): on a
     # loaded machine ipykernel's own ending can take 20 s (its control thread flushes output
     # to an IOPub thread already stopped, twice, 10 s each), with the extension or without.
     manager.shutdown_wait_time = TIMEOUT * 2
-    library = LIBRARY.get(runner or "asyncio", "asyncio")
+    library = LIBRARY.get(runner, "asyncio")
     with (tmp / "old.err").open("w") as old_log, (tmp / "new.err").open("w") as new_log:
         manager.start_kernel(stderr=old_log)
         old_process = manager.provisioner.process  # type: ignore[union-attr]
@@ -441,27 +437,18 @@ def an_old_kernel_ending(tmp: Path, runner: str | None, how: str) -> tuple[str, 
     return (tmp / "old.err").read_text(), exit_status
 
 
-@pytest.fixture(scope="module")
-def plain_kernels_ending(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """:func:`an_old_kernel_ending` without the extension, each way."""
-    return {
-        how: an_old_kernel_ending(tmp_path_factory.mktemp(f"plain-{how}"), None, how)
-        for how in ("restart", "shutdown request")
-    }
-
-
 @pytest.mark.parametrize("how", ["restart", "shutdown request"])
 @pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
-def test_a_kernel_ended_during_an_await_cell_ends_as_quietly_as_without_the_extension(
-    tmp_path: Path, runner: str, how: str, plain_kernels_ending: dict[str, object]
-) -> None:  # F8: nothing in the old kernel's log (it logged a ZMQError), and it exits by
-    # itself, at once (a shutdown request alone left it to be killed)
+def test_a_kernel_ended_during_an_await_cell_ends_by_itself_with_nothing_in_its_log(
+    tmp_path: Path, runner: str, how: str
+) -> None:  # F8: it logged a ZMQError, and a shutdown request alone left it to be killed
     pytest.importorskip(LIBRARY.get(runner, runner))
-    # Without the extension the old kernel exits by itself too, with nothing in its log but
-    # what ipykernel says of itself on a loaded machine: now and then its own race at a
-    # restart (an interrupted cell's reply sent on the socket the shutdown closed: the same
-    # ZMQError), or "IOStream.flush timed out". The runner's kernel is held to no error.
-    assert plain_kernels_ending[how][1] == 0
+    # Without the extension the old kernel mostly exits by itself too, but not always: on a
+    # loaded machine ipykernel now and then logs its own race at a restart (an interrupted
+    # cell's reply sent on the socket the shutdown closed: the same ZMQError) or "IOStream.flush
+    # timed out", or is killed (its control thread's last "idle" sent to an IOPub already
+    # closed at exit: about one restart in ten on Python 3.15; the extension waits for that
+    # thread). The runner's kernel is held to its own exit and no error, every time.
     log, status = an_old_kernel_ending(tmp_path, runner, how)
-    assert status == 0
+    assert status == 0, log
     assert "Error" not in log and "Traceback" not in log, log

@@ -15,11 +15,19 @@ So the shutdown first interrupts a runner's cells where they wait (or at their n
 await), as the interrupt button does, and waits (at most :data:`WAIT_FOR_THE_CELLS`) until
 they have ended and the kernel's main thread is back in its loop, their replies sent; then
 it shuts down as before, and the process ends at once, through its exit clean-up.
+
+That exit clean-up has a race of ipykernel's own, with the extension or without: the
+control thread, having handled the shutdown request, still announces "idle" on IOPub while
+the main thread, its loop stopped, already closes IOPub at exit; the announcement's send
+then waits for a reader that is gone, the exit waits for the control thread, and the client
+kills the kernel (about one restart in ten on Python 3.15). So the exit first waits (at
+most :data:`WAIT_FOR_THE_CELLS`) for the control thread to end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import inspect
 import time
@@ -47,6 +55,8 @@ def install(extension: Extension) -> None:
         runner = extension.active
         if getattr(runner, "cells_running", 0):
             await _cells_ended(runner, getattr(kernel, "io_loop", None))
+        # Registered now, it runs before ipykernel's own exit clean-up (registered earlier).
+        atexit.register(_the_control_threads_end, kernel)
         content = do_shutdown(restart)
         return await content if inspect.isawaitable(content) else content
 
@@ -71,3 +81,11 @@ async def _cells_ended(runner: Any, kernel_loop: Any) -> None:
     except RuntimeError:  # closed: nothing more runs there
         return
     await asyncio.wait([asyncio.wrap_future(back)], timeout=deadline - time.monotonic())
+
+
+def _the_control_threads_end(kernel: Any) -> None:
+    """At exit, before IOPub closes: wait until the control thread, which stops after its
+    last message, has announced that message's end."""
+    thread = getattr(kernel, "control_thread", None)
+    if thread is not None and thread.is_alive():
+        thread.join(WAIT_FOR_THE_CELLS)
