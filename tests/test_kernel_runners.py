@@ -452,3 +452,37 @@ def test_a_kernel_ended_during_an_await_cell_ends_by_itself_with_nothing_in_its_
     log, status = an_old_kernel_ending(tmp_path, runner, how)
     assert status == 0, log
     assert "Error" not in log and "Traceback" not in log, log
+
+
+def in_a_subshell(kernel: Kernel, code: str) -> str:
+    """Run a cell in a new subshell of the kernel (ipykernel 7's kernel subshells, as a
+    frontend's second console on one kernel does); its output, once its request is idle."""
+    client = kernel.client
+    client.control_channel.send(client.session.msg("create_subshell_request", {}))
+    reply = client.get_control_msg(timeout=TIMEOUT)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    request = client.session.msg(
+        "execute_request",
+        {"code": code, "silent": False, "store_history": True, "user_expressions": {}},
+    )
+    request["header"]["subshell_id"] = reply["content"]["subshell_id"]
+    client.shell_channel.send(request)
+    [output] = kernel._outputs([request["header"]["msg_id"]])
+    return output
+
+
+@pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
+def test_a_subshells_cell_ends_under_its_own_request(kernel: Kernel, runner: str) -> None:
+    # K5, F8: ipykernel 7 keeps the request a subshell's cell answers in its thread's
+    # context; given the main shell's cell's values after the cell, the subshell said "idle"
+    # for the main shell's request, and its own never ended (ipykernel's test_thread_ids)
+    pytest.importorskip(LIBRARY.get(runner, runner))
+    import ipykernel
+
+    if int(ipykernel.__version__.split(".")[0]) < 7:
+        pytest.skip("kernel subshells came with ipykernel 7")
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok(f"%autoawait {runner}")
+    kernel.ok("import threading")
+    assert in_a_subshell(kernel, "print('from the subshell')") == "from the subshell\n"
+    assert kernel.ok("print('from the main shell')") == "from the main shell\n"

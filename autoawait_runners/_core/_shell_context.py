@@ -18,7 +18,9 @@ in the session's context is set in the shell's. Values are compared as objects: 
 changed when it is not the very object they agreed on. (A decimal context changed in place,
 ``getcontext().prec = 6``, is the same object on both sides once they agree: nothing to
 copy.) Only the outermost cell does this, in the thread that runs cells without the
-extension; a cell run inside a cell is already in the session's context.
+extension; a cell run inside a cell is already in the session's context, and a kernel
+subshell's cell runs in its own thread's context, as without the extension (ipykernel keeps
+the request it answers there).
 
 Variables that mark the session itself (:func:`session_only`) never reach the shell's
 context: they would pin the ended session there, and tell the shell's own tasks (a kernel's)

@@ -142,6 +142,17 @@ class AsyncioRunner(AsyncioSessionRunner):
         """IPython's own runner for this runner's library (see _before_the_kernels_loop)."""
         return _private_api.ipython_asyncio_runner()
 
+    def _a_subshells_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop of the kernel subshell whose thread calls, or None (the main shell)."""
+        session = self._session
+        loop_here = _private_api.running_loop()
+        if session is None or not session.borrowed or loop_here is session.loop:
+            return None
+        return loop_here
+
+    def _cell_runs_in_the_shells_context(self) -> bool:
+        return self._a_subshells_loop() is not None
+
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if self._before_the_kernels_loop():
             return self._ipythons_own()(coro)
@@ -152,8 +163,8 @@ class AsyncioRunner(AsyncioSessionRunner):
         here = threading.get_ident()
         self._cells_in.add(here)
         try:
-            loop_here = _private_api.running_loop()
-            if session.borrowed and loop_here is not None and loop_here is not session.loop:
+            loop_here = self._a_subshells_loop()
+            if loop_here is not None:
                 # A kernel's subshell: its cells run in its own thread, on its own loop
                 # (as ipykernel runs them), parked there like any cell on a loop below.
                 from .._nesting._parking import run_on_running_loop

@@ -180,7 +180,11 @@ class Runner(ABC):
         cell_runs_cells = source is not None and _RUNS_CELLS.search(source) is not None
         steps = [setup() for setup in _cell_setups]
         # The outermost cell only: a cell run inside a cell is in the session's context.
-        in_step = self.cells_in_a_session_context and self._depth == 0
+        in_step = (
+            self.cells_in_a_session_context
+            and self._depth == 0
+            and not self._cell_runs_in_the_shells_context()
+        )
         if in_step:
             from_the_shell = self._contexts.from_the_shell(self._session_context())
             if from_the_shell is not None:
@@ -347,6 +351,13 @@ class Runner(ABC):
         """The context the session's cells run in (:attr:`cells_in_a_session_context`), or
         None while there is none yet (the session makes it at its first cell)."""
         return None
+
+    def _cell_runs_in_the_shells_context(self) -> bool:
+        """Whether the cell about to run runs in the shell's context, not the session's (a
+        kernel subshell's cell, on its own thread's loop, as ipykernel runs it): nothing to
+        keep in step then, and the shell's context must not be given the session's values
+        (ipykernel keeps a subshell's parent message in it)."""
+        return False
 
     def _without_session(self, coro: Coroutine[Any, Any, Any], why: str) -> Any:
         """Run a cell when the session cannot be had (it could when the runner was

@@ -172,6 +172,9 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
     def _ipythons_own(self) -> Any:
         return _private_api.ipython_trio_runner()
 
+    def _cell_runs_in_the_shells_context(self) -> bool:
+        return False  # a subshell's cells too run in the trio run, in the session's context
+
     def _run_cell(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if self._before_the_kernels_loop():
             return self._ipythons_own()(coro)
