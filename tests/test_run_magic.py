@@ -132,6 +132,7 @@ def test_ctrl_c_in_an_ipy_files_await_interrupts_it_as_without_the_extension(
     ipy = ipython_pty(*options)
     ipy.child.sendline(f"%run {script}")
     ipy.expect("sleeping now")
+    ipy.wait_until_asleep("epoll")  # at its await, not still in its print
     ipy.interrupt("KeyboardInterrupt")
     ipy.cell("print('usable', 'still')", "usable still")
     ipy.exit()
