@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Shell
+from conftest import LIBRARY, Shell
 
 import autoawait_runners
 from autoawait_runners._nesting import _parking
@@ -563,3 +563,58 @@ def test_ctrl_c_while_another_task_runs_goes_to_the_parked_cell_not_that_task(
     assert "cleanup ran" in output
     assert nested_shell.ok("h.done()") is False, output  # the hog was not interrupted
     nested_shell.ok("h.cancel()")
+
+
+# -- N1, F8: scripts pasted into a plain cell, under every runner ----------------------------
+
+#: A synchronous script's ways of running its own loop, each asking sniffio (as anyio, httpx
+#: and every anyio-based client do) which library runs its code.
+PASTED_SCRIPT = """
+import asyncio, anyio, sniffio
+async def which_library():
+    await anyio.sleep(0)
+    return sniffio.current_async_library()
+"""
+PASTED_FORMS = {
+    "asyncio.run": "asyncio.run(which_library())",
+    "asyncio.Runner": "asyncio.Runner().run(which_library())",
+    "run_until_complete": "asyncio.new_event_loop().run_until_complete(which_library())",
+    "anyio.run": "anyio.run(which_library)",
+    "anyio.run trio": "anyio.run(which_library, backend='trio')",
+}
+#: (runner, form) -> the start of the error it gives where it cannot work (docs/nesting.rst,
+#: "Pasted scripts"); every other pair answers as without the extension.
+PASTED_REFUSED = {
+    ("trio", "anyio.run trio"): "RuntimeError: Attempted to call run() from inside a run()",
+    ("trio-guest", "anyio.run trio"): "RuntimeError: Attempted to call run() from inside a run()",
+    ("curio", "anyio.run"): "RuntimeError: Already running curio in this thread",
+    ("curio", "anyio.run trio"): "RuntimeError: Already running curio in this thread",
+    ("uvloop", "asyncio.run"): "RuntimeError: the nesting shim cannot re-enter a running Loop",
+    ("uvloop", "anyio.run"): "RuntimeError: the nesting shim cannot re-enter a running Loop",
+}
+
+
+@pytest.mark.parametrize("form", list(PASTED_FORMS))
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "uvloop", "trio", "trio-guest", "curio"])
+def test_a_pasted_script_sees_the_library_it_runs(ipshell: Shell, runner: str, form: str) -> None:
+    # trio marks its run for sniffio: inside a trio cell's asyncio.run(), anyio took asyncio's
+    # code for trio's ("Task got bad yield"), and anyio.run() refused to start; an asyncio
+    # cell's task made anyio.run(backend='trio') refuse. Without the extension a plain cell
+    # runs outside any loop, and each form answers its own library.
+    pytest.importorskip("anyio")
+    for library in ("trio", "curio", "uvloop"):
+        if library in runner or ("trio" in form and library == "trio"):
+            pytest.importorskip(library)
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok(PASTED_SCRIPT)
+    ipshell.output()
+    refused = PASTED_REFUSED.get((runner, form))
+    result = ipshell.run(f"answer = {PASTED_FORMS[form]}")
+    if refused is None:
+        expected = "trio" if form.endswith("trio") else "asyncio"
+        assert result.error_in_exec is None, ipshell.output()
+        assert ipshell.ns["answer"] == expected
+    else:
+        assert f"{type(result.error_in_exec).__name__}: {result.error_in_exec}".startswith(refused)
+    library = LIBRARY.get(runner, "asyncio")
+    ipshell.ok(f"import {library}\nawait {library}.sleep(0)")  # the session goes on

@@ -49,6 +49,33 @@ def thread_ends() -> None:
 # -- private loop: pause the running one ---------------------------------------------------
 
 
+class other_library_unmarked:  # named as a function: used as one, as outer_loop_paused
+    """Let a nested asyncio loop's code see asyncio, not the library running around it.
+
+    trio marks its whole run, and each guest tick, in ``sniffio.thread_local``: a trio
+    cell's ``asyncio.run(main())`` ran ``main`` under that mark, so sniffio said "trio"
+    there and anyio (httpx, every anyio-based client) sent trio's requests to asyncio
+    ("Task got bad yield"), and ``anyio.run()`` refused to start ("Already running trio in
+    this thread"). Without the extension the cell is outside any run. So the mark is taken
+    off for the nested call and put back after it (the mark is bookkeeping, as the running
+    loop is: nothing of trio runs in this thread until the call returns, but its own guest
+    ticks, which set and restore the mark themselves).
+    """
+
+    __slots__ = ("_mark",)
+
+    def __enter__(self) -> None:
+        sniffio = sys.modules.get("sniffio")  # never imported here: no mark to take off
+        marks = getattr(sniffio, "thread_local", None)
+        self._mark = getattr(marks, "name", None)
+        if self._mark is not None:
+            marks.name = None  # type: ignore[union-attr]
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._mark is not None:
+            sys.modules["sniffio"].thread_local.name = self._mark
+
+
 class outer_loop_paused:  # named as a function: used as one (``with outer_loop_paused():``)
     """Let another loop run in this thread while the running one waits.
 
@@ -57,12 +84,16 @@ class outer_loop_paused:  # named as a function: used as one (``with outer_loop_
     in our caller until we return, so nothing of it runs meanwhile. (The asyncio runner
     also uses this to run its session loop from prompt_toolkit's input hook, or inside a
     Jupyter kernel's loop.) The current task is left and re-entered for Python 3.14, where
-    it is tracked per thread rather than per loop. (A class: it runs around every cell.)
+    it is tracked per thread rather than per loop. Another library's run around it is
+    paused the same way (:class:`other_library_unmarked`). (A class: it runs around every
+    cell.)
     """
 
-    __slots__ = ("_outer", "_task")
+    __slots__ = ("_outer", "_task", "_unmarked")
 
     def __enter__(self) -> None:
+        self._unmarked = other_library_unmarked()
+        self._unmarked.__enter__()
         outer = self._outer = _private_api.running_loop()
         task = self._task = asyncio.current_task(outer) if outer is not None else None
         if outer is not None and task is not None:
@@ -74,3 +105,4 @@ class outer_loop_paused:  # named as a function: used as one (``with outer_loop_
         _private_api.set_running_loop(outer)
         if outer is not None and task is not None:
             _private_api.enter_task(outer, task)
+        self._unmarked.__exit__()

@@ -49,7 +49,7 @@ from typing import Any, TypeVar, cast
 
 from .._core import _private_api
 from .._core._ctrl_c import private_loop_runs_here
-from ._loops import outer_loop_paused
+from ._loops import other_library_unmarked, outer_loop_paused
 
 T = TypeVar("T")
 
@@ -245,17 +245,17 @@ def _original(name: str) -> Any:
 def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: Any) -> T:
     """``asyncio.run``: on the running loop when one runs in this thread."""
     loop = _private_api.running_loop()
-    if loop is None:
-        return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
-    if kwargs.get("loop_factory") is not None:
-        # The caller asked for a loop of its own kind: give it one.
+    if loop is None or kwargs.get("loop_factory") is not None:
+        # No loop here (but maybe a trio run), or the caller asked for a loop of its own
+        # kind: give it one.
         with outer_loop_paused():
             return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     from ._parking import run_nested_call
 
-    return cast(T, run_nested_call(loop, main))
+    with other_library_unmarked():
+        return cast(T, run_nested_call(loop, main))
 
 
 def _privately(name: str) -> Callable[..., Any]:
@@ -263,9 +263,7 @@ def _privately(name: str) -> Callable[..., Any]:
     runs with that loop paused (``asyncio.Runner.run``: a runner's loop is always its own)."""
 
     def replacement(*args: Any, **kwargs: Any) -> Any:
-        if _private_api.running_loop() is None:
-            return _original(name)(*args, **kwargs)
-        with outer_loop_paused():
+        with outer_loop_paused():  # or a trio run
             return _original(name)(*args, **kwargs)
 
     replacement.__name__ = replacement.__qualname__ = name.rpartition(".")[2]
@@ -308,15 +306,12 @@ def _run_until_complete(name: str) -> Callable[..., Any]:
     loop, private on another."""
 
     def run_until_complete(self: asyncio.AbstractEventLoop, future: Any) -> Any:
-        running = _private_api.running_loop()
-        if running is self:
+        if _private_api.running_loop() is self:
             from ._parking import run_nested_call
 
-            return run_nested_call(self, future)
-        with (
-            outer_loop_paused() if running is not None else contextlib.nullcontext(),
-            private_loop_runs_here(self),
-        ):
+            with other_library_unmarked():
+                return run_nested_call(self, future)
+        with outer_loop_paused(), private_loop_runs_here(self):  # or a trio run
             return _original(name)(self, future)
 
     return run_until_complete
@@ -338,17 +333,23 @@ def _anyio_run(
             return cast(T, value)
     original = functools.partial(_original("anyio.run"), backend=backend, backend_options=options)
     loop = _private_api.running_loop()
-    if loop is None or backend != "asyncio":
-        return cast(T, original(func, *args))
-    if options.get("loop_factory") is not None or options.get("use_uvloop"):
-        with outer_loop_paused():  # a loop of its own kind, as asyncio.run(loop_factory=)
+    if (
+        loop is None
+        or backend != "asyncio"
+        or options.get("loop_factory") is not None
+        or options.get("use_uvloop")
+    ):
+        # A run of its own, beside what runs here: trio beside an asyncio loop, asyncio
+        # beside a trio run, a loop of its own kind (as asyncio.run(loop_factory=)).
+        with outer_loop_paused():
             return cast(T, original(func, *args))
     coro = func(*args)
     if not asyncio.iscoroutine(coro):
         raise TypeError(f"anyio.run() expected an async function, got {func!r}")
     from ._parking import run_nested_call
 
-    return cast(T, run_nested_call(loop, coro))
+    with other_library_unmarked():
+        return cast(T, run_nested_call(loop, coro))
 
 
 __all__ = [

@@ -172,7 +172,34 @@ print(asyncio.run(main()))
 result = 42
 """
 
+WHICH_LIBRARY = """\
+import asyncio, anyio, sniffio
+async def which_library():
+    await anyio.sleep(0)
+    return sniffio.current_async_library()
+"""
+
 SESSIONS += [
+    Session(
+        "pasted-script-asks-sniffio",
+        "a script pasted into plain cells runs its own loop, its code asking sniffio (as anyio"
+        " and httpx do) which library runs it",
+        "shell",
+        (
+            WHICH_LIBRARY,
+            "print('asyncio.run:', asyncio.run(which_library()))",
+            "print('Runner:', asyncio.Runner().run(which_library()))",
+            "print('loop:', asyncio.new_event_loop().run_until_complete(which_library()))",
+            "print('anyio.run:', anyio.run(which_library))",
+        ),
+        shows=(
+            "asyncio.run: asyncio",
+            "Runner: asyncio",
+            "loop: asyncio",
+            "anyio.run: asyncio",
+        ),
+        needs=("anyio",),
+    ),
     Session(
         "run-py",
         "%run of a script that calls asyncio.run()",
