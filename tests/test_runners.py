@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import TIMEOUT, Shell, send_sigint_when
+from conftest import LIBRARY, TIMEOUT, Shell, send_sigint_when
 
 import autoawait_runners
 
@@ -186,6 +186,48 @@ def test_a_cell_run_from_a_cell_runs_and_awaits_as_without_the_extension(
     shell.ok("awaited = get_ipython().run_cell('import asyncio; await asyncio.sleep(0); x = 3')")
     assert shell.ns["awaited"].success, shell.ns["awaited"].error_in_exec
     assert shell.ns["x"] == 3
+
+
+SERVER = """
+import asyncio
+events = []
+async def connection(closing):
+    try:
+        await closing.wait()
+        events.append("connection closed by its server")
+    except asyncio.CancelledError:
+        events.append("connection cancelled under its server")
+        raise
+async def serve(started):
+    closing = asyncio.Event()
+    client = asyncio.create_task(connection(closing))
+    started.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        closing.set()
+        await client
+        events.append("server shut down")
+started = asyncio.Event()
+server = asyncio.create_task(serve(started))
+await started.wait()
+"""
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "uvloop"])
+def test_a_session_ends_the_tasks_cells_started_first_and_theirs_after(
+    ipshell: Shell, runner: str
+) -> None:  # R8, F8: a server's shutdown ran in a script's order, not all at once
+    # Cancelled together, a server's own tasks (hypercorn's connections and lifespan) were
+    # gone before its clean-up ran: "Lifespan failure in shutdown". A script that cancels
+    # its server and waits ends them in the server's order.
+    pytest.importorskip(LIBRARY.get(runner, runner))
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok(SERVER)
+    ipshell.output()
+    ipshell.ok("%autoawait thread" if runner == "asyncio" else "%autoawait asyncio")
+    assert ipshell.ns["events"] == ["connection closed by its server", "server shut down"]
+    assert "cancelled 2 background tasks" in ipshell.output()
 
 
 @pytest.mark.parametrize("target", ["asyncio", "thread"])

@@ -36,6 +36,10 @@ from ._base import Runner, TaskRow, runs_cells
 #: before it is reported while the prompt is idle.
 REPORT_DELAY = 0.1
 
+#: At a session's end, the least time the tasks cancelled last get to take their
+#: cancellation, whatever the tasks cancelled first took of the shutdown timeout.
+CANCELLATION_MOMENT = 0.1
+
 #: A background failure like one shown less than this long ago (same coroutine, exception
 #: type and message) is counted, not shown again; one line gives the count (F6).
 COALESCE_WINDOW = 5.0
@@ -232,6 +236,8 @@ class AsyncioSession:
         # not outlive what IPython keeps of it (%reset, %xdel; F7).
         self._cell_ref: Callable[[], asyncio.Task[Any] | None] = lambda: None
         self._made_during_cell: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        #: The tasks a cell started itself (not a task of the session's): ended first.
+        self._started_by_cells: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._born: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = (
             weakref.WeakKeyDictionary()
         )  # task -> when made, for %tasks
@@ -307,6 +313,9 @@ class AsyncioSession:
             task = asyncio.Task(coro, loop=loop, **options)
         if self.borrowed and _session_of_context.get(None) is not self:
             return task  # the host's
+        starter = asyncio.current_task(loop) if _private_api.running_loop() is loop else None
+        if starter is None or starter not in self._born or is_a_cell(self._coroutines.get(starter)):
+            self._started_by_cells.add(task)  # by a cell's task, a plain cell, no task
         self._born[task] = time.monotonic()
         self._coroutines[task] = coro
         if self.borrowed:
@@ -445,16 +454,32 @@ class AsyncioSession:
 
     async def cancel_background(self) -> int:
         """Cancel every task left (a cell abandoned after Ctrl-C too) and let its clean-up
-        run. Runs on the loop."""
+        run, within :data:`SHUTDOWN_TIMEOUT`. Runs on the loop.
+
+        The tasks cells started are cancelled first, and waited for; then what is left.
+        A server a cell started (hypercorn's ``serve``) ends its own tasks (its connections,
+        its lifespan) in its clean-up, in its order, as when a script cancels it; cancelled
+        at once with them, it found them gone and failed ("Lifespan failure in shutdown").
+        """
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
         mine = asyncio.all_tasks(self.loop) if not self.borrowed else set(self._tasks)
         tasks = [t for t in mine if not t.done() and t is not asyncio.current_task()]
         # A nested asyncio.run() is its caller's business: cancelling the caller cancels it.
         nested = nested_calls(self.loop)
         background = [task for task in tasks if task not in nested]
+        first = [task for task in background if task in self._started_by_cells]
+        in_order = bool(first) and len(first) < len(background)
+        if in_order:
+            for task in first:
+                task.cancel()
+            await asyncio.wait(first, timeout=SHUTDOWN_TIMEOUT)
         for task in background:
-            task.cancel()
+            if not (in_order and task in first):
+                task.cancel()
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
+            # What is left gets the rest of the time, and a moment to take its cancellation.
+            left = max(deadline - time.monotonic(), CANCELLATION_MOMENT)
+            _, pending = await asyncio.wait(tasks, timeout=left)
             for task in pending:
                 # Not ended within the timeout: its clean-up takes longer, or it ignores
                 # cancellation. Said in the runner's closing line, not at garbage collection.
