@@ -488,3 +488,38 @@ def test_a_task_that_outlasts_its_cancellation_gets_one_line_and_its_clean_up_no
     assert "cancelled 1 background task; left running: 'stubborn' running stubborn()" in out
     assert "not ended 1 s after cancellation" in out
     assert shell.ns["ended"] == ["sleep"]  # its clean-up ran at close, namespace and all
+
+
+@pytest.mark.parametrize("inner_factory", [False, True])
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "uvloop"])
+def test_debug_mode_says_a_task_was_made_where_the_cells_code_made_it(
+    ipshell: Shell, runner: str, inner_factory: bool
+) -> None:  # F8: it named the session's task factory, as aiomonitor's hook did
+    pytest.importorskip(LIBRARY.get(runner, runner))
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok(
+        "import asyncio\n"
+        "loop = asyncio.get_running_loop()\n"
+        "loop.set_debug(True)\n"
+        + (
+            "loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))\n"
+            if inner_factory
+            else ""
+        )
+        + "async def forever():\n"
+        "    await asyncio.sleep(100)\n"
+        "task = asyncio.create_task(forever())  # the line\n"
+        "made = [(frame.name, frame.line) for frame in task._source_traceback]\n"
+        "task.cancel()\n"
+        "loop.set_debug(False)\n"
+        "loop.set_task_factory(None)"
+    )
+    made = ipshell.ns["made"]
+    lines = [line for _, line in made]
+    mine = lines.index("task = asyncio.create_task(forever())  # the line")
+    after = [name for name, _ in made[mine + 1 :]]
+    # As without the extension (measured with asyncio.run and uvloop.run): asyncio's
+    # create_task, then, with a factory of the code's own, the loop's create_task (uvloop's
+    # is compiled: no frame) and the factory's frame; nothing of the session's.
+    loops_own = [] if runner == "uvloop" else ["create_task"]
+    assert after == (["create_task", *loops_own, "<lambda>"] if inner_factory else ["create_task"])

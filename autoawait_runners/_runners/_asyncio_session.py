@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.base_events
 import contextlib
 import contextvars
 import dataclasses
@@ -188,6 +189,23 @@ def _failed_name(task: asyncio.Task[Any], coro: Any) -> str:
     return coroutine_name(coro) + (f" ({name!r})" if given else "")
 
 
+def _made_where_the_code_made_it(task: asyncio.Task[Any], *, by_a_factory: bool) -> None:
+    """In debug mode asyncio keeps where a task was made (its ``_source_traceback``, shown
+    when it fails unretrieved or is destroyed pending); the session's factory was the last
+    frame there, where the code that made the task is without it. Its frame is taken out,
+    and, where no factory of the code's own made the task, the loop's ``create_task`` that
+    called it (asyncio leaves that frame out when it makes the task itself)."""
+    source = getattr(task, "_source_traceback", None)
+    if not source:
+        return
+    source[:] = [frame for frame in source if frame.filename != __file__]
+    if not by_a_factory and source[-1:] and source[-1].filename == _BASE_EVENTS:
+        del source[-1]
+
+
+_BASE_EVENTS = asyncio.base_events.__file__
+
+
 def is_a_cell(coro: Any) -> bool:
     """Whether a task's coroutine runs a cell (in a portal, too: see create_cell_task)."""
     return isinstance(coro, CellCoroutine) or isinstance(
@@ -307,10 +325,12 @@ class AsyncioSession:
         # or greenlet runs the loop until): made the plain way, since a factory that runs
         # a task's first step at once (asyncio.eager_task_factory) would run it there,
         # where the loop is not the running one.
-        if self._inner_factory is not None and _private_api.running_loop() is loop:
+        inner = self._inner_factory is not None and _private_api.running_loop() is loop
+        if inner:
             task = self._inner_factory(loop, coro, **options)
         else:
             task = asyncio.Task(coro, loop=loop, **options)
+        _made_where_the_code_made_it(task, by_a_factory=inner)
         if self.borrowed and _session_of_context.get(None) is not self:
             return task  # the host's
         starter = asyncio.current_task(loop) if _private_api.running_loop() is loop else None
