@@ -587,10 +587,6 @@ PASTED_FORMS = {
 PASTED_REFUSED = {
     ("trio", "anyio.run trio"): "RuntimeError: Attempted to call run() from inside a run()",
     ("trio-guest", "anyio.run trio"): "RuntimeError: Attempted to call run() from inside a run()",
-    ("curio", "anyio.run"): "RuntimeError: Already running curio in this thread",
-    ("curio", "anyio.run trio"): "RuntimeError: Already running curio in this thread",
-    ("uvloop", "asyncio.run"): "RuntimeError: the nesting shim cannot re-enter a running Loop",
-    ("uvloop", "anyio.run"): "RuntimeError: the nesting shim cannot re-enter a running Loop",
 }
 
 

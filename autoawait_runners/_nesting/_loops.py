@@ -30,6 +30,13 @@ def context_entered(context: contextvars.Context) -> bool:
 NESTING_STATE = "_autoawait_runners_nesting"
 
 
+def reenterable(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a nested call can run on ``loop`` while it runs (the same-loop strategy):
+    asyncio's own loop classes only, whose steps ``_parking`` can drive. (uvloop's compiled
+    loop runs its callbacks on its own C stack.)"""
+    return isinstance(loop, asyncio.BaseEventLoop)
+
+
 def nested_calls(loop: asyncio.AbstractEventLoop) -> set[asyncio.Future[Any]]:
     """What the nested calls parked on ``loop`` wait for (tasks of the loop's own)."""
     state = getattr(loop, NESTING_STATE, None)
@@ -50,30 +57,43 @@ def thread_ends() -> None:
 
 
 class other_library_unmarked:  # named as a function: used as one, as outer_loop_paused
-    """Let a nested asyncio loop's code see asyncio, not the library running around it.
+    """Let a nested loop's code see its own library, not the library running around it.
 
-    trio marks its whole run, and each guest tick, in ``sniffio.thread_local``: a trio
-    cell's ``asyncio.run(main())`` ran ``main`` under that mark, so sniffio said "trio"
-    there and anyio (httpx, every anyio-based client) sent trio's requests to asyncio
-    ("Task got bad yield"), and ``anyio.run()`` refused to start ("Already running trio in
-    this thread"). Without the extension the cell is outside any run. So the mark is taken
-    off for the nested call and put back after it (the mark is bookkeeping, as the running
-    loop is: nothing of trio runs in this thread until the call returns, but its own guest
-    ticks, which set and restore the mark themselves).
+    trio marks its whole run, and each guest tick, in ``sniffio.thread_local``; curio marks
+    its run in ``curio.meta._locals``, where sniffio looks for it. A trio cell's
+    ``asyncio.run(main())`` ran ``main`` under trio's mark, so sniffio said "trio" there and
+    anyio (httpx, every anyio-based client) sent trio's requests to asyncio ("Task got bad
+    yield"); ``anyio.run()`` refused to start in a trio or curio cell ("Already running
+    curio in this thread"). Without the extension the cell is outside any run. So the marks
+    are taken off for the nested call and put back after it (they are bookkeeping, as the
+    running loop is: nothing of trio or curio runs in this thread until the call returns,
+    but trio's own guest ticks, which set and restore the mark themselves).
     """
 
-    __slots__ = ("_mark",)
+    __slots__ = ("_curio", "_trio")
+    _trio: tuple[Any, str] | None
+    _curio: Any
 
     def __enter__(self) -> None:
-        sniffio = sys.modules.get("sniffio")  # never imported here: no mark to take off
-        marks = getattr(sniffio, "thread_local", None)
-        self._mark = getattr(marks, "name", None)
-        if self._mark is not None:
-            marks.name = None  # type: ignore[union-attr]
+        # Neither library is imported here: not imported, it left no mark to take off.
+        self._trio = self._curio = None
+        sniffio = sys.modules.get("sniffio")
+        trio_marks: Any = getattr(sniffio, "thread_local", None)
+        if getattr(trio_marks, "name", None) is not None:
+            self._trio = trio_marks, trio_marks.name
+            trio_marks.name = None
+        curio_meta = sys.modules.get("curio.meta")
+        curio_marks: Any = getattr(curio_meta, "_locals", None)
+        if getattr(curio_marks, "running", False):
+            self._curio = curio_marks
+            curio_marks.running = False
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._mark is not None:
-            sys.modules["sniffio"].thread_local.name = self._mark
+        if self._trio is not None:
+            marks, name = self._trio
+            marks.name = name
+        if self._curio is not None:
+            self._curio.running = True
 
 
 class outer_loop_paused:  # named as a function: used as one (``with outer_loop_paused():``)

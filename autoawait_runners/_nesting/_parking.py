@@ -52,7 +52,7 @@ import greenlet
 
 from .._core import _ctrl_c, _private_api
 from .._core._nested_call import taker_of, waiter_of
-from ._loops import NESTING_STATE, context_entered, outer_loop_paused
+from ._loops import NESTING_STATE, context_entered, outer_loop_paused, reenterable
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
 #: that is in the middle of a step only sets a flag on it; nothing wakes the parked call.
@@ -201,7 +201,7 @@ class _LoopNesting:
 
 
 def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopNesting:
-    if not isinstance(loop, asyncio.BaseEventLoop):
+    if not reenterable(loop):
         raise RuntimeError(
             f"the nesting shim cannot re-enter a running {type(loop).__qualname__} "
             "(only asyncio's own event loops); run this code in a thread instead"

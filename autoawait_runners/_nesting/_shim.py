@@ -49,7 +49,7 @@ from typing import Any, TypeVar, cast
 
 from .._core import _private_api
 from .._core._ctrl_c import private_loop_runs_here
-from ._loops import other_library_unmarked, outer_loop_paused
+from ._loops import other_library_unmarked, outer_loop_paused, reenterable
 
 T = TypeVar("T")
 
@@ -245,9 +245,9 @@ def _original(name: str) -> Any:
 def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: Any) -> T:
     """``asyncio.run``: on the running loop when one runs in this thread."""
     loop = _private_api.running_loop()
-    if loop is None or kwargs.get("loop_factory") is not None:
-        # No loop here (but maybe a trio run), or the caller asked for a loop of its own
-        # kind: give it one.
+    if loop is None or kwargs.get("loop_factory") is not None or not reenterable(loop):
+        # No loop here (but maybe a trio run), the caller asked for a loop of its own kind,
+        # or the running one cannot be re-entered (uvloop's): give it one.
         with outer_loop_paused():
             return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
     if not asyncio.iscoroutine(main):
@@ -335,12 +335,14 @@ def _anyio_run(
     loop = _private_api.running_loop()
     if (
         loop is None
+        or not reenterable(loop)
         or backend != "asyncio"
         or options.get("loop_factory") is not None
         or options.get("use_uvloop")
     ):
         # A run of its own, beside what runs here: trio beside an asyncio loop, asyncio
-        # beside a trio run, a loop of its own kind (as asyncio.run(loop_factory=)).
+        # beside a trio run or a uvloop loop, a loop of its own kind (as
+        # asyncio.run(loop_factory=)).
         with outer_loop_paused():
             return cast(T, original(func, *args))
     coro = func(*args)

@@ -4,9 +4,9 @@ uvloop's loop is the ``thread`` runner's session loop here, in a thread of its o
 running, in a terminal and in a kernel alike. Not the ``asyncio`` runner's: that runner
 leaves its loop in the middle of an iteration between cells and re-enters it (``_parking``),
 which only asyncio's own loop class allows. For the same reason the nesting shim cannot run
-``asyncio.run()`` on a uvloop session loop: a cell that calls it gets one clear
-RuntimeError at once (run that code in a thread: ``await asyncio.to_thread(...)``). A
-private loop made in a cell (``asyncio.new_event_loop()``) works as usual.
+``asyncio.run()`` on a uvloop session loop: it runs on a private loop of its own, as
+without the extension, while the session waits (``_nesting._shim``). Only
+``run_until_complete`` on the session loop itself is refused, with one clear RuntimeError.
 
 Any other loop class: ``c.AutoawaitRunners.loop_factory`` with the ``thread`` runner.
 """
@@ -23,7 +23,7 @@ class UvloopRunner(AsyncioThreadRunner):
     name = "uvloop"
     library = "uvloop"
     extra = "uvloop"
-    description = "an asyncio loop in its own thread, on uvloop (asyncio.run() in cells: refused)"
+    description = "an asyncio loop in its own thread, on uvloop"
 
     def _startup(self) -> None:
         try:
