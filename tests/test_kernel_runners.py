@@ -486,3 +486,53 @@ def test_a_subshells_cell_ends_under_its_own_request(kernel: Kernel, runner: str
     kernel.ok("import threading")
     assert in_a_subshell(kernel, "print('from the subshell')") == "from the subshell\n"
     assert kernel.ok("print('from the main shell')") == "from the main shell\n"
+
+
+#: A server that stops on SIGINT through loop.add_signal_handler (hypercorn's serve without
+#: a shutdown trigger), and says when it serves and when its lifespan ends.
+HYPERCORN_IN_A_CELL = """\
+import asyncio, signal
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+async def app(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+            print("serving", flush=True)
+        elif message["type"] == "lifespan.shutdown":
+            print("lifespan shutdown", flush=True)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+config = Config()
+config.bind = ["127.0.0.1:0"]
+config.loglevel = "WARNING"
+"""
+
+
+@pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
+def test_a_server_a_cell_runs_stops_on_a_kernel_interrupt(kernel: Kernel, runner: str) -> None:
+    # F9: the loop of asyncio.run() in a cell adds its signal handlers; a kernel interrupt
+    # (SIGINT) reaches the server, which shuts down cleanly, and the cell returns, as in a
+    # script. Under the loop-thread runners the main thread, parked in the kernel's loop,
+    # installs them for the loop thread (_core._loop_signals); they used to fail there
+    # ("set_wakeup_fd only works in main thread").
+    pytest.importorskip("hypercorn")
+    pytest.importorskip(LIBRARY.get(runner, runner))
+    kernel.ok("%load_ext autoawait_runners")
+    kernel.ok(f"%autoawait {runner}")
+    kernel.ok(HYPERCORN_IN_A_CELL)
+    output, reply = kernel.execute(
+        "asyncio.run(serve(app, config)); print('served')", interrupt_after="serving"
+    )
+    assert reply["status"] == "ok", output
+    assert output.splitlines()[-2:] == ["lifespan shutdown", "served"], output
+    # The handlers went with the server's loop: an interrupt reaches cells again.
+    assert "default_int_handler" in kernel.ok("print(signal.getsignal(signal.SIGINT))")
+    interrupted(
+        kernel,
+        "import time\nprint('sleeping', flush=True)\nwhile True:\n    time.sleep(0.05)",
+        interrupt_after="sleeping",
+    )

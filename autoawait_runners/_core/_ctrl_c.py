@@ -84,6 +84,8 @@ from typing import Any, TypeVar
 
 from . import _private_api
 from ._cell import CellCoroutine
+from ._loop_signals import LoopSignalRelay
+from ._main_thread import MAIN_THREAD_ID, call_in
 from ._messages import SHUTDOWN_TIMEOUT, say
 from ._tracebacks import PACKAGE_DIR
 
@@ -569,8 +571,8 @@ class Waker:
 
 def _replaceable(handler: Any) -> bool:
     """Whether a cell may take SIGINT from ``handler`` while it runs (rule 1)."""
-    if handler is signal.default_int_handler or isinstance(handler, CtrlCHandler):
-        return True
+    if handler is signal.default_int_handler or isinstance(handler, CtrlCHandler | LoopSignalRelay):
+        return True  # a relay is a loop's handler, as asyncio's own (``_loop_signals``)
     function = getattr(handler, "func", handler)  # asyncio.Runner's is a functools.partial
     module = getattr(function, "__module__", None) or ""
     return any(
@@ -765,10 +767,6 @@ class _SigintHandlerWhile:
             _give_back_sigint(self._handler)
 
 
-#: The thread Python runs signal handlers in (and the one trio-guest runs trio in).
-MAIN_THREAD_ID = threading.main_thread().ident
-
-
 @contextmanager
 def _sigint_handler_from(handler: CtrlCHandler) -> Iterator[bool]:
     """:class:`_SigintHandlerWhile` from a thread other than the main one."""
@@ -789,7 +787,7 @@ def _sigint_handler_from(handler: CtrlCHandler) -> Iterator[bool]:
         return True
 
     taken: list[bool] = []
-    if not _call_in(loop, lambda: taken.append(take())):
+    if not call_in(loop, lambda: taken.append(take())):
         with suppress(RuntimeError):  # closed meanwhile: nothing was taken
             loop.call_soon_threadsafe(stack.close)  # after ``take``, whenever that runs
         yield False
@@ -797,25 +795,7 @@ def _sigint_handler_from(handler: CtrlCHandler) -> Iterator[bool]:
     try:
         yield taken[0]
     finally:
-        _call_in(loop, stack.close)
-
-
-def _call_in(loop: Any, function: Callable[[], object]) -> bool:
-    """Run ``function()`` in the thread of ``loop``; whether it ran within the shutdown
-    timeout (a loop busy in other code may run it later)."""
-    done = threading.Event()
-
-    def call() -> None:
-        try:
-            function()
-        finally:
-            done.set()
-
-    try:
-        loop.call_soon_threadsafe(call)
-    except RuntimeError:  # closed
-        return False
-    return done.wait(SHUTDOWN_TIMEOUT)
+        call_in(loop, stack.close)
 
 
 @contextmanager

@@ -51,6 +51,10 @@ asyncio:
 - ``BaseEventLoop._asyncgen_firstiter_hook`` and ``_asyncgen_finalizer_hook``: the async
   generator hooks ``run_forever`` installs; a nested call installs the running loop's while
   it waits, as ``asyncio.run()``'s own loop would (parking).
+- ``_UnixSelectorEventLoop._signal_handlers``: signal number -> handle of the handlers
+  added to the loop; ``close()`` removes each. Read around a nested ``asyncio.run()`` on
+  the running loop (to take off what it added, as closing its own loop would), and filled
+  for a handler set from another thread (``_loop_signals``).
 - ``BaseSelectorEventLoop._selector``, read by ``_run_once`` at each iteration: the
   selector a loop waits in, swapped for one that runs a GUI's event loop while it waits
   (the idle prompt with ``%gui``).
@@ -203,6 +207,12 @@ def handle_context(handle: asyncio.Handle) -> Any:
 def handle_callback(handle: asyncio.Handle) -> tuple[Callable[..., Any], Any]:
     """A handle's callback and its arguments."""
     return handle._callback, handle._args  # type: ignore[attr-defined]
+
+
+def signal_handlers(loop: asyncio.AbstractEventLoop) -> dict[int, asyncio.Handle] | None:
+    """The loop's signal handlers by signal number (None: a loop without them, uvloop's)."""
+    handlers = getattr(loop, "_signal_handlers", None)
+    return handlers if isinstance(handlers, dict) else None
 
 
 def loop_selector(loop: asyncio.AbstractEventLoop) -> Any:
@@ -543,6 +553,11 @@ def missing() -> list[str]:
         async def fail() -> None:
             raise ValueError
 
+        if hasattr(signal, "SIGUSR1"):  # _UnixSelectorEventLoop: POSIX only
+            need(
+                "_UnixSelectorEventLoop._signal_handlers",
+                lambda: signal_handlers(loop) == {},
+            )
         task = loop.create_task(fail())
         handle = loop.call_soon(int)
         need("BaseEventLoop._default_executor", lambda: hasattr(loop, "_default_executor"))

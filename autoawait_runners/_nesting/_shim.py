@@ -254,8 +254,33 @@ def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: A
         raise ValueError(f"a coroutine was expected, got {main!r}")
     from ._parking import run_nested_call
 
-    with other_library_unmarked():
+    with other_library_unmarked(), signal_handlers_kept_to_the_call(loop):
         return cast(T, run_nested_call(loop, main))
+
+
+class signal_handlers_kept_to_the_call:  # named as a function: used as one
+    """The signal handlers a nested ``asyncio.run()`` adds to the running loop are taken
+    off when it returns, as closing its own loop would.
+
+    A server run that way (``asyncio.run(hypercorn.asyncio.serve(app, config))``) adds
+    handlers for SIGINT and SIGTERM to the loop it runs on. On a loop of its own they go
+    with the loop; on the session loop they stayed: SIGINT went on to a server long gone,
+    and Ctrl-C no longer stopped a cell's ``time.sleep()``.
+    """
+
+    __slots__ = ("_before", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def __enter__(self) -> None:
+        handlers = _private_api.signal_handlers(self._loop)
+        self._before = dict(handlers) if handlers else {}
+
+    def __exit__(self, *exc_info: object) -> None:
+        handlers = _private_api.signal_handlers(self._loop)
+        for signum in [s for s in handlers or () if s not in self._before]:
+            self._loop.remove_signal_handler(signum)
 
 
 def _privately(name: str) -> Callable[..., Any]:
@@ -350,7 +375,7 @@ def _anyio_run(
         raise TypeError(f"anyio.run() expected an async function, got {func!r}")
     from ._parking import run_nested_call
 
-    with other_library_unmarked():
+    with other_library_unmarked(), signal_handlers_kept_to_the_call(loop):
         return cast(T, run_nested_call(loop, coro))
 
 

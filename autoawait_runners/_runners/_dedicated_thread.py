@@ -37,6 +37,8 @@ from typing import Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
+from .._core._loop_signals import loop_signals_relayed
+from .._core._main_thread import MAIN_THREAD_ID, serve_calls, serving_calls
 from .._core._messages import SHUTDOWN_TIMEOUT
 from .._nesting._loops import thread_ends
 from ._asyncio_session import resolve_soon
@@ -114,8 +116,12 @@ class SubmittedCell:
             return self._finished.acquire(timeout=timeout)
         # A SIGINT meant for this thread can land on another one (a process-directed
         # signal goes to any thread that does not block it); this thread then only runs the
-        # handler once it wakes up. So wake up now and then, and let it run.
+        # handler once it wakes up. So wake up now and then, and let it run; the main
+        # thread also runs what the cell asked of it meanwhile (a signal handler to set).
+        in_main_thread = threading.get_ident() == MAIN_THREAD_ID
         while not self._finished.acquire(timeout=SIGNAL_POLL):
+            if in_main_thread:
+                serve_calls()
             if self.loop_thread is not None and self.loop_thread.ident is not None:
                 _ctrl_c.note_if_stuck(self.cell, self.loop_thread.ident)
         return True
@@ -146,6 +152,8 @@ class DedicatedThreadRunner(Runner):
         self._waiting: set[SubmittedCell] = set()
         #: How many background tasks the ending session cancelled (set by _serve).
         self._cancelled = 0
+        #: Loops in the session's thread can add signal handlers (``_loop_signals``).
+        self._signals_relayed: loop_signals_relayed | None = None
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -184,6 +192,9 @@ class DedicatedThreadRunner(Runner):
     # -- the runner ------------------------------------------------------------------------
 
     def _startup(self) -> None:
+        if self._signals_relayed is None:  # kept when a crashed session restarts
+            self._signals_relayed = loop_signals_relayed()
+            self._signals_relayed.__enter__()
         up = threading.Event()
         crashed: list[BaseException] = []
         thread = threading.Thread(
@@ -246,8 +257,9 @@ class DedicatedThreadRunner(Runner):
         submitted = SubmittedCell(self._make_cell(job), thread, users=False)
         self._waiting.add(submitted)  # released if the session dies meanwhile
         try:
-            self._submit(submitted)
-            submitted.wait()
+            with _main_thread_serving():
+                self._submit(submitted)
+                submitted.wait()
         finally:
             self._waiting.discard(submitted)
             if not submitted.ended():  # this wait was interrupted: end that one too
@@ -290,7 +302,10 @@ class DedicatedThreadRunner(Runner):
         )
         # Entered before the hand-over: a Ctrl-C at any point reaches the cell, never this
         # thread's own code.
-        with waker_below as waker, _ctrl_c.waiting_for(controls, waker=waker):
+        # The main thread serves the cell's calls (``_main_thread``) from before the hand-over:
+        # the cell may ask at once.
+        serving = _main_thread_serving(through=below)
+        with waker_below as waker, _ctrl_c.waiting_for(controls, waker=waker), serving:
             try:
                 submitted = self._submit_to_live_session(cell, attempts)
                 if below is None:
@@ -341,11 +356,23 @@ class DedicatedThreadRunner(Runner):
                 "call, a shielded clean-up)"
             )
         self._reset()
+        if self._signals_relayed is not None:
+            self._signals_relayed.__exit__(None, None, None)
+            self._signals_relayed = None
         return self._cancelled
 
 
 def _nothing() -> None:
     pass
+
+
+def _main_thread_serving(through: Any = None) -> contextlib.AbstractContextManager[None]:
+    """The main thread serves the cell's calls while it waits here (``_main_thread``),
+    through the loop it is parked in if any; nothing in another thread (a shell embedded
+    in a worker thread waits there)."""
+    if threading.get_ident() == MAIN_THREAD_ID:
+        return serving_calls(through)
+    return contextlib.nullcontext()
 
 
 def _loop_running_below() -> asyncio.AbstractEventLoop | None:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._core import _ctrl_c, _private_api
+from .._core._main_thread import MAIN_THREAD_ID
 from .._core._messages import SHUTDOWN_TIMEOUT
 from ._asyncio import AsyncioRunner
 from ._asyncio_session import resolve, resolve_soon
@@ -74,7 +75,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         ``AsyncioRunner._session_here``), and again after a run that crashed."""
         if self._guest_done is not None and not self._guest_done.done():
             return self._guest_done
-        if threading.get_ident() != _ctrl_c.MAIN_THREAD_ID:
+        if threading.get_ident() != MAIN_THREAD_ID:
             # A kernel's subshell, before any cell of the main shell: trio must run in the
             # main thread, on the kernel's loop, which this thread cannot run.
             raise RunnerUnavailable(
@@ -230,7 +231,7 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
         controls = _ctrl_c.CellControls(
             submitted.cell,
             runner=self.name,
-            thread=lambda: _ctrl_c.MAIN_THREAD_ID,  # where trio runs the cell
+            thread=lambda: MAIN_THREAD_ID,  # where trio runs the cell
             cancel=lambda: submitted.cancel(),
             wait=wait,
             ended=submitted.ended,

@@ -179,6 +179,56 @@ async def which_library():
     return sniffio.current_async_library()
 """
 
+LOOP_SIGNAL_HANDLER = """\
+import asyncio, os, signal
+async def handled():
+    got = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, got.set)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    await asyncio.wait_for(got.wait(), 10)
+    return 'handled SIGUSR1'
+"""
+
+#: A server that stops on SIGINT and SIGTERM through loop.add_signal_handler (hypercorn's
+#: serve without a shutdown trigger), and says when it serves and when its lifespan ends.
+HYPERCORN_SERVER = """\
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+            print("serving", flush=True)
+        elif message["type"] == "lifespan.shutdown":
+            print("lifespan shutdown", flush=True)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+config = Config()
+config.bind = ["127.0.0.1:0"]
+config.loglevel = "WARNING"
+"""
+
+#: aiohttp's run_app makes its loop and adds its handlers for SIGINT and SIGTERM.
+AIOHTTP_SERVER = """\
+from aiohttp import web
+
+async def started(app):
+    print("serving", flush=True)
+
+async def cleaned_up(app):
+    print("cleaned up", flush=True)
+
+def make_app():
+    app = web.Application()
+    app.on_startup.append(started)
+    app.on_cleanup.append(cleaned_up)
+    return app
+"""
+
 SESSIONS += [
     Session(
         "pasted-script-asks-sniffio",
@@ -677,6 +727,49 @@ SESSIONS += [
         shows=("KeyboardInterrupt",),
         libraries=ASYNCIO,
         fresh=True,
+    ),
+    Session(
+        "loop-signal-handler",
+        "a loop run in a cell handles a signal (loop.add_signal_handler); it goes with the run",
+        "shell",
+        (
+            LOOP_SIGNAL_HANDLER,
+            "print(asyncio.run(handled()))",
+            "with asyncio.Runner() as runner:\n    print(runner.run(handled()))\n",
+            "print(signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL)",
+        ),
+        shows=("^handled SIGUSR1$", "^True$"),
+    ),
+    Session(
+        "server-ctrl-c",
+        "a server run in a cell (hypercorn: loop.add_signal_handler) stops on Ctrl-C, cleanly",
+        "terminal",
+        (
+            "import asyncio, signal, time\nfrom asgi_server import app, config, serve",
+            Cell("asyncio.run(serve(app, config)); print('served')", interrupt="serving"),
+            "print(signal.getsignal(signal.SIGINT))",
+            Cell("print('sleeping'); time.sleep(3)", interrupt="sleeping"),
+        ),
+        shows=("lifespan shutdown", "^served$", "default_int_handler", "KeyboardInterrupt"),
+        files={"asgi_server.py": HYPERCORN_SERVER},
+        needs=("hypercorn",),
+    ),
+    Session(
+        "server-run-app-ctrl-c",
+        "aiohttp's web.run_app in a cell (its own loop, signal handlers) stops on Ctrl-C",
+        "terminal",
+        (
+            "import signal, time\nfrom aiohttp import web\nfrom aiohttp_server import make_app",
+            Cell(
+                "web.run_app(make_app(), host='127.0.0.1', port=0, print=None)\nprint('served')",
+                interrupt="serving",
+            ),
+            "print(signal.getsignal(signal.SIGINT))",
+            Cell("print('sleeping'); time.sleep(3)", interrupt="sleeping"),
+        ),
+        shows=("cleaned up", "^served$", "default_int_handler", "KeyboardInterrupt"),
+        files={"aiohttp_server.py": AIOHTTP_SERVER},
+        needs=("aiohttp",),
     ),
     Session(
         "ctrl-c-plain-cell",
