@@ -325,7 +325,8 @@ class AsyncioSession:
         # or greenlet runs the loop until): made the plain way, since a factory that runs
         # a task's first step at once (asyncio.eager_task_factory) would run it there,
         # where the loop is not the running one.
-        inner = self._inner_factory is not None and _private_api.running_loop() is loop
+        in_the_loop = _private_api.running_loop() is loop
+        inner = self._inner_factory is not None and in_the_loop
         if inner:
             task = self._inner_factory(loop, coro, **options)
         else:
@@ -333,7 +334,7 @@ class AsyncioSession:
         _made_where_the_code_made_it(task, by_a_factory=inner)
         if self.borrowed and _session_of_context.get(None) is not self:
             return task  # the host's
-        starter = asyncio.current_task(loop) if _private_api.running_loop() is loop else None
+        starter = asyncio.current_task(loop) if in_the_loop else None
         if starter is None or starter not in self._born or is_a_cell(self._coroutines.get(starter)):
             self._started_by_cells.add(task)  # by a cell's task, a plain cell, no task
         self._born[task] = time.monotonic()
