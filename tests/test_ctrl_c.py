@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 import pytest
-from conftest import SUPPORT, TIMEOUT, Shell
+from conftest import LIBRARY, SUPPORT, TIMEOUT, Shell
 
 
 @pytest.fixture
@@ -211,28 +211,49 @@ def test_a_real_ctrl_c_still_interrupts_once_the_users_handler_is_gone(
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
 
 
-def test_a_cell_setting_a_signal_handler_works_or_says_why_it_cannot(any_shell: Shell) -> None:
-    # F3: only the main thread may; the thread, trio and curio runners run cells elsewhere.
+def test_a_cell_sets_the_processs_signal_handler(any_shell: Shell) -> None:
+    # F8: only the main thread may; under the thread, uvloop, trio and curio runners the
+    # cell runs in the loop thread, and the main thread, which waits for it, sets it.
     shell = any_shell
     previous = signal.getsignal(signal.SIGUSR1)
     try:
-        shell.output()
-        result = shell.run(
+        shell.ok(
             "import signal\nawait lib.sleep(0)\n_ = signal.signal(signal.SIGUSR1, signal.SIG_IGN)"
         )
-        out = shell.output()
-        if str(shell.ip.loop_runner) in ("asyncio", "trio-guest"):  # cells in the main thread
-            assert result.success, out
-            assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
-        else:
-            assert isinstance(result.error_in_exec, ValueError), out
-            assert f"the {shell.ip.loop_runner} runner runs cells in a thread of its own" in out
-            if shell.ip.loop_runner.library == "asyncio":
-                assert "%autoawait asyncio runs cells in the main thread" in out
-            if shell.ip.loop_runner.library == "trio":
-                assert "%autoawait trio-guest runs cells in the main thread" in out
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+        assert shell.ok("signal.signal(signal.SIGUSR1, _) is signal.SIG_IGN")  # given back
+        assert signal.getsignal(signal.SIGUSR1) == previous
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize(
+    ("runner", "code", "way_out"),
+    [
+        (
+            "uvloop",
+            "asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, print)",
+            "%autoawait asyncio runs cells in the main thread",
+        ),
+        (
+            "trio",
+            "with trio.open_signal_receiver(signal.SIGUSR1):\n    pass",
+            "%autoawait trio-guest runs cells in the main thread",
+        ),
+    ],
+)
+def test_what_still_needs_the_main_thread_says_why_and_what_to_use(
+    ipshell: Shell, runner: str, code: str, way_out: str
+) -> None:  # F3: uvloop's own loop, and trio, ask for the main thread themselves
+    pytest.importorskip(runner)
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok(f"import asyncio, signal, {runner}")
+    ipshell.output()
+    result = ipshell.run(f"await {LIBRARY.get(runner, 'asyncio')}.sleep(0)\n{code}")
+    out = ipshell.output()
+    assert result.error_in_exec is not None, out
+    assert f"the {runner} runner runs cells in a thread of its own" in out
+    assert way_out in out
 
 
 @pytest.mark.parametrize("runner", [None, *IN_THE_MAIN_THREAD])

@@ -85,7 +85,7 @@ from typing import Any, TypeVar
 from . import _private_api
 from ._cell import CellCoroutine
 from ._loop_signals import LoopSignalRelay
-from ._main_thread import MAIN_THREAD_ID, call_in
+from ._main_thread import MAIN_THREAD_ID, call_in, call_in_main_thread, serving_calls
 from ._messages import SHUTDOWN_TIMEOUT, say
 from ._tracebacks import PACKAGE_DIR
 
@@ -482,7 +482,9 @@ def _getsignal_as_the_shell_has_it(signalnum: Any) -> Any:
 
 
 def _signal_as_the_shell_has_it(signalnum: Any, handler: Any) -> Any:
-    if not _is_sigint(signalnum) or threading.get_ident() != MAIN_THREAD_ID:
+    if threading.get_ident() != MAIN_THREAD_ID:
+        return _signal_set_by_the_main_thread(signalnum, handler)
+    if not _is_sigint(signalnum):
         return _STDLIB_SIGNAL(signalnum, handler)
     before = _shown(_private_api.sigint_handler())
     wanted = _shown(handler)  # one of ours, kept by the code: the handler it stood for
@@ -491,7 +493,34 @@ def _signal_as_the_shell_has_it(signalnum: Any, handler: Any) -> Any:
         _private_api.set_sigint_handler(route)  # the shell's handler back: ours implements it
     else:
         _STDLIB_SIGNAL(signalnum, wanted)
+        _say_once_per_handler(wanted, None)  # set by a cell: nothing to tell its author
     return _as_python_gives_it(before)
+
+
+def _signal_set_by_the_main_thread(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal`` in a cell of a loop-thread runner: the main thread, which waits for
+    the cell, sets it (``_main_thread``), as it would have without the extension; the
+    handler runs there, as it always does. Asked from anywhere else, it fails as Python's
+    does ("signal only works in main thread").
+
+    Setting the handler that is there already changes nothing: it is how libraries ask
+    whether they run in the main thread (trio's ``is_main_thread``), and it is answered as
+    Python answers in this thread. Otherwise ``trio.run()`` in a cell took it for the main
+    thread and set its Ctrl-C handler there, where it raised KeyboardInterrupt into the
+    waiting main thread rather than into trio ("TrioInternalError").
+    """
+    try:
+        unchanged = _shown(handler) == _shown(_STDLIB_GETSIGNAL(signalnum))
+    except (TypeError, ValueError):  # not a signal: as Python says it
+        unchanged = True
+    if unchanged:
+        return _STDLIB_SIGNAL(signalnum, handler)
+    previous: list[Any] = []
+    if call_in_main_thread(
+        lambda: previous.append(_signal_as_the_shell_has_it(signalnum, handler))
+    ):
+        return previous[0]
+    return _STDLIB_SIGNAL(signalnum, handler)
 
 
 def _set_wakeup_fd_as_the_shell_has_it(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
@@ -518,11 +547,38 @@ _SHOWING_THE_SHELLS = (
 
 def _show_what_the_shell_has() -> None:
     """Replace the ``signal`` module's functions while a handler or a wake-up fd of ours is
-    in place, and put them back when none is; each only where it is the other one now."""
-    on = bool(_installed or _wakers)
+    in place, or a cell runs in a loop thread (its ``signal.signal`` is the main thread's
+    to do), and put them back when none is; each only where it is the other one now."""
+    on = bool(_installed or _wakers or _cells_elsewhere)
     for name, stdlib, ours in _SHOWING_THE_SHELLS:
         if getattr(signal, name) is (stdlib if on else ours):
             setattr(signal, name, ours if on else stdlib)
+
+
+#: Cells the main thread waits for that run in a loop thread (main thread only).
+_cells_elsewhere: list[None] = []
+
+
+class cell_in_a_loop_thread:  # named as a function: used as one
+    """The main thread waits here for a cell that runs in a loop thread: it serves the
+    cell's calls (``_main_thread.serving_calls``, ``through`` the asyncio loop it is
+    parked in, if any), so that ``signal.signal()`` and ``loop.add_signal_handler()`` in
+    the cell are set in the main thread, as without the extension. Main thread only."""
+
+    __slots__ = ("_serving",)
+
+    def __init__(self, through: Any = None) -> None:
+        self._serving = serving_calls(through)
+
+    def __enter__(self) -> None:
+        self._serving.__enter__()
+        _cells_elsewhere.append(None)
+        _show_what_the_shell_has()
+
+    def __exit__(self, *exc_info: object) -> None:
+        _cells_elsewhere.pop()
+        _show_what_the_shell_has()
+        self._serving.__exit__()
 
 
 def shown_sigint_handler() -> Any:
@@ -588,14 +644,14 @@ _handlers_named: weakref.WeakSet[Any] = weakref.WeakSet()
 _handler_reprs_named: set[str] = set()  # handlers that cannot be held weakly
 
 
-def _say_once_per_handler(handler: Any, message: str) -> None:
+def _say_once_per_handler(handler: Any, message: str | None) -> None:
     try:
         named = handler in _handlers_named
         _handlers_named.add(handler)
     except TypeError:  # cannot be held weakly: known by its repr
         named = repr(handler) in _handler_reprs_named
         _handler_reprs_named.add(repr(handler))
-    if not named:
+    if not named and message is not None:
         say(message)
 
 

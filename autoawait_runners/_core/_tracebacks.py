@@ -160,8 +160,9 @@ def note_main_thread_only(exc: BaseException, active_runner: Callable[[], Any]) 
     runner = active_runner()
     way_out = {
         "asyncio": "%autoawait asyncio runs cells in the main thread",
+        "uvloop": "%autoawait asyncio runs cells in the main thread",
         "trio": "%autoawait trio-guest runs cells in the main thread",
-    }.get(str(getattr(runner, "library", "")), "its cells cannot handle signals")
+    }.get(str(getattr(runner, "library", "")), "no runner of its library runs cells there")
     note = (
         f"(the {runner} runner runs cells in a thread of its own, and Python lets only the "
         f"main thread set signal handlers: {way_out})"

@@ -38,7 +38,7 @@ from typing import Any
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine
 from .._core._loop_signals import loop_signals_relayed
-from .._core._main_thread import MAIN_THREAD_ID, serve_calls, serving_calls
+from .._core._main_thread import MAIN_THREAD_ID, serve_calls
 from .._core._messages import SHUTDOWN_TIMEOUT
 from .._nesting._loops import thread_ends
 from ._asyncio_session import resolve_soon
@@ -367,11 +367,11 @@ def _nothing() -> None:
 
 
 def _main_thread_serving(through: Any = None) -> contextlib.AbstractContextManager[None]:
-    """The main thread serves the cell's calls while it waits here (``_main_thread``),
-    through the loop it is parked in if any; nothing in another thread (a shell embedded
-    in a worker thread waits there)."""
+    """The main thread serves the cell's calls while it waits here, through the loop it is
+    parked in if any (``_ctrl_c.cell_in_a_loop_thread``); nothing in another thread (a
+    shell embedded in a worker thread waits there)."""
     if threading.get_ident() == MAIN_THREAD_ID:
-        return serving_calls(through)
+        return _ctrl_c.cell_in_a_loop_thread(through)
     return contextlib.nullcontext()
 
 
