@@ -488,30 +488,6 @@ def test_a_subshells_cell_ends_under_its_own_request(kernel: Kernel, runner: str
     assert kernel.ok("print('from the main shell')") == "from the main shell\n"
 
 
-#: A server that stops on SIGINT through loop.add_signal_handler (hypercorn's serve without
-#: a shutdown trigger), and says when it serves and when its lifespan ends.
-HYPERCORN_IN_A_CELL = """\
-import asyncio, signal
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
-async def app(scope, receive, send):
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-            print("serving", flush=True)
-        elif message["type"] == "lifespan.shutdown":
-            print("lifespan shutdown", flush=True)
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-config = Config()
-config.bind = ["127.0.0.1:0"]
-config.loglevel = "WARNING"
-"""
-
-
 @pytest.mark.parametrize("runner", [*PERSISTENT, "uvloop"])
 def test_a_server_a_cell_runs_stops_on_a_kernel_interrupt(kernel: Kernel, runner: str) -> None:
     # F9: the loop of asyncio.run() in a cell adds its signal handlers; a kernel interrupt
@@ -523,7 +499,7 @@ def test_a_server_a_cell_runs_stops_on_a_kernel_interrupt(kernel: Kernel, runner
     pytest.importorskip(LIBRARY.get(runner, runner))
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(f"%autoawait {runner}")
-    kernel.ok(HYPERCORN_IN_A_CELL)
+    kernel.ok("import asyncio, signal\nfrom asgi_server import app, config, serve")  # support/
     output, reply = kernel.execute(
         "asyncio.run(serve(app, config)); print('served')", interrupt_after="serving"
     )

@@ -15,6 +15,7 @@ pasted into a terminal as a person pastes them.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from machinery import ANY_LIBRARY, Cell, Frontend, Session
 
@@ -191,26 +192,7 @@ async def handled():
 
 #: A server that stops on SIGINT and SIGTERM through loop.add_signal_handler (hypercorn's
 #: serve without a shutdown trigger), and says when it serves and when its lifespan ends.
-HYPERCORN_SERVER = """\
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
-async def app(scope, receive, send):
-    assert scope["type"] == "lifespan"
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-            print("serving", flush=True)
-        elif message["type"] == "lifespan.shutdown":
-            print("lifespan shutdown", flush=True)
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-config = Config()
-config.bind = ["127.0.0.1:0"]
-config.loglevel = "WARNING"
-"""
+HYPERCORN_SERVER = (Path(__file__).parent.parent / "support" / "asgi_server.py").read_text()
 
 #: aiohttp's run_app makes its loop and adds its handlers for SIGINT and SIGTERM.
 AIOHTTP_SERVER = """\
