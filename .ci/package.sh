@@ -12,8 +12,11 @@ trap 'rm -rf "$out"' EXIT
 "$python" -m pip install -q build twine
 "$python" -m build -q --outdir "$out/dist" . >/dev/null
 "$python" -m twine check --strict "$out"/dist/*
-tar -tzf "$out"/dist/*.tar.gz | grep -q '/LICENSE$' || { echo "LICENSE is not in the sdist" >&2; exit 1; }
-"$python" -m zipfile -l "$out"/dist/*.whl | grep -q 'licenses/LICENSE' \
+# (grep reads to the end: with -q it stops early, the lister dies of SIGPIPE, and pipefail
+# takes that for a failure.)
+tar -tzf "$out"/dist/*.tar.gz | grep '/LICENSE$' >/dev/null \
+  || { echo "LICENSE is not in the sdist" >&2; exit 1; }
+"$python" -m zipfile -l "$out"/dist/*.whl | grep 'licenses/LICENSE' >/dev/null \
   || { echo "LICENSE is not in the wheel" >&2; exit 1; }
 "$python" -m venv "$out/venv"
 "$out/venv/bin/pip" install -q "$out"/dist/*.whl

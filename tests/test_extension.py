@@ -244,6 +244,44 @@ def test_unknown_name_suggests_close_matches_and_changes_nothing(ipshell: Shell)
     assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
 
 
+def test_a_quoted_name_is_the_name(ipshell: Shell) -> None:  # S4: typed as a string
+    ipshell.ok("%autoawait 'thread'")
+    assert ipshell.ip.loop_runner is autoawait_runners.thread_runner
+    ipshell.ok('%autoawait "asyncio"')
+    assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+
+
+def test_a_coroutine_function_is_not_taken_for_a_runner(ipshell: Shell) -> None:  # S4, F5
+    # IPython takes any callable; asyncio.sleep as the runner lost every await cell after.
+    ipshell.output()
+    ipshell.ok("%autoawait asyncio.sleep")
+    assert "'asyncio.sleep' is not a loop runner: it is a coroutine function" in ipshell.output()
+    assert ipshell.ip.loop_runner is autoawait_runners.asyncio_runner
+    assert ipshell.ok("import asyncio; await asyncio.sleep(0, 'still here')") == "still here"
+
+
+@pytest.mark.parametrize(
+    ("factory", "line"),
+    [
+        ("no_such_module.new_loop", "= 'no_such_module.new_loop' cannot be imported: No module"),
+        ("os.getcwd", "= 'os.getcwd' made a str, not an event loop"),
+    ],
+)
+def test_a_loop_factory_that_makes_no_loop_is_one_line_naming_the_option(
+    tmp_path: Path, factory: str, line: str
+) -> None:  # F5: one line, about the option the user set (not about `default`, never set)
+    out = run_ipython_with_config(
+        tmp_path,
+        "c.InteractiveShellApp.extensions = ['autoawait_runners']\n"
+        f"c.AutoawaitRunners.loop_factory = {factory!r}\n",
+        "%autoawait",
+    )
+    ours = [text for text in out.stderr.splitlines() if text.startswith("autoawait_runners:")]
+    assert len(ours) == 1, out.stderr
+    assert f"c.AutoawaitRunners.loop_factory {line}" in ours[0]
+    assert "Traceback" not in out.stderr
+
+
 def test_ipython_forms_keep_working(ipshell: Shell) -> None:
     ipshell.ok("%autoawait sync")
     assert ipshell.ip.autoawait is False

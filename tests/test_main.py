@@ -134,6 +134,8 @@ def test_list_prints_the_catalogue() -> None:
     assert done.returncode == 0, done.stderr
     names = [line.split()[0] for line in done.stdout.splitlines()[1:]]
     assert names == ["asyncio", "thread", "trio", "trio-guest", "curio", "uvloop", "embed", "sync"]
+    # No session here: no "active" column (it was always empty).
+    assert done.stdout.splitlines()[0].split() == ["name", "library", "installed", "description"]
 
 
 def test_help_opens_with_this_commands_usage_and_the_runners() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import pytest
-from conftest import SUPPORT, Shell
+from conftest import SUPPORT, TIMEOUT, Shell, send_sigint_when
 from kernel import Kernel
 
 from autoawait_runners._ipython._tasks_magic import WIDTH
@@ -305,3 +306,36 @@ def test_trio_guest_lists_its_asyncio_tasks_in_a_kernel(kernel: Kernel) -> None:
     assert "3 tasks in the trio-guest session" in out and out.count("asyncio_ticker()") == 2, out
     out = kernel.ok("%autoawait sync")
     assert "trio-guest runner closed: cancelled 3 background tasks" in out, out
+
+
+def test_a_cell_given_up_on_is_listed_at_once(runner_shell: Shell) -> None:
+    # M2: a cell that swallowed its cancellations, given up on at the third Ctrl-C, still
+    # runs; the very next %tasks lists it, as "In [n] (given up on)" (it was hidden as the
+    # session's cell until another cell ran). (Under trio a cancelled scope stays cancelled:
+    # such a cell spins, and the runner's thread with it.)
+    shell = runner_shell
+    shell.ok("import asyncio as lib")
+    events = [threading.Event() for _ in range(3)]
+    shell.ns["events"] = events
+    shell.ok("swallowed = []")
+    senders = [send_sigint_when(event) for event in events]
+    result = shell.run(
+        "for event in events:\n"
+        "    try:\n"
+        "        event.set()\n"
+        "        await lib.sleep(60)\n"
+        "    except BaseException:\n"
+        "        swallowed.append(1)\n"
+        "while True:\n"
+        "    try:\n"
+        "        await lib.sleep(60)\n"
+        "    except BaseException:\n"
+        "        swallowed.append(1)\n"
+    )
+    for sender in senders:
+        sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    shell.output()
+    shell.ok("%tasks")
+    listed = shell.output()
+    assert re.search(r"In \[\d+\] \(given up on\)", listed), listed

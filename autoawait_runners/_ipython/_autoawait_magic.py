@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ def autoawait_magic(extension: Extension, line: str) -> None:
     %autoawait on|off     turn autoawait on or off, keeping the runner
     %autoawait OBJ        a runner from the user namespace or a dotted import path
     """
-    arg = line.strip()
+    arg = _unquoted(line.strip())
     shell = extension.shell
     if not arg:
         state = "on" if shell.autoawait else "off"
@@ -52,6 +53,14 @@ def autoawait_magic(extension: Extension, line: str) -> None:
         raise UsageError(unknown(arg, extension.catalogue))
 
 
+def _unquoted(arg: str) -> str:
+    """``'trio'`` or ``"trio"`` (a magic's argument is not Python, but it is often typed as
+    a string) is ``trio``."""
+    if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"":
+        return arg[1:-1].strip()
+    return arg
+
+
 def _select_object(extension: Extension, arg: str) -> None:
     """IPython's own forms: a name in the user namespace, or a dotted import path."""
     from IPython.utils.importstring import import_item
@@ -65,6 +74,12 @@ def _select_object(extension: Extension, arg: str) -> None:
     if not callable(runner):
         say(f"{arg!r} is not a loop runner (it is not callable)")
         return
+    if inspect.iscoroutinefunction(runner):  # asyncio.sleep: every cell would be lost
+        say(
+            f"{arg!r} is not a loop runner: it is a coroutine function (a runner takes the "
+            "cell's coroutine and runs it to its end; %autoawait --list shows the catalogue)"
+        )
+        return
     shell.loop_runner = runner
     shell.autoawait = True
 
@@ -76,9 +91,12 @@ def listing(extension: Extension) -> str:
     )
 
 
-def catalogue_table(catalogue: Mapping[str, Entry], *, in_kernel: bool, active: object) -> str:
+def catalogue_table(
+    catalogue: Mapping[str, Entry], *, in_kernel: bool, active: object = None
+) -> str:
     """The catalogue as a table: name, library, installed, active (``active``: the shell's
-    loop runner), description. Also ``autoawait-ipython --list``."""
+    loop runner; without one, as for ``autoawait-ipython --list``, no such column),
+    description."""
     rows = [("name", "library", "installed", "active", "description")]
     for name, entry in catalogue.items():
         if name == "kernel":
@@ -92,9 +110,10 @@ def catalogue_table(catalogue: Mapping[str, Entry], *, in_kernel: bool, active: 
             "yes" if entry.installed else "no" if entry.error else f"no: {entry.install_command}"
         )
         rows.append((name, entry.library, installed, "*" if is_active else "", entry.description))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    columns = 4 if active is not None else 3  # name, library, installed[, active]
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:columns], widths, strict=True))
         + "  "
         + row[4]
         for row in rows

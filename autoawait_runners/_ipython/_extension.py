@@ -11,6 +11,7 @@ class-level ``loop_runner_map`` is shared by every shell and is never modified.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -220,7 +221,7 @@ class Extension:
             say(f"c.AutoawaitRunners.default: {why}; the asyncio runner is used instead")
             entry = self.catalogue["asyncio"]
             name = "asyncio"
-        if not self.select(entry):
+        if not self.select(entry) and explicit:  # else the line select() said is enough
             say(f"c.AutoawaitRunners.default = {name!r} was not applied")
 
     # -- selecting runners -----------------------------------------------------------------
@@ -316,7 +317,18 @@ def _dotted_loop_factory(path: str) -> Any:
             raise RunnerUnavailable(
                 f"c.AutoawaitRunners.loop_factory = {path!r} cannot be imported: {exc}"
             ) from None
-        return factory()
+        try:
+            loop = factory()
+        except Exception as exc:
+            raise RunnerUnavailable(
+                f"c.AutoawaitRunners.loop_factory = {path!r} failed: {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(loop, asyncio.AbstractEventLoop):
+            raise RunnerUnavailable(
+                f"c.AutoawaitRunners.loop_factory = {path!r} made a {type(loop).__name__}, "
+                "not an event loop (it names a function that makes one: uvloop.new_event_loop)"
+            )
+        return loop
 
     return make_loop
 

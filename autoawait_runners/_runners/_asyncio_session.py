@@ -452,7 +452,7 @@ class AsyncioSession:
         asking = {current} if current is not None else set()
         rows = []
         for task in sorted({*alive, *failed, *asking}, key=lambda t: self._born.get(t, 0.0)):
-            if task is current or task is self._cell:
+            if task is current:  # the cell asking; another cell's task is one given up on
                 hidden = "cell"
             elif task in mine or task in failed:
                 hidden = ""

@@ -274,7 +274,8 @@ class TrioSession:
             add(task, "", 0)
         for task in _oldest_first(_system_tasks(), self._born):
             if task.name == CELL_TASK_NAME:
-                add(task, "cell", 0)
+                # The cell asking; another cell's task is one given up on (it still runs).
+                add(task, "cell" if task is current else "", 0)
             elif task in self._trios_own:
                 add(task, "runner" if task.coro.cr_code is self._main.__code__ else "trio", 0)
             else:
