@@ -45,6 +45,13 @@ def notebook(*cells: str) -> str:
     )
 
 
+def printed(line: str) -> str:
+    """A debugger's answer as a line of its own, to wait for before typing the next command:
+    its prompt cannot be waited for, as prompt_toolkit redraws it while the previous command
+    is typed (the next command then came out before the answer)."""
+    return rf"(\n|\x1b\[\?2004l){line}\r"  # after a newline, or prompt_toolkit's input end
+
+
 def ticking(name: str) -> str:
     """A cell that says whether ``name`` (a list a GUI timer appends to) grew at the idle
     prompt: IPython's input hook runs the GUI's loop there, about 40 ticks in 2 s."""
@@ -322,7 +329,7 @@ SESSIONS += [
         (
             RAISES,
             "f(21)",
-            Cell("%debug", input=(("ipdb>", "p y"), ("ipdb>", "q"))),
+            Cell("%debug", input=(("ipdb>", "p y"), (printed("42"), "q"))),
             "print('after the debugger')",
         ),
         shows=("ValueError: 42", "ipdb> p y", "after the debugger"),
@@ -334,7 +341,7 @@ SESSIONS += [
         (
             ARAISES,
             "await g(21)",
-            Cell("%debug", input=(("ipdb>", "p y"), ("ipdb>", "q"))),
+            Cell("%debug", input=(("ipdb>", "p y"), (printed("42"), "q"))),
             "print('after the debugger')",
         ),
         shows=("ValueError: 42", "ipdb> p y", "after the debugger"),
@@ -347,9 +354,9 @@ SESSIONS += [
         (
             "%pdb on",
             RAISES,
-            Cell("f(1)", input=(("ipdb>", "p y"), ("ipdb>", "q"))),
+            Cell("f(1)", input=(("ipdb>", "p y"), (printed("2"), "q"))),
             ARAISES,
-            Cell("await g(2)", input=(("ipdb>", "p y"), ("ipdb>", "q"))),
+            Cell("await g(2)", input=(("ipdb>", "p y"), (printed("4"), "q"))),
             "%pdb off",
         ),
         shows=("Automatic pdb calling has been turned ON", "ValueError: 4"),
@@ -362,7 +369,7 @@ SESSIONS += [
         (
             "async def h():\n    x = 5\n    await lib.sleep(0)\n    breakpoint()\n"
             "    return x * 2\n",
-            Cell("await h()", input=(("\\(Pdb\\) ", "p x"), ("\\(Pdb\\) ", "c"))),
+            Cell("await h()", input=(("\\(Pdb\\) ", "p x"), (printed("5"), "c"))),
         ),
         shows=("\\(Pdb\\) p x", "Out\\[\\d+\\]: 10"),
         libraries=ANY_LIBRARY,
