@@ -6,8 +6,11 @@ import asyncio
 import atexit
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -35,6 +38,42 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:This process .* is multi-threaded:DeprecationWarning"
     )
+    # Nothing of the user's IPython profile is read or written: not its history (kernels,
+    # embedded programs and pty sessions would add their cells, which then come back as
+    # suggestions at the user's own prompt), not its startup files or config (which would
+    # change the sessions under test). Every IPython the run starts, in this process or in
+    # another, uses a directory of the run's own, whose profile keeps history in memory too
+    # (for the programs that embed IPython and load the profile's config); checked at the end.
+    ipython_dir = Path(tempfile.mkdtemp(prefix="autoawait-tests-ipython-"))
+    profile = ipython_dir / "profile_default"
+    profile.mkdir()
+    (profile / "ipython_config.py").write_text("c.HistoryManager.hist_file = ':memory:'\n")
+    os.environ["IPYTHONDIR"] = str(ipython_dir)
+    config.stash[IPYTHON_DIR] = ipython_dir
+
+
+IPYTHON_DIR = pytest.StashKey[Path]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ipython_dir = session.config.stash.get(IPYTHON_DIR, None)
+    if ipython_dir is None:
+        return
+    written = {
+        str(path.relative_to(ipython_dir)): rows
+        for path in ipython_dir.rglob("history.sqlite")
+        if (rows := _history_rows(path))
+    }
+    shutil.rmtree(ipython_dir, ignore_errors=True)
+    if written:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nthe tests wrote history to the IPython directory: {written} (rows)")
+
+
+def _history_rows(path: Path) -> int:
+    with suppress(sqlite3.Error), sqlite3.connect(path) as db:
+        return int(db.execute("SELECT count(*) FROM history").fetchone()[0])
+    return 0
 
 
 #: Generous: the machines are shared and noisy.
