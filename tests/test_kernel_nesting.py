@@ -69,8 +69,7 @@ def test_run_all_loses_no_cell_queued_behind_a_nested_run(kernel: Kernel, runner
     # N7: ipykernel 7 runs every cell in one Context, which the cell parked in asyncio.run()
     # holds; a task stepping in it meanwhile was dropped, and the queued cells never ran.
     kernel.ok("%load_ext autoawait_runners")
-    if runner != "the kernel's own":
-        kernel.ok(f"%autoawait {runner}")
+    kernel.ok("%autoawait kernel" if runner == "the kernel's own" else f"%autoawait {runner}")
     results = kernel.execute_queued(RUN_ALL)
     assert [reply["status"] for _, reply in results] == ["ok"] * len(RUN_ALL)
     assert [output.strip() for output, _ in results] == [f"cell {name} ran" for name in "ABCDE"]

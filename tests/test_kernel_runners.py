@@ -106,6 +106,31 @@ def test_background_tasks_run_while_the_kernel_is_idle(
     wait_for_ticks(ticks, count(ticks))
 
 
+def test_an_empty_default_keeps_the_kernels_own_integration(tmp_path: Path) -> None:  # K1
+    kernel = Kernel(tmp_path, ("--AutoawaitRunners.default=",))
+    try:
+        kernel.ok("%load_ext autoawait_runners")
+        assert "the kernel's own asyncio integration" in kernel.ok("%autoawait")
+    finally:
+        kernel.shutdown()
+
+
+def test_a_kernel_interrupt_right_after_loading_stops_an_awaiting_cell(kernel: Kernel) -> None:
+    # K1, R5: loading selects the asyncio runner in a kernel too. The kernel's own asyncio
+    # integration (kept by loading before) let the cell sleep its 60 s after the interrupt.
+    kernel.ok("%load_ext autoawait_runners\nimport asyncio")
+    output = interrupted(
+        kernel,
+        "try:\n"
+        "    print('cell started', flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "finally:\n"
+        "    print('finally ran', flush=True)",
+        interrupt_after="cell started",
+    )
+    assert "finally ran" in output
+
+
 @pytest.mark.parametrize("runner", [*PERSISTENT, "embed"])
 def test_a_kernel_interrupt_cancels_the_cell_and_only_the_cell(
     kernel: Kernel, runner: str, tmp_path: Path
@@ -153,6 +178,8 @@ def test_a_kernel_interrupt_of_a_busy_cell_shows_only_the_cell(
 def test_the_kernels_own_integration_can_be_selected_again(kernel: Kernel) -> None:  # K1, S2
     kernel.ok("import asyncio\nkernel_loop = asyncio.get_running_loop()")
     kernel.ok("%load_ext autoawait_runners")
+    assert re.search(r"asyncio +asyncio +yes +\*", kernel.ok("%autoawait --list"))
+    kernel.ok("%autoawait kernel")
     assert re.search(r"kernel +asyncio +yes +\*", kernel.ok("%autoawait --list"))
     kernel.ok("%autoawait thread")
     kernel.ok("t = asyncio.create_task(asyncio.sleep(60))")
@@ -162,15 +189,16 @@ def test_the_kernels_own_integration_can_be_selected_again(kernel: Kernel) -> No
     assert "the kernel's own asyncio integration" in kernel.ok("%autoawait")
 
 
-def test_the_kernels_own_integration_is_kept_until_a_runner_is_selected(kernel: Kernel) -> None:
+def test_loading_in_a_kernel_selects_the_asyncio_runner_on_the_kernels_loop(
+    kernel: Kernel,
+) -> None:  # K1
     kernel.ok("import asyncio\nkernel_loop = asyncio.get_running_loop()")
     kernel.ok("%load_ext autoawait_runners")
-    assert "the kernel's own asyncio integration" in kernel.ok("%autoawait")
+    assert "runner: asyncio (" in kernel.ok("%autoawait")
+    # The asyncio runner runs its session on the kernel's loop.
+    assert "True" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
     kernel.ok("%autoawait thread")
     assert "False" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
-    # The asyncio runner runs its session on the kernel's loop.
-    kernel.ok("%autoawait asyncio")
-    assert "True" in kernel.ok("await asyncio.sleep(0)\nasyncio.get_running_loop() is kernel_loop")
     # Unloading gives the kernel its own integration back.
     kernel.ok("%autoawait thread")
     kernel.ok("%unload_ext autoawait_runners")

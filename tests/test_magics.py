@@ -158,8 +158,7 @@ def test_the_rewrite_sends_only_awaiting_timing_magics(cell: str, expected: str)
 @pytest.mark.parametrize("runner", ["the kernel's own", "asyncio", "thread", "trio", "embed"])
 def test_timing_magics_await_in_a_kernel(kernel: Kernel, runner: str) -> None:  # M1, K1
     kernel.ok("%load_ext autoawait_runners")
-    if runner != "the kernel's own":
-        kernel.ok(f"%autoawait {runner}")
+    kernel.ok("%autoawait kernel" if runner == "the kernel's own" else f"%autoawait {runner}")
     lib = "trio" if runner == "trio" else "asyncio"
     kernel.ok(f"import {lib} as lib\nasync def answer():\n    await lib.sleep(0.05)\n    return 42")
     out = kernel.ok("x = %time await answer()\nprint('x is', x)")

@@ -63,7 +63,7 @@ def number_after(output: str, label: str) -> int:
 def test_tour_notebook(tmp_path: Path) -> None:
     outputs = run_notebook("tour.ipynb", tmp_path)
     assert not list(tmp_path.glob("*.json")), "the kernel's connection file (its key) is left"
-    assert "the kernel's own asyncio integration" in outputs[0]
+    assert "runner: asyncio (" in outputs[0], outputs[0]  # loading selects it (K1)
     cell_with(outputs, "one asyncio loop for the session")  # the catalogue
     assert number_after(cell_with(outputs, "ticks so far:"), "ticks so far:") >= 2
     assert "RuntimeError: this task failed in the background" in cell_with(
@@ -116,3 +116,13 @@ def test_debug_live_asyncio_notebook(tmp_path: Path) -> None:
     cell_with(outputs, "got an item: True")
     cell_with(outputs, "the cell gave up; producer alive: True")
     cell_with(outputs, "asyncio runner closed: cancelled 2 background tasks")
+
+
+def test_the_widgets_notebook_says_at_once_that_no_one_can_answer_under_nbclient(
+    tmp_path: Path,
+) -> None:  # K2
+    # nbclient (nbconvert --execute, papermill) asks for no input: nobody moves the slider,
+    # and the loop would wait for its 300 s timeout.
+    outputs = run_notebook("widgets.ipynb", tmp_path)
+    cell_with(outputs, "No one can move the slider here")
+    assert "Move the slider" not in "".join(outputs)

@@ -36,3 +36,39 @@ def test_the_licence_pyproject_names_is_there() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'license = "MIT"' in pyproject
     assert "MIT License" in (ROOT / "LICENSE").read_text()
+
+
+def test_the_jupyter_extra_brings_what_the_example_notebooks_import() -> None:
+    import json
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+
+    def distributions(extra: str) -> set[str]:
+        found = set()
+        for requirement in extras[extra]:
+            name = re.match(r"[\w.-]+", requirement).group(0)  # type: ignore[union-attr]
+            if name == "autoawait-runners":  # the project's own extras, named in brackets
+                inner = re.search(r"\[(.*)\]", requirement).group(1)  # type: ignore[union-attr]
+                found |= {d for other in inner.split(",") for d in distributions(other)}
+            else:
+                found.add(re.sub(r"[-_.]+", "-", name).lower())
+        return found
+
+    brought = distributions("jupyter")
+    assert {"ipykernel", "ipywidgets", "jupyterlab"} <= brought
+    providers = packages_distributions()  # the environment's: the tests' extra has them all
+    missing = {}
+    for notebook in sorted((ROOT / "examples").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        for module in set(re.findall(r"^\s*(?:import|from) (\w+)", code, re.M)):
+            if module in sys.stdlib_module_names or module == "autoawait_runners":
+                continue
+            names = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(module, [])}
+            if not names & brought:
+                missing.setdefault(notebook.name, []).append(module)
+    assert missing == {}, "the jupyter extra does not bring these notebooks' imports"

@@ -207,9 +207,11 @@ class Extension:
         explicit = "default" in self.config.config.get("AutoawaitRunners", {})
         current = self.shell.loop_runner
         name = self.config.default
-        if not explicit and (current is not _asyncio_runner or self.in_kernel):
-            # Keep what the shell has: a runner set by dotted path (adopted), or a Jupyter
-            # kernel's own asyncio integration, whose loop already runs between cells.
+        if not explicit and current is not _asyncio_runner:
+            # Keep what the shell has: a runner set by dotted path (adopted). A Jupyter
+            # kernel's own asyncio integration is IPython's asyncio runner, and gives way to
+            # ours as in a terminal: a kernel interrupt then stops an awaiting cell at once
+            # (the kernel's own lets it run to its end; docs/jupyter.rst).
             self._on_loop_runner_change({"old": None, "new": current})
             return
         if not name:
