@@ -195,6 +195,13 @@ class DedicatedThreadRunner(Runner):
         if self._signals_relayed is None:  # kept when a crashed session restarts
             self._signals_relayed = loop_signals_relayed()
             self._signals_relayed.__enter__()
+        try:
+            self._start_thread()
+        except BaseException:
+            self._stop_relaying_signals()  # no session: nothing to relay to
+            raise
+
+    def _start_thread(self) -> None:
         up = threading.Event()
         crashed: list[BaseException] = []
         thread = threading.Thread(
@@ -356,10 +363,13 @@ class DedicatedThreadRunner(Runner):
                 "call, a shielded clean-up)"
             )
         self._reset()
+        self._stop_relaying_signals()
+        return self._cancelled
+
+    def _stop_relaying_signals(self) -> None:
         if self._signals_relayed is not None:
             self._signals_relayed.__exit__(None, None, None)
             self._signals_relayed = None
-        return self._cancelled
 
 
 def _nothing() -> None:
