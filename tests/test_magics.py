@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 import pytest
@@ -15,6 +16,7 @@ from conftest import (
     start_with_runner,
 )
 from kernel import Kernel
+from traitlets.config import Config
 
 from autoawait_runners._ipython._timing_magics import await_timing_magics
 
@@ -219,7 +221,9 @@ def test_timing_magics_see_an_embedded_shells_names() -> None:  # M1
         "import asyncio\nasync def answer():\n    await asyncio.sleep(0)\n    return 42", vars(host)
     )
     InteractiveShellEmbed.clear_instance()
-    shell = InteractiveShellEmbed(user_module=host, user_ns={"here": 7})
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # nothing written to the profile
+    shell = InteractiveShellEmbed(user_module=host, user_ns={"here": 7}, config=config)
     try:
         shell.run_line_magic("load_ext", "autoawait_runners")
         for cell in (
@@ -232,4 +236,5 @@ def test_timing_magics_see_an_embedded_shells_names() -> None:  # M1
         assert shell.user_ns["x"] == 42 and shell.user_ns["y"] == 49
     finally:
         shell.run_line_magic("unload_ext", "autoawait_runners")
+        atexit.unregister(shell.atexit_operations)
         InteractiveShellEmbed.clear_instance()
