@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.remote.webelement import WebElement
 
-pytestmark = pytest.mark.browser
+# Also kernel: the inner loop's `-m "not pty and not kernel ..."` leaves it out too.
+pytestmark = [pytest.mark.browser, pytest.mark.kernel]
 
 RUNNERS = ["asyncio", "thread", "uvloop", "trio", "trio-guest", "curio"]
 
