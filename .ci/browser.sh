@@ -7,11 +7,13 @@
 # A failed test's screenshot, page and server log are kept in .ci/logs/browser (or in
 # AUTOAWAIT_BROWSER_ARTIFACTS if set); the failure names the folder.
 #   usage: browser.sh PYTHON   (the python of a venv with the project installed)
+#          browser.sh --install-chromium   (the Debian packages only)
 set -euo pipefail
 python=$1
 cd "$(dirname "$0")/.."
 start=$SECONDS
 mkdir -p .ci/logs
+if [ "${1:-}" = --install-chromium ]; then python=; fi  # only that (.ci/run: early, in the background)
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   t=$SECONDS
   apt_log=.ci/logs/chromium-apt.log
@@ -21,9 +23,12 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   } || { cat "$apt_log" >&2; echo "chromium and chromium-driver could not be installed" >&2; exit 1; }
   echo "browser: chromium and chromium-driver installed in $((SECONDS - t))s"
 fi
-t=$SECONDS
-"$python" -m pip install -q -e ".[test,browser]"
-echo "browser: the browser extra installed in $((SECONDS - t))s"
+[ -n "$python" ] || exit 0
+if ! "$python" -c "import jupyterlab, selenium, ipywidgets, pytest" 2>/dev/null; then
+  t=$SECONDS
+  "$python" -m pip install -q -e ".[test,browser]"
+  echo "browser: the browser extra installed in $((SECONDS - t))s"
+fi
 # IPython's and Jupyter's folders of the run's own (the tests' server makes its own too).
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
