@@ -75,6 +75,8 @@ class Kernel:
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=TIMEOUT * 2)
+        #: request msg_id -> the statuses the kernel sent for it, as seen so far.
+        self._statuses: dict[str, list[str]] = {}
 
     def execute(
         self,
@@ -138,10 +140,29 @@ class Kernel:
                 return parents
         pytest.fail(f"the request {until_idle} did not end")
 
-    def send_comm_msg(self, comm_id: str, data: dict[str, Any]) -> None:
-        """Send what a frontend sends to a comm (a widget's model): a ``comm_msg``."""
+    def send_comm_msg(self, comm_id: str, data: dict[str, Any]) -> str:
+        """Send what a frontend sends to a comm (a widget's model): a ``comm_msg``; its id."""
         message = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
         self.client.shell_channel.send(message)
+        return str(message["header"]["msg_id"])
+
+    def statuses_of(self, msg_id: str) -> list[str]:
+        """The statuses the kernel sent for the request ``msg_id`` (busy, idle), once it
+        said idle for it (seen while cells ran, or waited for now)."""
+        deadline = time.monotonic() + TIMEOUT
+        while "idle" not in self._statuses.get(msg_id, []):
+            if time.monotonic() > deadline:
+                pytest.fail(f"no idle status for {msg_id}: {self._statuses.get(msg_id)}")
+            try:
+                self._note_status(self.client.get_iopub_msg(timeout=0.05))
+            except queue.Empty:
+                continue
+        return self._statuses[msg_id]
+
+    def _note_status(self, message: dict[str, Any]) -> None:
+        if message["msg_type"] == "status":
+            parent = str(message["parent_header"].get("msg_id"))
+            self._statuses.setdefault(parent, []).append(message["content"]["execution_state"])
 
     def execute_queued(self, cells: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """Send every cell at once, as Jupyter's Run All does (each queued behind the one
@@ -178,6 +199,7 @@ class Kernel:
                 message = self.client.get_iopub_msg(timeout=0.05)
             except queue.Empty:
                 continue
+            self._note_status(message)
             msg_id = message["parent_header"].get("msg_id")
             if msg_id not in busy:
                 continue

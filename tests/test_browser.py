@@ -68,6 +68,14 @@ def has_module(name: str) -> bool:
         return False
 
 
+def moves_awaited(runner: str | None) -> int:
+    """How many moves of the slider the cell awaits, one after the other. Without the
+    extension, one: ipykernel 7 sends no idle status for a widget's change it handles while
+    a cell runs, and the widgets' frontend holds back the widget's next change until that
+    idle comes, for good (the extension sends it)."""
+    return 1 if runner is None else 3
+
+
 def notebook(runner: str | None) -> dict[str, Any]:
     """The notebook of one runner (None: the kernel without the extension): two widgets
     shown, a cell that awaits them, and a cell queued after it."""
@@ -82,8 +90,9 @@ def notebook(runner: str | None) -> dict[str, Any]:
         'button = ipywidgets.Button(description="Click me")\n'
         "display(slider, button)",
         'print("waiting for the slider", flush=True)\n'
-        "moved_to = await changed(slider)\n"
-        'print(f"slider moved to {moved_to}", flush=True)\n'
+        f"for _ in range({moves_awaited(runner)}):\n"
+        "    moved_to = await changed(slider)\n"
+        '    print(f"slider moved to {moved_to}", flush=True)\n'
         "await clicked(button)\n"
         'order.append("awaiting cell")\n'
         'print("button clicked")',
@@ -410,11 +419,13 @@ def test_a_cell_awaits_the_keyboard_and_the_mouse_in_jupyterlab_while_the_next_w
                 lambda: "waiting for the slider" in page.output(2),
             )
 
-            handle.send_keys(Keys.ARROW_RIGHT)  # focuses the handle, then the key
-            page.wait_for(
-                "the awaiting cell to get the slider's value",
-                lambda: "slider moved to 1" in page.output(2),
-            )
+            moves = moves_awaited(runner)
+            for value in range(1, moves + 1):
+                handle.send_keys(Keys.ARROW_RIGHT)  # focuses the handle, then the key
+                page.wait_for(
+                    f"the awaiting cell to get the slider's value {value}",
+                    lambda value=value: f"slider moved to {value}" in page.output(2),
+                )
             assert page.output(3) == "", "the queued cell ran before the awaiting cell ended"
             assert page.prompt(3) == "[*]:"
             assert "button clicked" not in page.output(2)
@@ -428,10 +439,11 @@ def test_a_cell_awaits_the_keyboard_and_the_mouse_in_jupyterlab_while_the_next_w
                 "the queued cell to run after it",
                 lambda: page.output(3) != "" and page.prompt(3) != "[*]:",
             )
-            assert page.output(3) == "then ['awaiting cell', 'queued cell'], slider at 1"
-            assert page.output(2) == (
-                "waiting for the slider\nslider moved to 1\nbutton clicked"
-            ), page.describe()
+            assert page.output(3) == f"then ['awaiting cell', 'queued cell'], slider at {moves}"
+            moved = "".join(f"slider moved to {value}\n" for value in range(1, moves + 1))
+            assert page.output(2) == f"waiting for the slider\n{moved}button clicked", (
+                page.describe()
+            )
             assert [page.prompt(index) for index in range(4)] == [
                 "[1]:",
                 "[2]:",

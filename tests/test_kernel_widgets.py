@@ -170,6 +170,32 @@ def test_a_cell_awaits_the_notebook(kernel: Kernel, runner: str, what: str) -> N
     assert f"got {result}" in output
 
 
+def test_a_change_handled_while_a_cell_runs_is_answered_busy_then_idle(
+    kernel: Kernel, runner: str
+) -> None:
+    # K4: the widgets' frontend sends a widget's next change only once the kernel said idle
+    # for its last one. ipykernel sends no status for a comm message it handles while a
+    # cell runs (7's concurrent dispatch; 6, for which the extension handles them at once),
+    # and a slider a cell awaited never sent another value in a real browser (on a stock
+    # ipykernel 7 too; tests/test_browser.py moves one three times).
+    kernel.ok("slider = ipywidgets.IntSlider()")
+    model = model_id(kernel, "slider")
+    sent: list[str] = []
+    output, reply = kernel.execute(
+        "for n in range(2):\n"
+        "    got = await announced(autoawait_runners.changed(slider), f'waiting {n}')\n"
+        "    print('got', got, flush=True)",
+        when=[
+            ("waiting 0", lambda: sent.append(kernel.send_comm_msg(model, moved_to(3)))),
+            ("waiting 1", lambda: sent.append(kernel.send_comm_msg(model, moved_to(4)))),
+        ],
+    )
+    assert reply["status"] == "ok", output
+    assert "got 4" in output
+    for msg_id in sent:
+        assert kernel.statuses_of(msg_id) == ["busy", "idle"]
+
+
 def test_a_widget_closed_while_awaited_ends_the_wait(kernel: Kernel, runner: str) -> None:
     # The frontend closes the widget (its output cleared, the notebook closed): what was
     # awaited can no longer come, and the cell says so instead of waiting for good.

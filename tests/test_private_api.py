@@ -29,7 +29,7 @@ def test_no_module_but_the_private_api_touches_those_names() -> None:
         r"_extra_prompt_options|_location_id|\._default_executor|\._threads\b|\._instance\b|"
         r"_walk_mro|_thread_to_parent|_ipykernel_parent_thread_ident|\._close_callback\b|"
         r"trio\._core\._io_|_asyncgen_(firstiter|finalizer)_hook|"
-        r"\._selector\b|\._inputhook\b|GLOBAL_RUN_CONTEXT|\._epoll\b"
+        r"\._selector\b|\._inputhook\b|GLOBAL_RUN_CONTEXT|\._epoll\b|_publish_status\b"
     )
     offenders = [
         f"{path.relative_to(package)}:{number}"

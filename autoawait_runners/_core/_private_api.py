@@ -93,6 +93,13 @@ comm (ipykernel's comms):
 - ``BaseComm._close_callback``: the comm's one close callback, kept and called by the one a
   widget's wait adds, put back after (``_ipython._widgets``).
 
+ipykernel:
+
+- ``Kernel._publish_status(status, channel, parent)``: a busy or idle status for one
+  request; ipykernel 7 sends none for a comm message it handles while a cell runs, and the
+  widgets' frontend waits for that idle before it sends the widget's next change
+  (``_ipython._kernel_comms``).
+
 ipykernel 6 (not 7):
 
 - ``OutStream._thread_to_parent_header``/``_thread_to_parent``: which cell a thread's
@@ -469,6 +476,22 @@ def _embed_locations() -> bool:
     return "_init_location_id" in made and "_call_location_id" in entered
 
 
+def publish_kernel_status(kernel: Any, status: str, parent: Any) -> None:
+    """Publish a kernel status (``busy``, ``idle``) for the shell request ``parent``."""
+    kernel._publish_status(status, "shell", parent)
+
+
+def _kernel_publishes_status() -> bool:
+    import inspect
+
+    try:
+        from ipykernel.kernelbase import Kernel
+    except ImportError:
+        return True
+    parameters = list(inspect.signature(Kernel._publish_status).parameters)
+    return parameters[:4] == ["self", "status", "channel", "parent"]
+
+
 def _comm_close_slot() -> bool:
     import inspect
 
@@ -606,6 +629,7 @@ def missing() -> list[str]:
     need("ipykernel 6 OutStream " + ", ".join(IPYKERNEL6_THREAD_PINS), _ipykernel6_pins)
     need("ipykernel 6 Thread." + IPYKERNEL6_THREAD_MADE_IN, _ipykernel6_thread_hooks)
     need("comm BaseComm._close_callback", _comm_close_slot)
+    need("ipykernel Kernel._publish_status(status, channel, parent)", _kernel_publishes_status)
     try:
         import trio  # noqa: F401
     except ImportError:

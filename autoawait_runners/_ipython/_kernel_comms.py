@@ -20,16 +20,26 @@ until it has run. Between cells, callbacks run in the kernel's main thread, as t
 did. The other runners' cells run in the kernel's main thread (``asyncio``, ``trio-guest``,
 ``embed``), or their library has nothing a callback could set (``curio``): the handlers run
 in place.
+
+A comm message handled while a cell runs is answered, as every request is, with a busy
+status and an idle one whose parent it is. The kernel sends none then (ipykernel 7's
+concurrent dispatch; 6's, see ``_kernel_messages``), and the widgets' frontend holds back a
+widget's next change until the idle for its last one comes: a slider a cell awaited never
+sent another value, on a stock ipykernel 7 too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._core import _private_api
 from .._runners._asyncio_session import resolve_soon
 
 if TYPE_CHECKING:
@@ -42,6 +52,23 @@ COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
 CHECK_EVERY = 0.5
 
 
+#: True in the kernel's handling of a comm message beside a running cell (see above).
+_beside_a_cell: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "autoawait_runners.comm_beside_a_cell", default=False
+)
+
+
+@contextmanager
+def beside_a_cell() -> Iterator[None]:
+    """Around the kernel's call of a comm handler while a cell runs, where it sends no
+    status for the message (``_kernel_messages``, for ipykernel 6)."""
+    token = _beside_a_cell.set(True)
+    try:
+        yield
+    finally:
+        _beside_a_cell.reset(token)
+
+
 def install(extension: Extension) -> None:
     kernel: Any = getattr(extension.shell, "kernel", None)
     handlers = getattr(kernel, "shell_handlers", None)
@@ -52,8 +79,51 @@ def install(extension: Extension) -> None:
         handler = handlers.get(kind)
         if handler is None:
             continue
-        handlers[kind] = where = _where_cells_run(handler, extension, handed_over)
+        where = _answered(kernel, _where_cells_run(handler, extension, handed_over))
+        handlers[kind] = where
         extension.changes.on_undo(_put_back, handlers, kind, where, handler)
+    dispatch = getattr(kernel, "dispatch_shell", None)
+    if dispatch is not None and "concurrent" in inspect.signature(dispatch).parameters:
+        extension.changes.set_attribute(kernel, "dispatch_shell", _noting_concurrency(dispatch))
+
+
+def _noting_concurrency(dispatch: Callable[..., Any]) -> Callable[..., Any]:
+    """ipykernel 7's ``dispatch_shell``, noting a comm message dispatched beside a running
+    cell (``concurrent``, in a task of its own: the note stays in that task's context)."""
+
+    async def dispatch_shell(*args: Any, concurrent: bool = False, **kwargs: Any) -> Any:
+        if concurrent:
+            _beside_a_cell.set(True)
+        return await dispatch(*args, concurrent=concurrent, **kwargs)
+
+    return dispatch_shell
+
+
+def _answered(kernel: Any, handle: Callable[..., Any]) -> Callable[..., Any]:
+    """``handle``, with the busy and idle statuses the kernel leaves out beside a cell."""
+
+    def answered(stream: Any, idents: Any, message: Any) -> Any:
+        if not _beside_a_cell.get():
+            return handle(stream, idents, message)
+        return _with_its_status(kernel, message, handle, (stream, idents, message))
+
+    answered.__wrapped__ = handle  # type: ignore[attr-defined]
+    return answered
+
+
+async def _with_its_status(
+    kernel: Any, message: Any, handle: Callable[..., Any], arguments: tuple[Any, ...]
+) -> None:
+    _private_api.publish_kernel_status(kernel, "busy", message)
+    try:
+        handled = handle(*arguments)
+        if inspect.isawaitable(handled):
+            await handled
+    finally:
+        for stream in (sys.stdout, sys.stderr):  # what the handler printed comes first
+            if stream is not None:
+                stream.flush()
+        _private_api.publish_kernel_status(kernel, "idle", message)
 
 
 def _put_back(handlers: dict[str, Any], kind: str, ours: Any, found: Any) -> None:

@@ -5,8 +5,8 @@ message (a slider moved, a button clicked) waits behind the cell that awaits it:
 ipykernel 7 hands comm messages over at once while a cell runs; this does the same for 6.
 While a runner's cell runs (waiting parked in the kernel's loop, which reads messages
 meanwhile), a ``comm_open``, ``comm_msg`` or ``comm_close`` put in the queue is handled at
-once, in the kernel's main thread, by 6's own handler for it. The kernel's status stays
-busy: the cell runs. Every other message keeps its place in the queue.
+once, in the kernel's main thread, by 6's own handler for it, with a busy and an idle status
+of its own (``_kernel_comms``). Every other message keeps its place in the queue.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._runners._base import add_cell_setup
+from ._kernel_comms import beside_a_cell
 
 if TYPE_CHECKING:
     from ._extension import Extension
@@ -80,7 +81,8 @@ def _handling_comms_at_once(
         # for where the output of the runner's thread goes (it goes by one global parent
         # there), and the cell, released by this very message, prints at once.
         try:
-            handled = kernel.shell_handlers[kind](kernel.shell_stream, idents, message)
+            with beside_a_cell():  # its status is sent by the handler (_kernel_comms)
+                handled = kernel.shell_handlers[kind](kernel.shell_stream, idents, message)
         except Exception:
             kernel.log.error("Exception in %s handler:", kind, exc_info=True)
             return
