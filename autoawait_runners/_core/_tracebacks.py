@@ -9,7 +9,9 @@ package's frames are unlinked, and a KeyboardInterrupt that crossed nothing but 
 runner's loop plumbing keeps no frame at all.
 
 The traceback's first entry is never touched: it is the frame that caught the exception
-(IPython's own, which IPython skips when it shows the traceback).
+(IPython's own, which IPython skips when it shows the traceback). An exception raised in
+this package's own code keeps its frames (they say where the runner failed), unless it was
+raised for the user to read (:func:`for_the_user`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ import sysconfig
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 #: This package's files (a frame there is the runners' plumbing, not the user's code).
 PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
 _LIBRARY_DIRS = tuple(
     {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "purelib", "platlib")}
 )
+
+
+def for_the_user(exc: E) -> E:
+    """Mark ``exc``, which this package raises, as said to the user, in place of the error
+    the library would raise (a nested run the shim refuses): shown as the library's error
+    would be, the user's frames then the message, its frames here cut though it was raised
+    in one (F6). Returns ``exc``, to raise."""
+    exc.raised_for_the_user = True  # type: ignore[attr-defined]
+    return exc
 
 
 def cut_plumbing(exc: BaseException) -> None:
@@ -47,7 +60,11 @@ def _cut(exc: BaseException) -> TracebackType | None:
     if head is None:
         return None
     innermost_is_ours = _last(head).tb_frame.f_code.co_filename.startswith(PACKAGE_DIR)
-    if innermost_is_ours and not isinstance(exc, KeyboardInterrupt):
+    if (
+        innermost_is_ours
+        and not isinstance(exc, KeyboardInterrupt)
+        and not getattr(exc, "raised_for_the_user", False)
+    ):
         return head  # an error of the runner's own: its frames say where
     kept, users = head, False
     while kept.tb_next is not None:
