@@ -20,7 +20,8 @@ import os
 import sys
 import sysconfig
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -125,6 +126,34 @@ def _last(tb: TracebackType) -> TracebackType:
     return tb
 
 
+_closing = threading.local()
+
+
+@contextmanager
+def closing_quietly() -> Iterator[None]:
+    """Close a cell given up on, whose code ignores cancellation, while its loop still runs
+    (its next ``await`` then suspends, and ``close()`` ends; closed later, with no loop, the
+    ``await`` fails at once, and a ``while True`` that swallows every exception printed
+    without end at exit). What reports its end in this thread meanwhile is not shown:
+    IPython's traceback of the ``GeneratorExit`` or of "coroutine ignored GeneratorExit",
+    the coroutines' own unraisable reports. The session's closing line names the cell."""
+    hook = sys.unraisablehook
+
+    def unraisable(report: Any) -> None:
+        if threading.current_thread() is not here:
+            hook(report)
+
+    here = threading.current_thread()
+    _closing.on = True
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        _closing.on = False
+        if sys.unraisablehook is unraisable:
+            sys.unraisablehook = hook
+
+
 def showing_user_frames(
     show_now: Callable[[], Callable[..., Any]], active_runner: Callable[[], Any]
 ) -> Callable[..., Any]:
@@ -135,6 +164,8 @@ def showing_user_frames(
     runner the extension has selected."""
 
     def showtraceback(exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_closing, "on", False):
+            return None  # a cell given up on, being closed (closing_quietly)
         if exc_tuple is None:
             exc = sys.exc_info()[1]  # what IPython shows: its traceback is exc's own
             if exc is not None:
