@@ -116,6 +116,32 @@ def test_ctrl_c_stops_a_timing_run(timing_shell: Shell) -> None:  # R5
     assert shell.ok("await lib.sleep(0); 'usable'") == "usable"
 
 
+@pytest.mark.parametrize("magic", ["%time", "%timeit -n 1 -r 1"])
+def test_ctrl_c_in_timed_code_shows_the_timed_line(timing_shell: Shell, magic: str) -> None:
+    # R5, F6: the traceback goes through the code the magic compiled; it showed "Could not
+    # get source, probably due dynamically evaluated source code." (as IPython's own %time
+    # and %timeit of code without await still do), now the line being timed.
+    shell = timing_shell
+    shell.ns["timing"] = timing = threading.Event()
+    shell.output()
+    sender = send_sigint_when(timing)
+    result = shell.run(f"{magic} timing.set(); await lib.sleep(60)")
+    sender.join(TIMEOUT)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    out = shell.output()
+    assert "Could not get source" not in out, out
+    assert "----> 1 timing.set(); await lib.sleep(60)" in out, out
+
+
+def test_an_error_in_a_timeit_setup_shows_its_line(timing_shell: Shell) -> None:  # M1, F6
+    shell = timing_shell
+    result = shell.run("%%timeit -n 1 -r 1 x = 1 / 0\nawait lib.sleep(0)")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    out = shell.output()
+    assert "Could not get source" not in out, out
+    assert "----> 2 x = 1 / 0" in out, out
+
+
 def test_without_autoawait_the_magics_are_ipythons(ipshell: Shell) -> None:
     ipshell.ok("%autoawait False")
     assert "run_line_magic('time', 'await f()')" in ipshell.ip.transform_cell("%time await f()")
@@ -180,6 +206,7 @@ def test_ctrl_c_stops_timeit_await_in_a_terminal(
     ipy.interrupt("KeyboardInterrupt")
     ipy.cell("%time await h.sleep(0.1)", "Wall time: [0-9.]+ ms")
     ipy.exit()
+    assert "Could not get source" not in ipy.text(), ipy.text()  # F6
 
 
 def test_each_magics_help_is_complete_in_itself(ipshell: Shell) -> None:

@@ -445,3 +445,51 @@ def test_one_ctrl_c_ends_a_shell_command_the_cell_runs(
     ipy.interrupt("KeyboardInterrupt")  # the prompt within the pty's 30 s, not after 120 s
     ipy.cell("print('after', _exit_code)", "after -2")
     ipy.exit()
+
+
+SWALLOWER = (
+    "async def swallower(n):\n"
+    "    while True:\n"
+    "        try:\n"
+    "            print('waiting', n, flush=True)\n"
+    "            await asyncio.sleep(100)\n"
+    "        except BaseException:\n"
+    "            print('swallowed', n, flush=True)\n"
+)
+
+
+@pytest.mark.parametrize("runner, other", [("asyncio", "thread"), ("thread", "asyncio")])
+def test_exit_ends_cells_given_up_on_that_swallow_every_cancellation(
+    ipython_pty: type[IPythonPty], runner: str, other: str
+) -> None:  # R8, F2: the session; exit printed their lines without end
+    ipy = start_with_runner(ipython_pty, runner)
+    ipy.cell("import asyncio")
+    ipy.cell(f"exec({SWALLOWER!r})")
+
+    def give_up_on(n: int) -> None:
+        ipy.child.sendline(f"await swallower({n})")
+        ipy.expect(f"waiting {n}")
+        for press in range(3):
+            ipy.wait_until_asleep("epoll")  # at its await
+            ipy.child.sendintr()
+            if press < 2:
+                ipy.expect(f"swallowed {n}")
+                ipy.expect(f"waiting {n}")
+        ipy.expect("KeyboardInterrupt")
+        ipy.next_prompt()
+
+    give_up_on(1)
+    ipy.cell(f"%autoawait {other}")  # the first cell's session ends here
+    ipy.cell(f"%autoawait {runner}")
+    give_up_on(2)
+    before = len(ipy.text())
+    started = time.monotonic()
+    ipy.child.sendline("exit")
+    ipy.child.expect(pexpect.EOF, timeout=TIMEOUT)
+    took = time.monotonic() - started
+    at_exit = ipy.text()[before:]
+    assert at_exit.count("swallowed") < 10, at_exit[-2000:]
+    assert f"{runner} runner closed" in at_exit, at_exit
+    assert "a cell given up on after Ctrl-C" in at_exit, at_exit
+    assert "Traceback" not in at_exit and "GeneratorExit" not in at_exit, at_exit
+    assert took < TIMEOUT / 2, took

@@ -9,11 +9,11 @@ import signal
 import threading
 
 import pytest
-from conftest import TIMEOUT, Shell, send_sigint_when
+from conftest import TIMEOUT, Shell, fresh_shell, send_sigint_when
 from IPython.core.interactiveshell import InteractiveShell
 
 #: A traceback entry in one of this package's files, as IPython prints it.
-RUNNER_FRAME = re.compile(r"File .*autoawait_runners[/\\]_\w+\.py")
+RUNNER_FRAME = re.compile(r"File .*autoawait_runners[/\\][\w/\\]*\.py")
 
 
 def shown(shell: Shell) -> str:
@@ -126,3 +126,74 @@ def test_a_showtraceback_set_on_the_class_is_honoured(
     result = ipshell.run("assert False, 'not shown'")
     assert isinstance(result.error_in_exec, AssertionError)
     assert "not shown" not in ipshell.output()
+
+
+#: A frame of a traceback as IPython prints it: the cell's, or a file's and its function.
+SHOWN_FRAME = re.compile(r"^(Cell In\[\d+\], line \d+|File \S+:\d+, in \w+)", re.MULTILINE)
+
+
+def frames_shown(out: str) -> list[str]:
+    """The frames of a shown traceback, without the cell's number or the files' places."""
+    return [re.sub(r"\[\d+\]|:\d+|/\S+/", "", frame) for frame in SHOWN_FRAME.findall(out)]
+
+
+@pytest.mark.parametrize("runner", ["trio", "trio-guest"])
+def test_a_refused_trio_run_shows_the_frames_it_shows_without_the_extension(
+    capfd: pytest.CaptureFixture[str], runner: str
+) -> None:  # F6, R9: trio.run() in a trio cell, %nest trio off
+    pytest.importorskip("trio")
+    cell = "import trio\nawait trio.sleep(0)\ntrio.run(trio.sleep, 0)"
+    shown_by = {}
+    for host in ("without the extension", "with it"):
+        with fresh_shell() as ip:
+            if host == "with it":
+                ip.run_line_magic("load_ext", "autoawait_runners")
+                ip.run_line_magic("autoawait", runner)
+            else:
+                ip.run_line_magic("autoawait", "trio")  # IPython's own: a trio.run per cell
+            capfd.readouterr()
+            result = ip.run_cell(cell, store_history=True)
+            assert "from inside a run()" in str(result.error_in_exec)
+            out = "".join(capfd.readouterr())
+            shown_by[host] = out
+    out = shown_by["with it"]
+    assert not RUNNER_FRAME.search(out), out
+    assert "%nest trio on runs it on the session loop" in out, out
+    assert frames_shown(out) == frames_shown(shown_by["without the extension"]), shown_by
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "asyncio.run(1)",  # asyncio's own message, as asyncio.run says it
+        "import anyio; anyio.run(lambda: 1)",
+    ],
+)
+def test_a_nested_run_the_shim_refuses_shows_the_cell_and_the_message(
+    runner_shell: Shell, call: str
+) -> None:  # F6, R9
+    shell = runner_shell
+    shell.ok("import asyncio")
+    shell.output()
+    result = shell.run(f"await asyncio.sleep(0)\n{call}")
+    assert isinstance(result.error_in_exec, (ValueError, TypeError))
+    out = shown(shell)
+    assert call in out and str(result.error_in_exec) in out, out
+    assert not RUNNER_FRAME.search(out), out
+
+
+def test_run_until_complete_refused_on_uvloop_shows_the_cell_and_the_message(
+    ipshell: Shell,
+) -> None:  # F6, R9: the shim cannot re-enter uvloop's compiled loop
+    pytest.importorskip("uvloop")
+    shell = ipshell
+    shell.ok("%autoawait uvloop")
+    shell.ok("import asyncio")
+    shell.output()
+    result = shell.run(
+        "await asyncio.sleep(0)\nasyncio.get_running_loop().run_until_complete(asyncio.sleep(0))"
+    )
+    assert isinstance(result.error_in_exec, RuntimeError)
+    out = shown(shell)
+    assert "cannot re-enter a running Loop" in out, out
+    assert frames_shown(out) == ["Cell In, line 2"], out

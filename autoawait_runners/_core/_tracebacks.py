@@ -9,7 +9,9 @@ package's frames are unlinked, and a KeyboardInterrupt that crossed nothing but 
 runner's loop plumbing keeps no frame at all.
 
 The traceback's first entry is never touched: it is the frame that caught the exception
-(IPython's own, which IPython skips when it shows the traceback).
+(IPython's own, which IPython skips when it shows the traceback). An exception raised in
+this package's own code keeps its frames (they say where the runner failed), unless it was
+raised for the user to read (:func:`for_the_user`).
 """
 
 from __future__ import annotations
@@ -18,15 +20,27 @@ import os
 import sys
 import sysconfig
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 #: This package's files (a frame there is the runners' plumbing, not the user's code).
 PACKAGE_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
 _LIBRARY_DIRS = tuple(
     {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "purelib", "platlib")}
 )
+
+
+def for_the_user(exc: E) -> E:
+    """Mark ``exc``, which this package raises, as said to the user, in place of the error
+    the library would raise (a nested run the shim refuses): shown as the library's error
+    would be, the user's frames then the message, its frames here cut though it was raised
+    in one (F6). Returns ``exc``, to raise."""
+    exc.raised_for_the_user = True  # type: ignore[attr-defined]
+    return exc
 
 
 def cut_plumbing(exc: BaseException) -> None:
@@ -47,7 +61,11 @@ def _cut(exc: BaseException) -> TracebackType | None:
     if head is None:
         return None
     innermost_is_ours = _last(head).tb_frame.f_code.co_filename.startswith(PACKAGE_DIR)
-    if innermost_is_ours and not isinstance(exc, KeyboardInterrupt):
+    if (
+        innermost_is_ours
+        and not isinstance(exc, KeyboardInterrupt)
+        and not getattr(exc, "raised_for_the_user", False)
+    ):
         return head  # an error of the runner's own: its frames say where
     kept, users = head, False
     while kept.tb_next is not None:
@@ -108,6 +126,34 @@ def _last(tb: TracebackType) -> TracebackType:
     return tb
 
 
+_closing = threading.local()
+
+
+@contextmanager
+def closing_quietly() -> Iterator[None]:
+    """Close a cell given up on, whose code ignores cancellation, while its loop still runs
+    (its next ``await`` then suspends, and ``close()`` ends; closed later, with no loop, the
+    ``await`` fails at once, and a ``while True`` that swallows every exception printed
+    without end at exit). What reports its end in this thread meanwhile is not shown:
+    IPython's traceback of the ``GeneratorExit`` or of "coroutine ignored GeneratorExit",
+    the coroutines' own unraisable reports. The session's closing line names the cell."""
+    hook = sys.unraisablehook
+
+    def unraisable(report: Any) -> None:
+        if threading.current_thread() is not here:
+            hook(report)
+
+    here = threading.current_thread()
+    _closing.on = True
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        _closing.on = False
+        if sys.unraisablehook is unraisable:
+            sys.unraisablehook = hook
+
+
 def showing_user_frames(
     show_now: Callable[[], Callable[..., Any]], active_runner: Callable[[], Any]
 ) -> Callable[..., Any]:
@@ -118,6 +164,8 @@ def showing_user_frames(
     runner the extension has selected."""
 
     def showtraceback(exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_closing, "on", False):
+            return None  # a cell given up on, being closed (closing_quietly)
         if exc_tuple is None:
             exc = sys.exc_info()[1]  # what IPython shows: its traceback is exc's own
             if exc is not None:

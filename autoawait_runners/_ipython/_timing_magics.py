@@ -248,6 +248,7 @@ async def _atime(shell: InteractiveShell, line: str, cell: str | None, local_ns:
     started = clock()
     code = _compile(shell, timed, name, mode)
     compile_time = clock() - started
+    _keep_the_source(name, source)
 
     # The cell's globals and locals: in an embedded shell the locals are the caller's, over
     # its module's globals (the shell's user_ns alone lacks the module's imports).
@@ -294,6 +295,37 @@ async def inner(_it, _timer):
 """
 
 
+#: The timing function's file name, IPython's own (its source is the code timed).
+TIMEIT_FILENAME = "<magic-timeit>"
+
+
+def _at_the_first_line(template: ast.Module) -> ast.Module:
+    """The timing loop's own code placed at the timed code's first line: a traceback through
+    it (Ctrl-C between two awaits lands there) shows the line being timed."""
+    for node in ast.walk(template):
+        if "lineno" in node._attributes:
+            node.lineno = node.end_lineno = 1  # type: ignore[attr-defined]
+            node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
+    return template
+
+
+def _keep_the_source(
+    filename: str, source: str, setup: ast.Module | None = None, setup_source: str = ""
+) -> None:
+    """Keep the timed code's source for tracebacks through ``filename`` (IPython's ``%time``
+    and ``%timeit`` keep none: a traceback through the code they compiled says "Could not
+    get source"): ``source``'s lines, then those of ``%%timeit``'s ``setup``, whose nodes
+    are moved after them. One entry per file name, replaced at each use: nothing
+    accumulates."""
+    import linecache
+
+    lines = [line + "\n" for line in source.splitlines()]
+    if setup is not None:
+        ast.increment_lineno(setup, len(lines))
+        lines += [line + "\n" for line in setup_source.splitlines()]
+    linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+
+
 def atimeit(
     shell: InteractiveShell, line: str = "", cell: str | None = None, local_ns: Any = None
 ) -> Coroutine[Any, Any, Any]:
@@ -323,12 +355,15 @@ async def _atimeit(shell: InteractiveShell, line: str, cell: str | None, local_n
 
     parse = shell.compile.ast_parse
     setup_source, stmt_source = ("pass", stmt) if cell is None else (stmt or "pass", cell)
-    setup = shell.transform_ast(parse(shell.transform_cell(setup_source)))
-    timed = shell.transform_ast(parse(shell.transform_cell(stmt_source)))
+    setup_source = shell.transform_cell(setup_source)
+    stmt_source = shell.transform_cell(stmt_source)
+    setup = shell.transform_ast(parse(setup_source))
+    timed = shell.transform_ast(parse(stmt_source))
     # Errors in the user's code are reported against it, not against the timing function.
     _compile(shell, setup, "<magic-timeit-setup>", "exec")
     _compile(shell, timed, "<magic-timeit-stmt>", "exec")
-    template = ast.parse(_TIMEIT_TEMPLATE)
+    template = _at_the_first_line(ast.parse(_TIMEIT_TEMPLATE))
+    _keep_the_source(TIMEIT_FILENAME, stmt_source, setup if cell else None, setup_source)
     inner_def = template.body[0]
     assert isinstance(inner_def, ast.AsyncFunctionDef)
     loop = inner_def.body[2]
@@ -337,7 +372,7 @@ async def _atimeit(shell: InteractiveShell, line: str, cell: str | None, local_n
     loop.body = timed.body or [ast.Pass()]
     ast.fix_missing_locations(template)
     started = clock()
-    code = compile(template, "<magic-timeit>", "exec", flags=shell.compile.flags, dont_inherit=True)
+    code = compile(template, TIMEIT_FILENAME, "exec", flags=shell.compile.flags, dont_inherit=True)
     compile_time = clock() - started
 
     glob = shell.user_ns

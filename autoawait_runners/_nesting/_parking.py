@@ -52,6 +52,7 @@ import greenlet
 
 from .._core import _ctrl_c, _private_api
 from .._core._nested_call import taker_of, waiter_of
+from .._core._tracebacks import for_the_user
 from ._loops import NESTING_STATE, context_entered, outer_loop_paused, reenterable
 
 #: How often a parked call checks whether its caller's task was cancelled. Cancelling a task
@@ -202,9 +203,11 @@ class _LoopNesting:
 
 def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopNesting:
     if not reenterable(loop):
-        raise RuntimeError(
-            f"the nesting shim cannot re-enter a running {type(loop).__qualname__} "
-            "(only asyncio's own event loops); run this code in a thread instead"
+        raise for_the_user(
+            RuntimeError(
+                f"the nesting shim cannot re-enter a running {type(loop).__qualname__} "
+                "(only asyncio's own event loops); run this code in a thread instead"
+            )
         )
     state: _LoopNesting | None = getattr(loop, NESTING_STATE, None)
     if state is None:

@@ -49,6 +49,7 @@ from typing import Any, TypeVar, cast
 
 from .._core import _private_api
 from .._core._ctrl_c import private_loop_runs_here
+from .._core._tracebacks import for_the_user
 from ._loops import other_library_unmarked, outer_loop_paused, reenterable
 
 T = TypeVar("T")
@@ -251,7 +252,7 @@ def _run(main: Coroutine[Any, Any, T], *, debug: bool | None = None, **kwargs: A
         with outer_loop_paused():
             return _original("asyncio.run")(main, debug=debug, **kwargs)  # type: ignore[no-any-return]
     if not asyncio.iscoroutine(main):
-        raise ValueError(f"a coroutine was expected, got {main!r}")
+        raise for_the_user(ValueError(f"a coroutine was expected, got {main!r}"))
     from ._parking import run_nested_call
 
     with other_library_unmarked(), signal_handlers_kept_to_the_call(loop):
@@ -306,7 +307,9 @@ def _trio_run(async_fn: Callable[..., Awaitable[T]], *args: Any, **options: Any)
     except RuntimeError as exc:
         if _on and not _trio_cells and "from inside a run()" in str(exc):
             hint = "in a cell of the trio runner, %nest trio on runs it on the session loop"
-            raise RuntimeError(f"{exc} ({hint})") from None
+            # trio's own error, with trio's frames, as without the extension; the hint in
+            # its message (a note would print under a traceback, far from it).
+            exc.args = (f"{exc} ({hint})",)
         raise
 
 
@@ -322,7 +325,7 @@ def _in_trio_portal(async_fn: Callable[..., Awaitable[Any]], args: Any) -> tuple
         return False, None
     coro = async_fn(*args)
     if not inspect.isawaitable(coro):
-        raise TypeError(f"expected an async function, got {async_fn!r}")
+        raise for_the_user(TypeError(f"expected an async function, got {async_fn!r}"))
     return True, portal.await_(coro)
 
 
@@ -372,7 +375,7 @@ def _anyio_run(
             return cast(T, original(func, *args))
     coro = func(*args)
     if not asyncio.iscoroutine(coro):
-        raise TypeError(f"anyio.run() expected an async function, got {func!r}")
+        raise for_the_user(TypeError(f"anyio.run() expected an async function, got {func!r}"))
     from ._parking import run_nested_call
 
     with other_library_unmarked(), signal_handlers_kept_to_the_call(loop):

@@ -29,7 +29,7 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
-from .._core._tracebacks import cut_to_task_code
+from .._core._tracebacks import closing_quietly, cut_to_task_code
 from .._nesting._loops import context_entered, nested_calls
 from ._base import Runner, TaskRow, runs_cells
 
@@ -511,10 +511,16 @@ class AsyncioSession:
                 )
                 task.remove_done_callback(self._on_task_done)
                 _private_api.forget_pending(task)
-                if not self.borrowed and not is_a_cell(coro):
-                    # The loop closes: nothing will run it again. Closed now, its clean-up
-                    # runs while the namespace it uses exists, not at interpreter exit. (A
-                    # cell given up on is IPython's run_cell_async: left as it is.)
+                if self.borrowed:
+                    continue
+                # The loop closes: nothing will run it again. Closed now, its clean-up runs
+                # while the namespace it uses exists, not at interpreter exit, and with the
+                # loop running: an await in it suspends, so close() ends, even where the
+                # code swallows every exception in a loop (it printed without end at exit).
+                if is_a_cell(coro):
+                    with closing_quietly():  # IPython's run_cell_async around it
+                        _close_coroutine(task.get_coro())
+                else:
                     _close_coroutine(task.get_coro())  # pending: it has it
         if self.borrowed:
             return len(background)  # the host's async generators and executor are the host's
