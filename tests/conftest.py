@@ -67,6 +67,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nthe tests made history files in their IPython directory: {written}")
 
 
+#: A script's first lines, for a shell in a fresh process: its history in memory (nothing
+#: made in the run's IPython directory, which the run checks), as ``fresh_shell``'s.
+SCRIPT_SHELL = (
+    "from IPython.core.interactiveshell import InteractiveShell\n"
+    "from traitlets.config import Config\n"
+    "config = Config()\n"
+    "config.HistoryManager.hist_file = ':memory:'\n"
+    "ip = InteractiveShell.instance(config=config)\n"
+)
+
+
+def require(what: str, present: bool, *, unless: str) -> None:
+    """Skip the test without ``what``; fail it instead where the environment variable
+    ``unless`` is 1 (CI's suites that install it: a missing piece is a defect there)."""
+    if present:
+        return
+    if os.environ.get(unless) == "1":
+        pytest.fail(f"{what} is missing, and {unless}=1 says it is installed")
+    pytest.skip(f"{what} is missing")
+
+
+def has_module(name: str) -> bool:
+    """Whether ``name`` can be imported (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 #: Generous: the machines are shared and noisy.
 TIMEOUT = 30.0
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import TIMEOUT
+from conftest import TIMEOUT, has_module, require
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -48,24 +48,11 @@ RUNNERS = ["asyncio", "thread", "uvloop", "trio", "trio-guest", "curio"]
 #: A page load, a kernel's start, a cell's output: generous, the machines are shared.
 BROWSER_TIMEOUT = TIMEOUT * 2
 
+#: Set by CI, where the browser tests must run: a missing piece fails them, never skips them.
+REQUIRED_BY = "AUTOAWAIT_REQUIRE_BROWSER"
+
 #: The kernel spec the notebooks name, written under the server's own data folder.
 KERNEL_NAME = "autoawait-runners-browser"
-
-
-def require(what: str, present: bool) -> None:
-    """Skip the test without ``what``; fail it when the environment says it is there."""
-    if present:
-        return
-    if os.environ.get("AUTOAWAIT_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{what} is missing, and AUTOAWAIT_REQUIRE_BROWSER=1 says it is installed")
-    pytest.skip(f"{what} is missing")
-
-
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def moves_awaited(runner: str | None) -> int:
@@ -179,8 +166,12 @@ def isolated_environment(home: Path) -> dict[str, str]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """JupyterLab on 127.0.0.1, on a free port the system picks, with a token, serving a
     folder of its own."""
-    require("JupyterLab (the browser extra)", has_module("jupyterlab"))
-    require("ipywidgets", has_module("ipywidgets") and has_module("jupyterlab_widgets"))
+    require("JupyterLab (the browser extra)", has_module("jupyterlab"), unless=REQUIRED_BY)
+    require(
+        "ipywidgets",
+        has_module("ipywidgets") and has_module("jupyterlab_widgets"),
+        unless=REQUIRED_BY,
+    )
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "notebooks"
     root.mkdir()
@@ -240,11 +231,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Chromium, through chromedriver, with a profile of its own."""
-    require("Selenium (the browser extra)", has_module("selenium"))
+    require("Selenium (the browser extra)", has_module("selenium"), unless=REQUIRED_BY)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    require("Chromium (the Debian package chromium)", chromium is not None)
+    require("Chromium (the Debian package chromium)", chromium is not None, unless=REQUIRED_BY)
     chromedriver = shutil.which("chromedriver")
-    require("chromedriver (the Debian package chromium-driver)", chromedriver is not None)
+    require(
+        "chromedriver (the Debian package chromium-driver)",
+        chromedriver is not None,
+        unless=REQUIRED_BY,
+    )
     assert chromium is not None and chromedriver is not None
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SUPPORT, Shell, fresh_shell
+from conftest import SCRIPT_SHELL, SUPPORT, Shell, fresh_shell
 from IPython.core.async_helpers import _asyncio_runner
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
@@ -87,10 +87,7 @@ def test_importing_runners_does_not_import_their_libraries() -> None:  # P3
 
 def test_asyncio_cells_after_load_ext_import_no_optional_library() -> None:  # P3
     code = (
-        "import sys\n"
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "ip = InteractiveShell.instance()\n"
-        "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
+        "import sys\n" + SCRIPT_SHELL + "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
         f"print(sorted(m for m in {LAZY!r} if m in sys.modules))\n"
         "ip.run_cell('import asyncio\\nx = 1')\n"
         "ip.run_cell('await asyncio.sleep(0)')\n"
@@ -105,9 +102,8 @@ def test_plugins_are_looked_for_only_when_a_name_is_not_a_builtin_one() -> None:
     # third of %load_ext; the built-in runners never need it.
     code = (
         "import sys\n"
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "ip = InteractiveShell.instance()\n"
-        "def read(): print('metadata read:', 'importlib.metadata' in sys.modules)\n"
+        + SCRIPT_SHELL
+        + "def read(): print('metadata read:', 'importlib.metadata' in sys.modules)\n"
         "read()\n"
         "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
         "ip.run_line_magic('autoawait', 'thread')\n"

@@ -8,7 +8,6 @@ with ``AUTOAWAIT_REQUIRE_GUI=1`` (CI, where they are installed) it fails instead
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import select
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import pytest
-from conftest import PERSISTENT, TIMEOUT, IPythonPty, start_with_runner
+from conftest import PERSISTENT, TIMEOUT, IPythonPty, has_module, require, start_with_runner
 
 pytestmark = [pytest.mark.pty, pytest.mark.gui]
 
@@ -27,33 +26,19 @@ T = TypeVar("T")
 
 RUNNERS = [*PERSISTENT, "uvloop"]
 #: The runners whose session loop runs in the main thread: only the prompt runs it.
+#: Set by CI where the GUI tests must run: a missing piece fails them, never skips them.
+REQUIRED_BY = "AUTOAWAIT_REQUIRE_GUI"
 MAIN_THREAD = ["asyncio", "trio-guest"]
 #: How long the idle prompt is watched; the GUI timer and the session task tick every 50 ms.
 WINDOW = 1.5
 TICKS = r"ticks: gui (\d+) session (\d+)"
 
 
-def require(what: str, present: bool) -> None:
-    """Skip the test without ``what``; fail it when the environment says it is there."""
-    if present:
-        return
-    if os.environ.get("AUTOAWAIT_REQUIRE_GUI") == "1":
-        pytest.fail(f"{what} is missing, and AUTOAWAIT_REQUIRE_GUI=1 says it is installed")
-    pytest.skip(f"{what} is missing")
-
-
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def x_display() -> Iterator[str]:
     """An X display of the module's own: Xvfb on a display number it picks (-displayfd)."""
-    require("Xvfb (the Debian package xvfb)", shutil.which("Xvfb") is not None)
-    require("tkinter", has_module("tkinter"))
+    require("Xvfb (the Debian package xvfb)", shutil.which("Xvfb") is not None, unless=REQUIRED_BY)
+    require("tkinter", has_module("tkinter"), unless=REQUIRED_BY)
     read_end, write_end = os.pipe()
     server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-screen", "0", "800x600x24"],
@@ -81,7 +66,7 @@ def x_display() -> Iterator[str]:
 def gui_env(toolkit: str, display: str | None) -> dict[str, str]:
     """What a session of ``toolkit`` needs: Tk an X display, Qt its offscreen platform."""
     if toolkit in ("qt", "matplotlib qt"):
-        require("PySide6 (the gui extra)", has_module("PySide6"))
+        require("PySide6 (the gui extra)", has_module("PySide6"), unless=REQUIRED_BY)
         # IPython's Qt hook stands down on Linux without DISPLAY, even offscreen; matplotlib
         # wants one it can open.
         return {"QT_QPA_PLATFORM": "offscreen", "DISPLAY": display or ":0"}
@@ -262,7 +247,7 @@ def test_a_matplotlib_timer_ticks_at_the_idle_prompt_as_without_the_extension(
     backend: str,
     runner: str,
 ) -> None:  # F8, R2: %matplotlib goes through the same enable_gui as %gui
-    require("matplotlib (the gui extra)", has_module("matplotlib"))
+    require("matplotlib (the gui extra)", has_module("matplotlib"), unless=REQUIRED_BY)
     gui = f"matplotlib {backend}"
     env = gui_env(gui, x_display)
     without = without_extension.ran(gui, env, lambda ipy: ticks_at_the_idle_prompt(ipy, gui, None))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import LIBRARY, Shell
+from conftest import LIBRARY, SCRIPT_SHELL, Shell
 
 import autoawait_runners
 from autoawait_runners._nesting import _parking
@@ -470,9 +470,7 @@ def test_anyio_imported_in_the_cell_that_runs_it_nests(ipshell: Shell) -> None:
     pytest.importorskip("anyio")
     # A fresh process, so that anyio is imported by the cell after the shim is on.
     code = (
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "ip = InteractiveShell.instance()\n"
-        "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
+        SCRIPT_SHELL + "ip.run_line_magic('load_ext', 'autoawait_runners')\n"
         "import sys; assert 'anyio' not in sys.modules\n"
         "ip.run_cell('import anyio\\nasync def one(): return 1\\nresult = anyio.run(one)')\n"
         "print(ip.user_ns['result'])\n"
