@@ -7,7 +7,7 @@ import re
 import threading
 
 import pytest
-from conftest import SUPPORT, TIMEOUT, Shell, send_sigint_when
+from conftest import LIBRARY, SUPPORT, TIMEOUT, Shell, send_sigint_when
 from kernel import Kernel
 
 from autoawait_runners._ipython._tasks_magic import WIDTH
@@ -308,13 +308,17 @@ def test_trio_guest_lists_its_asyncio_tasks_in_a_kernel(kernel: Kernel) -> None:
     assert "trio-guest runner closed: cancelled 3 background tasks" in out, out
 
 
-def test_a_cell_given_up_on_is_listed_at_once(runner_shell: Shell) -> None:
+@pytest.mark.parametrize("runner", ["asyncio", "thread", "curio"])
+def test_a_cell_given_up_on_is_listed_at_once(ipshell: Shell, runner: str) -> None:
     # M2: a cell that swallowed its cancellations, given up on at the third Ctrl-C, still
     # runs; the very next %tasks lists it, as "In [n] (given up on)" (it was hidden as the
     # session's cell until another cell ran). (Under trio a cancelled scope stays cancelled:
-    # such a cell spins, and the runner's thread with it.)
-    shell = runner_shell
-    shell.ok("import asyncio as lib")
+    # such a cell spins, and the runner's thread with it: docs/magics.rst.)
+    shell = ipshell
+    lib = LIBRARY[runner]
+    pytest.importorskip(lib)
+    shell.ok(f"%autoawait {runner}")
+    shell.ok(f"import {lib} as lib")
     events = [threading.Event() for _ in range(3)]
     shell.ns["events"] = events
     shell.ok("swallowed = []")

@@ -120,6 +120,9 @@ trio:
 curio:
 
 - ``Kernel._tasks``: the kernel's tasks (curio has no public list): counting and listing.
+- ``Task.cancelled`` set back to False: curio delivers a task's cancellation once, and
+  then ignores every later one; a cell that swallowed Ctrl-C's cancellation gets the next
+  press's (the third gives it up, as under every runner).
 """
 
 from __future__ import annotations
@@ -532,6 +535,21 @@ def _ipykernel6_thread_hooks() -> bool:
     return hooks is not None and IPYKERNEL6_THREAD_MADE_IN in inspect.getsource(hooks)
 
 
+def curio_cancellable_again(task: Any) -> None:
+    """Let ``task``'s next ``cancel()`` be delivered, if its last one was already."""
+    if task.cancelled and task.cancel_pending is None:
+        task.cancelled = False
+
+
+def _curio_cancels_once() -> bool:
+    import inspect
+
+    from curio.kernel import Kernel
+
+    source = inspect.getsource(Kernel._make_kernel_runtime)
+    return "if task.cancelled:\n                return" in source and "cancel_pending" in source
+
+
 def curio_tasks(kernel: Any) -> dict[int, Any]:
     """A curio Kernel's tasks, by id."""
     return kernel._tasks  # type: ignore[no-any-return]
@@ -644,6 +662,7 @@ def missing() -> list[str]:
     kernel = curio.Kernel()
     try:
         need("curio Kernel._tasks", lambda: isinstance(curio_tasks(kernel), dict))
+        need("curio Task.cancelled (a cancellation delivered once)", _curio_cancels_once)
     finally:
         kernel.run(shutdown=True)
     return gone

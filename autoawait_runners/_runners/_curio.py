@@ -57,8 +57,14 @@ class CurioRunner(DedicatedThreadRunner):
         super().__init__()
         self._queue: curio.UniversalQueue | None = None
         self._interruption: type[BaseException] | None = None
-        # Held weakly: a cell's task keeps its result, the cell's value (F7).
-        self._cell_tasks: weakref.WeakSet[curio.Task] = weakref.WeakSet()
+        # A cell's task -> the cell (for %tasks). Held weakly: a cell's task keeps its result,
+        # the cell's value (F7).
+        self._cell_tasks: weakref.WeakKeyDictionary[curio.Task, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        #: The newest cell's task: the cell asking, when %tasks runs (an older one that
+        #: still runs is a cell given up on).
+        self._newest_cell: weakref.ref[curio.Task] | None = None
         self._internal: set[int] = set()
         self._main_task: curio.Task | None = None
         self._kernel: curio.Kernel | None = None
@@ -150,10 +156,14 @@ class CurioRunner(DedicatedThreadRunner):
                 return
             task = await curio.spawn(_run_cell_task, submitted, daemon=True)
             tasks.append(task)
-            self._cell_tasks.add(task)
+            self._cell_tasks[task] = submitted.cell
+            self._newest_cell = weakref.ref(task)
 
         async def cancel() -> None:
             if tasks:
+                # Each press cancels: curio would deliver only the first, and a cell that
+                # swallowed it would not hear the next.
+                _private_api.curio_cancellable_again(tasks[0])
                 await tasks[0].cancel(exc=interruption, blocking=False)
 
         submitted.cancel = lambda: queue.put(cancel)
@@ -170,6 +180,7 @@ class CurioRunner(DedicatedThreadRunner):
         self._context = None
         self._kernel_selector = None
         self._cell_tasks.clear()
+        self._newest_cell = None
         self._born.clear()
 
     def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
@@ -178,15 +189,19 @@ class CurioRunner(DedicatedThreadRunner):
         if kernel is None:
             return []
         rows = []
+        asking = self._newest_cell() if self._newest_cell is not None else None
         for task in sorted(_private_api.curio_tasks(kernel).values(), key=lambda t: t.id):
+            coro = task.coro
             if task.id in self._internal:
                 hidden = "runner" if task is self._main_task else "curio"
             elif task in self._cell_tasks:
-                hidden = "cell"
+                # The cell asking; another cell's task is one given up on (it still runs).
+                hidden = "cell" if task is asking else ""
+                coro = self._cell_tasks[task]
             else:
                 hidden = ""
             state = "running" if task.state == "RUNNING" else "waiting"
-            rows.append(TaskRow(task, task.name, state, self._born.get(task), task.coro, hidden))
+            rows.append(TaskRow(task, task.name, state, self._born.get(task), coro, hidden))
         return rows
 
     def cancel_task(self, task: Any) -> str:
