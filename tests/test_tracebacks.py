@@ -197,3 +197,23 @@ def test_run_until_complete_refused_on_uvloop_shows_the_cell_and_the_message(
     out = shown(shell)
     assert "cannot re-enter a running Loop" in out, out
     assert frames_shown(out) == ["Cell In, line 2"], out
+
+
+@pytest.mark.parametrize(
+    ("cell", "error"),
+    [
+        ("autoawait_runners.trio_nursery()", "no trio session is running"),
+        ("asyncio.get_running_loop().set_task_factory(3)", "task factory must be a callable"),
+    ],
+)
+def test_an_error_the_extension_raises_for_the_user_shows_the_cell_and_the_message(
+    ipshell: Shell, cell: str, error: str
+) -> None:  # F6: as a library's own error shows (the cell's line, then the message)
+    shell = ipshell
+    shell.ok("import asyncio, autoawait_runners")
+    shell.output()
+    result = shell.run(f"await asyncio.sleep(0)\n{cell}")
+    assert error in str(result.error_in_exec)
+    out = shown(shell)
+    assert error in out and not RUNNER_FRAME.search(out), out
+    assert frames_shown(out) == ["Cell In, line 2"], out

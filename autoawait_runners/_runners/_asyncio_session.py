@@ -29,7 +29,7 @@ from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
-from .._core._tracebacks import closing_quietly, cut_to_task_code
+from .._core._tracebacks import closing_quietly, cut_to_task_code, for_the_user
 from .._nesting._loops import context_entered, nested_calls
 from ._base import Runner, TaskRow, runs_cells
 
@@ -309,7 +309,7 @@ class AsyncioSession:
 
     def _set_inner_factory(self, factory: Any) -> None:
         if factory is not None and not callable(factory):
-            raise TypeError("task factory must be a callable or None")  # as asyncio says
+            raise for_the_user(TypeError("task factory must be a callable or None"))  # asyncio's
         self._inner_factory = factory
 
     def _get_inner_factory(self) -> Any:

@@ -24,6 +24,7 @@ from .._core import _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import plural, say, say_failed
 from .._core._shell_context import ContextsInStep
+from .._core._tracebacks import for_the_user
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -329,9 +330,11 @@ class Runner(ABC):
             outer = waiter_of(asyncio.current_task(loop))
             return run_on_running_loop(loop, self._make_inner_cell(coro, outer))
         coro.close()
-        raise RuntimeError(
-            f"a cell run from inside a {self.name} cell can await only when the outer cell "
-            "runs it itself (%run, run_cell): run it from a cell of its own"
+        raise for_the_user(
+            RuntimeError(
+                f"a cell run from inside a {self.name} cell can await only when the outer cell "
+                "runs it itself (%run, run_cell): run it from a cell of its own"
+            )
         )
 
     def _make_cell(self, coro: Coroutine[Any, Any, Any]) -> CellCoroutine[Any]:

@@ -59,9 +59,7 @@ class CurioRunner(DedicatedThreadRunner):
         self._interruption: type[BaseException] | None = None
         # A cell's task -> the cell (for %tasks). Held weakly: a cell's task keeps its result,
         # the cell's value (F7).
-        self._cell_tasks: weakref.WeakKeyDictionary[curio.Task, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._cell_tasks: weakref.WeakKeyDictionary[curio.Task, Any] = weakref.WeakKeyDictionary()
         #: The newest cell's task: the cell asking, when %tasks runs (an older one that
         #: still runs is a cell given up on).
         self._newest_cell: weakref.ref[curio.Task] | None = None

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._core import _private_api
+from .._core._tracebacks import for_the_user
 from ._asyncio_session import resolve_soon
 
 #: Registers a callback; returns what unregisters it.
@@ -51,7 +52,7 @@ def _current_library() -> str:
     if curio_meta is not None and curio_meta.curio_running():
         return "curio"
     if _private_api.running_loop() is None:
-        raise RuntimeError("await this in a cell (asyncio, trio or curio)")
+        raise for_the_user(RuntimeError("await this in a cell (asyncio, trio or curio)"))
     return "asyncio"
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._core import _ctrl_c, _private_api
 from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_ran
 from .._core._messages import say_failed
-from .._core._tracebacks import cut_to_task_code
+from .._core._tracebacks import cut_to_task_code, for_the_user
 from .._nesting._shim import trio_cells_nest
 from ._base import GuiHook, TaskRow, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
@@ -451,6 +451,8 @@ def trio_nursery() -> SessionNursery:
     for session in _sessions:
         if session.nursery is not None:
             return session.nursery
-    raise RuntimeError(
-        "no trio session is running: select one with %autoawait trio or %autoawait trio-guest"
+    raise for_the_user(
+        RuntimeError(
+            "no trio session is running: select one with %autoawait trio or %autoawait trio-guest"
+        )
     )
