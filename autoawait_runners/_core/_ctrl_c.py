@@ -280,6 +280,10 @@ def _waiting_for_events(thread_id: int) -> bool:
     if thread_id in _waiting_elsewhere:
         return True
     frame: FrameType | None = _private_api.current_frames().get(thread_id)
+    if frame is not None and frame.f_code is run_past_interrupts.__code__:
+        # The loop's run is written in C (uvloop's): below this frame it runs no Python
+        # code, so it waits for events (or is in its own C code, and back soon).
+        return True
     while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
