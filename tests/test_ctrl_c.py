@@ -375,3 +375,21 @@ def test_a_press_during_the_one_that_interrupts_a_busy_loop_does_not_undo_it(
         assert shell.ok("await h.sleep(0); 'the next cell ran'") == "the next cell ran"
     finally:
         shell.ns["stop"] = True  # a task left running must not spin on after the test
+
+
+def test_a_sigint_handed_to_another_thread_wakes_a_private_loop_run_in_a_cell(
+    ipshell: Shell, sigint_restored: None, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R5, F3: the system may hand a process's SIGINT to any of its threads
+    # The main thread sleeps in asyncio.Runner's own loop, which watched no wake-up fd: the
+    # handler ran only when that loop next woke (a flaky terminal test, under load).
+    monkeypatch.syspath_prepend(str(SUPPORT))
+    ipshell.ok("import asyncio, threading")
+    ipshell.ok("from autoawait_test_helpers import interrupt_from_another_thread")
+    started = time.monotonic()
+    result = ipshell.run(
+        "threading.Thread(target=interrupt_from_another_thread, daemon=True).start()\n"
+        "with asyncio.Runner() as runner:\n"
+        "    runner.run(asyncio.sleep(600))"
+    )
+    assert isinstance(result.error_in_exec, KeyboardInterrupt), result.error_in_exec
+    assert time.monotonic() - started < TIMEOUT

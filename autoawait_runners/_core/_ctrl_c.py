@@ -303,12 +303,22 @@ _private_loops: dict[int, Any] = {}
 @contextmanager
 def private_loop_runs_here(loop: Any) -> Iterator[None]:
     """Around a private loop's ``run_until_complete`` (``asyncio.Runner`` in a cell, through
-    the nesting shim): Ctrl-C for a cell of this thread wakes that loop (see below)."""
+    the nesting shim): Ctrl-C for a cell of this thread wakes that loop (see below). In the
+    main thread, a waker in that loop is the signal wake-up fd meanwhile (unless other code
+    set one): a SIGINT the system hands to another thread writes there, and the main
+    thread, asleep in the loop's selector, wakes to run the handler (``asyncio.Runner``'s
+    own, or the cell's). Without it, the press waited for the loop's next event: a
+    ``sleep(100)``'s end."""
     here = threading.get_ident()
     outer = _private_loops.get(here)
     _private_loops[here] = loop
     try:
-        yield
+        with ExitStack() as stack:
+            if here == MAIN_THREAD_ID:
+                waker = stack.enter_context(waker_in(loop, only_way_to_wake=False))
+                if waker is not None and _take_wakeup_fd(waker):
+                    stack.callback(_give_back_wakeup_fd, waker)
+            yield
     finally:
         if outer is None:
             del _private_loops[here]
