@@ -142,6 +142,19 @@ def test_an_error_in_a_timeit_setup_shows_its_line(timing_shell: Shell) -> None:
     assert "----> 2 x = 1 / 0" in out, out
 
 
+@pytest.mark.parametrize("magic", ["%time", "%timeit -n 1 -r 1"])
+def test_ipythons_own_timing_of_code_without_await_shows_no_other_source(
+    timing_shell: Shell, magic: str
+) -> None:  # F8: as without the extension; it showed the lines an await cell had timed
+    shell = timing_shell
+    shell.run(f"{magic} await lib.sleep(0); 1 / 0")
+    shell.output()
+    result = shell.run(f"{magic} 1 / 0")  # IPython's own magic, same file name
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    out = shell.output()
+    assert "await lib.sleep(0)" not in out, out
+
+
 def test_without_autoawait_the_magics_are_ipythons(ipshell: Shell) -> None:
     ipshell.ok("%autoawait False")
     assert "run_line_magic('time', 'await f()')" in ipshell.ip.transform_cell("%time await f()")

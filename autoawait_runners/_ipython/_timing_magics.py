@@ -100,6 +100,7 @@ def install(extension: Extension) -> None:
 
     extension.changes.append(shell.input_transformers_post, await_timing)
     extension.changes.set_attribute(shell.compile, "cache", _showing_what_was_typed(shell))
+    extension.changes.on_event("post_run_cell", _forget_the_sources)
 
 
 def _showing_what_was_typed(shell: InteractiveShell) -> Any:
@@ -315,15 +316,30 @@ def _keep_the_source(
     """Keep the timed code's source for tracebacks through ``filename`` (IPython's ``%time``
     and ``%timeit`` keep none: a traceback through the code they compiled says "Could not
     get source"): ``source``'s lines, then those of ``%%timeit``'s ``setup``, whose nodes
-    are moved after them. One entry per file name, replaced at each use: nothing
-    accumulates."""
+    are moved after them. Kept until the cell has ended (its traceback shown): IPython's
+    own ``%time`` and ``%timeit`` compile under the same file names, and a later traceback
+    of theirs would show these lines."""
     import linecache
 
     lines = [line + "\n" for line in source.splitlines()]
     if setup is not None:
         ast.increment_lineno(setup, len(lines))
         lines += [line + "\n" for line in setup_source.splitlines()]
-    linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    _kept[filename] = linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+
+
+#: The source entries kept for the cell that runs now, by file name.
+_kept: dict[str, tuple[int, None, list[str], str]] = {}
+
+
+def _forget_the_sources(*_: Any) -> None:
+    """After a cell (``post_run_cell``): the timed code's source goes (see above)."""
+    import linecache
+
+    while _kept:
+        filename, entry = _kept.popitem()
+        if linecache.cache.get(filename) is entry:  # else replaced since: not ours
+            del linecache.cache[filename]
 
 
 def atimeit(
