@@ -71,6 +71,45 @@ def test_executing_is_true_exactly_while_the_cells_code_runs() -> None:
     assert stop.value.value == "done" and seen == [True, True] and not cell.executing
 
 
+def test_a_press_landing_in_the_cell_wrapper_cancels_rather_than_raises() -> None:
+    # R5: a press that lands in the wrapper's own code, just after a step (still executing),
+    # raised KeyboardInterrupt there: it went through the loop, not the cell, and ended the
+    # asyncio.run() around an embedded shell (a flaky terminal test on a loaded machine).
+    import sys
+    import threading
+
+    from autoawait_runners._core import _ctrl_c
+
+    frames: dict[str, Any] = {}
+    cell: CellCoroutine[None]
+
+    async def body() -> None:
+        frames["the cell's"] = sys._getframe(0)
+        frames["the wrapper's"] = sys._getframe(1)  # what resumed the cell: its _step
+        await Suspend()
+
+    cell = CellCoroutine(body(), untranslated)
+    cell.send(None)
+    cell.executing = True  # as between the cell's suspension and the wrapper's bookkeeping
+    here = threading.get_ident()
+    cancelled: list[bool] = []
+    assert _ctrl_c.interrupt(
+        cell,
+        cancel=lambda: cancelled.append(True),
+        cell_thread=here,
+        landed=frames["the wrapper's"],
+    )
+    assert cancelled == [True] and cell.pending_interrupt
+    with pytest.raises(KeyboardInterrupt):  # landed in the cell's code: raised there
+        _ctrl_c.interrupt(
+            cell,
+            cancel=lambda: cancelled.append(True),
+            cell_thread=here,
+            landed=frames["the cell's"],
+        )
+    cell.close()
+
+
 def test_the_runners_cancellation_reaches_the_cell_as_the_interruption_once() -> None:
     received: list[BaseException] = []
     body = swallowing_twice(received)

@@ -40,7 +40,9 @@ The rules, for a cell wrapped in a :class:`~autoawait_runners._core._cell.CellCo
 2. Each press interrupts the cell where it is (the flags below say where): running Python
    code, it raises KeyboardInterrupt there (in the cell's thread if that is another one);
    suspended at an await, its task is cancelled and the cancellation reaches the cell as
-   the interruption. A cell that swallows one gets the next.
+   the interruption. A cell that swallows one gets the next. A press that lands in this
+   package's own code in the main thread (the cell's wrapper between two steps) cancels
+   too: raised there, it would go through the loop rather than the cell.
 3. The :data:`ABANDON_AFTER`-th press stops waiting: the handler raises
    :class:`GaveUpWaiting` (on a loop below, it tells the waiting code to stop instead);
    :func:`waiting_for` cancels the cell once more, waits briefly (:func:`give_up`), and
@@ -112,21 +114,32 @@ GaveUpWaiting.__module__ = "builtins"
 # -- where a press goes (rules 2 to 5) ------------------------------------------------------
 
 
-def interrupt(cell: CellCoroutine[Any], *, cancel: Callable[[], None], cell_thread: int) -> bool:
-    """Deliver one Ctrl-C to the cell, where it is; called by the handler (main thread).
+def interrupt(
+    cell: CellCoroutine[Any],
+    *,
+    cancel: Callable[[], None],
+    cell_thread: int,
+    landed: FrameType | None = None,
+) -> bool:
+    """Deliver one Ctrl-C to the cell, where it is; called by the handler (main thread),
+    ``landed`` the frame the signal interrupted.
 
-    Running Python code in this thread: raises KeyboardInterrupt here. Running in
-    ``cell_thread``: raises it there. Suspended at an await: ``cancel()``s the cell's task
-    (thread-safely), which the cell turns into the interruption. Returns False at the
-    :data:`ABANDON_AFTER`-th press: the caller stops waiting for the cell.
+    Running Python code in this thread: raises KeyboardInterrupt here, unless the press
+    landed in this package's own code (the cell's wrapper just after a step, say: raised
+    there, it would go through the loop, not the cell, and end the program's
+    ``asyncio.run()`` around an embedded shell). Running in ``cell_thread``: raises it
+    there. Suspended at an await (or landed in this package's code): ``cancel()``s the
+    cell's task (thread-safely), which the cell turns into the interruption. Returns False
+    at the :data:`ABANDON_AFTER`-th press: the caller stops waiting for the cell.
     """
     cell.interrupts += 1
     if cell.interrupts >= ABANDON_AFTER:
         return False
     if _raises_in_place(cell, cell_thread):
         if cell_thread == threading.get_ident():
-            raise KeyboardInterrupt
-        if raise_in_thread(cell_thread, KeyboardInterrupt):
+            if landed is None or not landed.f_code.co_filename.startswith(PACKAGE_DIR):
+                raise KeyboardInterrupt
+        elif raise_in_thread(cell_thread, KeyboardInterrupt):
             _wake_private_loop_in(cell_thread)  # a private loop of the cell's, asleep in select
             frame = _private_api.current_frames().get(cell_thread)
             if frame is not None:
@@ -670,15 +683,16 @@ def _say_once_per_handler(handler: Any, message: str | None) -> None:
 
 
 def sigint_routed_to(
-    interrupt: Callable[[], bool], *, waker: Waker | None = None
+    interrupt: Callable[[FrameType | None], bool], *, waker: Waker | None = None
 ) -> _SigintHandlerWhile:
-    """While a cell runs, send Ctrl-C (SIGINT) to ``interrupt()`` instead of raising.
+    """While a cell runs, send Ctrl-C (SIGINT) to ``interrupt(frame)`` instead of raising.
 
-    ``interrupt`` runs in the signal handler, in the main thread: typically :func:`interrupt`
-    for the cell. When it returns False the handler raises :class:`GaveUpWaiting`, so the
-    waiting thread stops waiting. ``waker``, if given, becomes the signal wake-up fd, for a
-    main thread asleep in a selector. Rule 1 says which handlers are replaced and restored;
-    :class:`_SigintHandlerWhile` where the handler can be set from.
+    ``interrupt`` runs in the signal handler, in the main thread, given the frame the signal
+    interrupted: typically :func:`interrupt` for the cell. When it returns False the handler
+    raises :class:`GaveUpWaiting`, so the waiting thread stops waiting. ``waker``, if given,
+    becomes the signal wake-up fd, for a main thread asleep in a selector. Rule 1 says which
+    handlers are replaced and restored; :class:`_SigintHandlerWhile` where the handler can
+    be set from.
 
     One press at a time, in order: Python runs a signal handler between any two bytecodes,
     the handler's own too, so a press that comes while another is being handled (presses
@@ -699,7 +713,7 @@ def sigint_routed_to(
             try:
                 while presses:
                     presses.pop()
-                    if not interrupt():
+                    if not interrupt(frame):
                         raise GaveUpWaiting
             except BaseException:
                 presses.clear()  # raised where the main thread is: those go with it
@@ -942,12 +956,12 @@ class waiting_for:  # named as a function: used as one (``with waiting_for(contr
         controls.cell.pending_interrupt = True
         controls.cancel()
 
-    def _on_press(self) -> bool:
+    def _on_press(self, landed: FrameType | None) -> bool:
         controls = self._controls
         thread = controls.thread()
         if thread is None:
             return True  # not handed over yet: nothing to interrupt
-        if interrupt(controls.cell, cancel=controls.cancel, cell_thread=thread):
+        if interrupt(controls.cell, cancel=controls.cancel, cell_thread=thread, landed=landed):
             return True
         if controls.stop_waiting is None:
             return False  # the handler raises GaveUpWaiting where it is
