@@ -149,10 +149,9 @@ def test_ipythons_own_timing_of_code_without_await_shows_no_other_source(
     shell = timing_shell
     shell.run(f"{magic} await lib.sleep(0); 1 / 0")
     shell.output()
-    result = shell.run(f"{magic} 1 / 0")  # IPython's own magic, same file name
-    assert isinstance(result.error_in_exec, ZeroDivisionError)
-    out = shell.output()
-    assert "await lib.sleep(0)" not in out, out
+    shell.run(f"{magic} 1 / 0")  # IPython's own magic, same file name (8.18's %time shows
+    out = shell.output()  # the error itself, and the cell has none)
+    assert "ZeroDivisionError" in out and "await lib.sleep(0)" not in out, out
 
 
 def test_without_autoawait_the_magics_are_ipythons(ipshell: Shell) -> None:
