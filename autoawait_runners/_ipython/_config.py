@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from traitlets import Bool, TraitError, Unicode
+from traitlets import Bool, Enum, Float, TraitError, Unicode
 from traitlets.config import Config, Configurable
 
 from .._core._messages import say
@@ -60,6 +60,25 @@ class AutoawaitRunners(Configurable):
         every trio-runner cell in a greenlet portal, which costs each cell about 80 us and
         each step of its task two greenlet switches. %nest trio on|off, or %config, change
         it at once.""",
+    ).tag(config=True)
+
+    rerun = Enum(
+        ["warn", "cancel", "keep"],
+        "warn",
+        help="""What running a notebook cell again does to the tasks its earlier runs left
+        alive (told by the frontend's cellId; in a terminal, by nothing: each input is a
+        new cell). 'warn': one line names them and they keep running; 'cancel': they are
+        cancelled, and their finally blocks run, before the new run starts; 'keep': nothing
+        is said or done (B2).""",
+    ).tag(config=True)
+
+    blocked_warning = Float(
+        1.0,
+        min=0.0,
+        help="""Seconds the session loop may go without coming back to wait for events,
+        while no cell runs, before one line names what holds it (the task or callback and
+        its line of code, sampled from another thread); %tasks blocked lists the recent
+        ones with their stacks. 0 turns the watch off (B3).""",
     ).tag(config=True)
 
 
