@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import sys
 import tempfile
@@ -77,6 +78,8 @@ class Kernel:
         self.client.wait_for_ready(timeout=TIMEOUT * 2)
         #: request msg_id -> the statuses the kernel sent for it, as seen so far.
         self._statuses: dict[str, list[str]] = {}
+        #: The outputs read while waiting for other requests (see outputs_of).
+        self._passed_over: list[dict[str, Any]] = []
 
     def execute(
         self,
@@ -140,6 +143,35 @@ class Kernel:
                 return parents
         pytest.fail(f"the request {until_idle} did not end")
 
+    def outputs_of(self, msg_id: str, *, until: Sequence[str]) -> list[tuple[str, str]]:
+        """What the kernel sent as outputs of the request ``msg_id`` (kind, text), also
+        while other cells ran, until one of the kinds ``until``: what a frontend shows in
+        that cell's output area (a %%background cell's, after its reply)."""
+        seen: list[tuple[str, str]] = []
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if self._passed_over:
+                message = self._passed_over.pop(0)
+            else:
+                try:
+                    message = self.client.get_iopub_msg(timeout=0.05)
+                except queue.Empty:
+                    continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                seen.append((kind, content["text"]))
+            elif kind == "execute_result":
+                text = content["data"]["text/plain"]
+                seen.append((kind, f"{content['execution_count']}: {text}"))
+            elif kind == "error":
+                plain = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(content["traceback"]))
+                seen.append((kind, plain))
+            if kind in until:
+                return seen
+        pytest.fail(f"no {until} for the request {msg_id}; seen: {seen}")
+
     def send_comm_msg(self, comm_id: str, data: dict[str, Any]) -> str:
         """Send what a frontend sends to a comm (a widget's model): a ``comm_msg``; its id."""
         message = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
@@ -202,6 +234,7 @@ class Kernel:
             self._note_status(message)
             msg_id = message["parent_header"].get("msg_id")
             if msg_id not in busy:
+                self._passed_over.append(message)
                 continue
             kind, content = message["msg_type"], message["content"]
             cell = pieces[msg_id]

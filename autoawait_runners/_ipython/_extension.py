@@ -24,6 +24,7 @@ from .._nesting._shim import is_nesting, nest_off, nest_on
 from .._runners._base import Runner, RunnerUnavailable, in_a_kernel
 from . import (
     _autoawait_magic,
+    _background,
     _completion,
     _kernel_comms,
     _kernel_messages,
@@ -56,6 +57,7 @@ MAGICS = (
     _nest_magic.install,
     _timing_magics.install,
     _tasks_magic.install,
+    _background.install,
 )
 
 

@@ -11,6 +11,8 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from ._background import is_background_cell
+
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -280,7 +282,9 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
             *((row.library,) if with_library else ()),
             row.state + (f" ({row.hidden})" if row.hidden else ""),
             _age(row.started),
-            "<cell>" if hasattr(row.coro, "cell_code") else _coroutine_name(row.coro),
+            "<cell>"
+            if hasattr(row.coro, "cell_code") or is_background_cell(row.coro)
+            else _coroutine_name(row.coro),
             _place(shell, _waiting_at(frames)) if (frames := await_frames(row.coro)) else "-",
         )
         for row in rows

@@ -646,6 +646,19 @@ class AsyncioSessionRunner(Runner):
         rows = self._session.task_rows()
         return in_tree_order(rows) if tree and self.task_tree else rows
 
+    def start_background(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str,
+        context: contextvars.Context,
+    ) -> None:
+        # In a cell: in the loop's thread, the loop running (a plain cell's too, R3).
+        loop = self.loop
+        assert loop is not None
+        # The loop holds it until its first step, its handle (in _bg) from then on.
+        loop.create_task(coro, name=name, context=context)
+
     def cancel_task(self, task: Any) -> str:
         if task.done():
             raise ValueError("it has already ended")

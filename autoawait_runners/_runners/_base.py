@@ -388,6 +388,23 @@ class Runner(ABC):
     def _after_cell(self) -> None:  # noqa: B027 - optional hook
         """Called after each top-level cell, before the next prompt."""
 
+    # -- %%background (B1): called from a cell of the session, in the loop's thread --------
+
+    def start_background(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str,
+        context: contextvars.Context,
+    ) -> None:
+        """Start ``coro`` as a task of the session named ``name``, its steps run in
+        ``context`` (the cell's). Raises :class:`RunnerUnavailable` (why, in one line) for
+        a runner whose session does not run between cells."""
+        coro.close()
+        raise RunnerUnavailable(
+            f"the {self.name} runner keeps no session loop running between cells"
+        )
+
     # -- %tasks (M2): called from a cell of the session, in the loop's thread ----------------
 
     def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:

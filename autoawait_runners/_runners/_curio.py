@@ -202,6 +202,26 @@ class CurioRunner(DedicatedThreadRunner):
             rows.append(TaskRow(task, task.name, state, self._born.get(task), coro, hidden))
         return rows
 
+    def start_background(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str,
+        context: contextvars.Context,
+    ) -> None:
+        import curio
+
+        queue = self._queue
+        assert queue is not None
+        _contexts_given[coro] = context
+
+        async def spawn() -> None:
+            # curio spawns from a task: the session's main task does, as this cell yields.
+            task = await curio.spawn(coro, daemon=True)
+            task.name = name
+
+        queue.put(spawn)
+
     def cancel_task(self, task: Any) -> str:
         queue = self._queue
         if task.terminated or queue is None:
@@ -292,6 +312,10 @@ def get_runner() -> CurioRunner:
     return _runner
 
 
+#: The contexts chosen for coroutines about to be spawned (a %%background cell's).
+_contexts_given: weakref.WeakKeyDictionary[Any, contextvars.Context] = weakref.WeakKeyDictionary()
+
+
 def _session_task_class(session: contextvars.Context) -> type[Any]:
     """curio's task class for the session: every task runs in a copy of its parent's
     context, as asyncio's and trio's do (curio's default tasks all share the thread's), so
@@ -305,5 +329,7 @@ def _session_task_class(session: contextvars.Context) -> type[Any]:
             super().__init__(coro, parent)
             if getattr(coro, "cr_code", None) is _run_cell_task.__code__:
                 self._context = session
+            elif (given := _contexts_given.pop(coro, None)) is not None:
+                self._context = given
 
     return SessionTask

@@ -282,6 +282,18 @@ class TrioSession:
                 add(task, "", 0)  # a system task a cell spawned
         return rows
 
+    def start_background(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str,
+        context: contextvars.Context,
+    ) -> None:
+        nursery = self.nursery
+        assert nursery is not None
+        # trio's child copies the context it is started in.
+        context.run(nursery.start_soon, lambda: coro, name=name)
+
     def cancel_task(self, task: Any) -> str:
         nursery = self._nursery
         scope = nursery.scopes.get(task) if nursery is not None else None
