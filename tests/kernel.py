@@ -165,6 +165,8 @@ class Kernel:
             elif kind == "execute_result":
                 text = content["data"]["text/plain"]
                 seen.append((kind, f"{content['execution_count']}: {text}"))
+            elif kind == "display_data":
+                seen.append((kind, content["data"]["text/plain"]))
             elif kind == "error":
                 plain = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(content["traceback"]))
                 seen.append((kind, plain))

@@ -222,7 +222,10 @@ def test_a_background_cells_output_and_value_go_to_its_own_cell_after_others_ran
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(f"%autoawait {runner}")
     kernel.ok(_go(runner))
-    code = "%%background\nprint('one')\nawait go.wait()\nprint('two')\n40 + 2"
+    code = (
+        "%%background\nprint('one')\nawait go.wait()\nprint('two')\n"
+        "from IPython.display import display\ndisplay('shown')\n40 + 2"
+    )
     msg_id = kernel.client.execute(code)
     reply = kernel.client.get_shell_msg(timeout=TIMEOUT)
     assert reply["parent_header"]["msg_id"] == msg_id
@@ -233,6 +236,7 @@ def test_a_background_cells_output_and_value_go_to_its_own_cell_after_others_ran
     seen = kernel.outputs_of(msg_id, until=("execute_result", "error"))
     printed = "".join(text for kind, text in seen if kind == "stream")
     assert printed == "one\ntwo\n", seen
+    assert ("display_data", "'shown'") in seen, seen
     assert seen[-1] == ("execute_result", f"{number}: 42"), seen
 
 

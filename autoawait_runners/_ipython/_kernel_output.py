@@ -21,6 +21,7 @@ extension: its output goes to the cell running when it starts.
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 from collections.abc import Callable
@@ -57,13 +58,54 @@ def install(extension: Extension) -> None:
                     set_parent = getattr(stream, "set_parent", None)
                     if callable(set_parent):  # an OutStream, not a capture's
                         set_parent(request)
+                _request.set(request)
 
             return in_the_cell
 
         _threads_made_in_cells_follow_them(extension)
+        _displays_follow_the_cell(extension)
     else:
         return
     extension.changes.on_undo(add_cell_setup(setup))
+
+
+#: ipykernel 6: the request the cell answers, in the cell's context (and its tasks').
+_request: contextvars.ContextVar[Any] = contextvars.ContextVar("autoawait_runners_request")
+
+
+def _displays_follow_the_cell(extension: Extension) -> None:
+    """ipykernel 6: a display goes to the request of the context it is made in.
+
+    ipykernel 6 sends a display to the request its display publisher was last told of (one
+    for the whole kernel; 7 keeps it per context): a task, or a ``%%background`` cell, that
+    displays after a later cell has started would display in that cell. So a display made in
+    a context whose request is not the publisher's is sent as that request's: the publisher
+    is told of it for the call, and told back after, if no one has told it of another
+    meanwhile (the kernel's thread, answering a new request)."""
+    from jupyter_client.session import extract_header
+
+    publisher: Any = extension.shell.display_pub
+
+    def routed(found: Callable[..., Any]) -> Callable[..., Any]:
+        def to_the_cells_request(*args: Any, **kwargs: Any) -> Any:
+            request = _request.get(None)
+            kernels = publisher.parent_header
+            if request is None:
+                return found(*args, **kwargs)
+            header = extract_header(request)
+            if header.get("msg_id") == kernels.get("msg_id"):
+                return found(*args, **kwargs)
+            publisher.parent_header = header
+            try:
+                return found(*args, **kwargs)
+            finally:
+                if publisher.parent_header.get("msg_id") == header.get("msg_id"):
+                    publisher.parent_header = kernels
+
+        return to_the_cells_request
+
+    for name in ("publish", "clear_output"):
+        extension.changes.set_attribute(publisher, name, routed(getattr(publisher, name)))
 
 
 def _threads_made_in_cells_follow_them(extension: Extension) -> None:
