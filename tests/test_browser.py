@@ -447,3 +447,53 @@ def test_a_cell_awaits_the_keyboard_and_the_mouse_in_jupyterlab_while_the_next_w
             ]
     finally:
         server.shut_down_kernels()
+
+
+#: A background cell's library -> its event, and the line that sets it in a plain cell.
+BACKGROUND_EVENTS = {
+    "asyncio": ("import asyncio\ngo = asyncio.Event()", "go.set()"),
+    "trio": ("import trio\ngo = trio.Event()", "go.set()"),
+    "curio": ("import curio\ngo = curio.Event()", "await go.set()"),
+}
+
+
+def background_notebook(runner: str) -> dict[str, Any]:
+    """A %%background cell that waits for the cell after it, then prints and ends."""
+    make, set_it = BACKGROUND_EVENTS[runner]
+    cells = [
+        f"%load_ext autoawait_runners\n%autoawait {runner}\n{make}",
+        '%%background\nprint("started")\nawait go.wait()\nprint("went on")\n"value " + "later"',
+        f'print("the next cell")\n{set_it}',
+    ]
+    page = notebook(runner)
+    page["cells"] = [
+        {**page["cells"][0], "id": f"cell-{index}", "source": source}
+        for index, source in enumerate(cells)
+    ]
+    return page
+
+
+@pytest.mark.parametrize("library", list(BACKGROUND_EVENTS))
+def test_a_background_cells_output_lands_in_its_own_cell_after_the_next_one_ran(
+    library: str, browser: WebDriver, server: Server, artifacts: Path
+) -> None:
+    # B1: in a real JupyterLab, a %%background cell is done at once (its prompt numbered,
+    # the next cell runs), and what it prints later, and its value, show in its own output
+    # area, not in the cell that ran meanwhile.
+    name = f"background-{library}.ipynb"
+    (server.root / name).write_text(json.dumps(background_notebook(library)))
+    page = Notebook(browser)
+    try:
+        with kept_on_failure(browser, artifacts, server):
+            browser.get(f"{server.url}/lab/tree/{name}?reset&token={server.token}")
+            page.wait_for("the notebook's three cells", lambda: len(page.cells()) == 3)
+            page.run_all()
+            page.wait_for(
+                "the background cell's value in its own cell",
+                lambda: "'value later'" in page.output(1),
+            )
+            assert page.output(1) == "started\nwent on\n'value later'", page.describe()
+            assert page.output(2) == "the next cell", page.describe()
+            assert [page.prompt(index) for index in range(3)] == ["[1]:", "[2]:", "[3]:"]
+    finally:
+        server.shut_down_kernels()
