@@ -126,3 +126,13 @@ def test_the_widgets_notebook_says_at_once_that_no_one_can_answer_under_nbclient
     outputs = run_notebook("widgets.ipynb", tmp_path)
     cell_with(outputs, "No one can move the slider here")
     assert "Move the slider" not in "".join(outputs)
+
+
+def test_background_notebook(tmp_path: Path) -> None:  # B1, K2
+    outputs = run_notebook("background.ipynb", tmp_path)
+    cell_with(outputs, "cells run meanwhile; readings so far:")
+    cell_with(outputs, "(background)")  # %tasks lists it
+    cell_with(outputs, "total: 30")
+    cell_with(outputs, "the background cell failed: the sensor went away")
+    cell_with(outputs, "cancelled")
+    cell_with(outputs, "BackgroundCellCancelled")

@@ -78,7 +78,13 @@ curio runner of autoawait_runners (or a kernel's own asyncio loop).
 
 
 class BackgroundCells(dict[int, "BackgroundCell"]):
-    """``_bg``: the background cells of the session, by cell number."""
+    """``_bg``: the background cells of the session, by cell number; ``_bg[-1]`` is the
+    newest (as a list counts from its end)."""
+
+    def __getitem__(self, number: int) -> BackgroundCell:
+        if isinstance(number, int) and number < 0 and -number <= len(self):
+            return list(self.values())[number]
+        return super().__getitem__(number)
 
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{n}: {cell!r}" for n, cell in self.items()) + "}"
