@@ -217,3 +217,24 @@ def test_an_error_the_extension_raises_for_the_user_shows_the_cell_and_the_messa
     out = shown(shell)
     assert error in out and not RUNNER_FRAME.search(out), out
     assert frames_shown(out) == ["Cell In, line 2"], out
+
+
+def test_a_closing_within_a_closing_keeps_tracebacks_quiet_until_the_outer_one_ends(
+    ipshell: Shell,
+) -> None:  # F6: a cell given up on is closed quietly, however deep the closing
+    from autoawait_runners._core._tracebacks import closing_quietly
+
+    def show_one() -> None:
+        try:
+            raise ZeroDivisionError("shown?")
+        except ZeroDivisionError:
+            ipshell.ip.showtraceback()
+
+    ipshell.output()
+    with closing_quietly():
+        with closing_quietly():
+            pass
+        show_one()
+    assert "shown?" not in ipshell.output()
+    show_one()
+    assert "shown?" in ipshell.output()

@@ -328,9 +328,7 @@ def private_loop_runs_here(loop: Any) -> Iterator[None]:
     try:
         with ExitStack() as stack:
             if here == MAIN_THREAD_ID:
-                waker = stack.enter_context(waker_in(loop, only_way_to_wake=False))
-                if waker is not None and _take_wakeup_fd(waker):
-                    stack.callback(_give_back_wakeup_fd, waker)
+                _waker_as_wakeup_fd(stack, loop)
             yield
     finally:
         if outer is None:
@@ -776,6 +774,15 @@ def _give_back_sigint(handler: CtrlCHandler) -> None:
     _uninstall(handler)
 
 
+def _waker_as_wakeup_fd(stack: ExitStack, loop: Any) -> None:
+    """Make a waker in ``loop`` the signal wake-up fd until ``stack`` closes, unless other
+    code set one (then it stays theirs): a SIGINT the system hands to another thread wakes
+    the main thread asleep in that loop."""
+    waker = stack.enter_context(waker_in(loop, only_way_to_wake=False))
+    if waker is not None and _take_wakeup_fd(waker):
+        stack.callback(_give_back_wakeup_fd, waker)
+
+
 def _take_wakeup_fd(waker: Waker) -> bool:
     """Make ``waker`` the signal wake-up fd, unless other code set one (rule 1); whether it
     did. Main thread only."""
@@ -865,9 +872,7 @@ def _sigint_handler_from(handler: CtrlCHandler) -> Iterator[bool]:
         if not _take_sigint(handler):
             return False
         stack.callback(_give_back_sigint, handler)
-        waker = stack.enter_context(waker_in(loop, only_way_to_wake=False))
-        if waker is not None and _take_wakeup_fd(waker):
-            stack.callback(_give_back_wakeup_fd, waker)
+        _waker_as_wakeup_fd(stack, loop)
         return True
 
     taken: list[bool] = []

@@ -144,12 +144,13 @@ def closing_quietly() -> Iterator[None]:
             hook(report)
 
     here = threading.current_thread()
+    outer = getattr(_closing, "on", False)  # within another: on until that one ends
     _closing.on = True
     sys.unraisablehook = unraisable
     try:
         yield
     finally:
-        _closing.on = False
+        _closing.on = outer
         if sys.unraisablehook is unraisable:
             sys.unraisablehook = hook
 
