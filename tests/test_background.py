@@ -64,6 +64,20 @@ def test_a_background_failure_is_shown_once_as_a_cell_traceback_and_raised_where
     assert shown.count(f"1 / 0  # the line {number}") == 2, shown
 
 
+def test_a_background_exception_group_shows_the_cells_frames_only(ipshell: Shell) -> None:
+    # B1, R9: an exception group is shown from its own traceback.
+    number = ipshell.ip.execution_count
+    ipshell.ok(
+        "%%background\nimport asyncio\nawait asyncio.sleep(0)\n"
+        "raise ExceptionGroup('both', [ValueError(1)])"
+    )
+    ipshell.run("await asyncio.sleep(0.05)")
+    shown = ipshell.output()
+    assert f"In [{number}] (background) failed" in shown
+    assert "ExceptionGroup: both" in shown, shown
+    assert "_background" not in shown, shown
+
+
 def test_tasks_lists_a_background_cell_and_cancelling_it_runs_its_finally(
     any_shell: Shell,
 ) -> None:  # B1, M2

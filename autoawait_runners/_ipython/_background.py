@@ -426,7 +426,10 @@ def _show_value(shell: Any, handle: BackgroundCell, value: Any, request: Any) ->
 
 
 def _show_failure(shell: Any, handle: BackgroundCell, exc: BaseException, request: Any) -> None:
+    # Cut for good: an exception group is shown from its own __traceback__, and a cell that
+    # awaits the handle raises the same exception.
     tb = _from_the_cell(exc.__traceback__, handle.number, shell)
+    exc.__traceback__ = tb
     if request is not None:
         stb = shell.InteractiveTB.structured_traceback(type(exc), exc, tb, tb_offset=0)
         _publish(
