@@ -13,8 +13,9 @@ CPython:
   loop is busy or waiting for events, and whether a thread sent Ctrl-C has moved (Ctrl-C);
   and the asyncio loop the main thread runs, found by its ``run_forever`` frame's ``self``,
   for a shell embedded in a worker thread (Ctrl-C handlers are set in the main thread).
-- ``sys._getframe``: the caller's frame: its namespace for ``embed()``, and the frame of
-  ``BaseEventLoop._run_once`` below a nested call (parking).
+- ``sys._getframe``: the caller's frame: its namespace for ``embed()``, the frame of
+  ``BaseEventLoop._run_once`` below a nested call (parking), and the cell a
+  ``%%background`` is called from (its number).
 - ``ctypes.pythonapi.PyThreadState_SetAsyncExc``: raise KeyboardInterrupt in a runner's
   thread, the only way one thread can interrupt another's Python code (Ctrl-C).
 - ``_signal.signal`` and ``_signal.getsignal``: what ``signal.signal`` and

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
+from .._core import _private_api
 from .._core._messages import say
 from .._runners._base import RunnerUnavailable, in_a_kernel
 
@@ -285,12 +286,12 @@ def _on_the_running_loop(runner: Any) -> Callable[..., None]:
 def _cell_number(shell: Any) -> int:
     """The number of the cell running this magic: its frame's (IPython 9 counts the next
     cell while one runs, 8 the one running), or the count if no cell's frame calls it."""
-    frame = sys._getframe(1)
+    frame: Any = _private_api.caller_frame(1)
     while frame is not None:
         named = shell.compile.format_code_name(frame.f_code.co_filename)
         if named and named[1].startswith("In["):
             return int(named[1][3:-1])
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return int(shell.execution_count)
 
 
