@@ -125,6 +125,13 @@ def test_a_background_cell_counts_and_is_kept_in_history_as_any_cell(ipshell: Sh
     assert ipshell.ns["In"][first] == "get_ipython().run_cell_magic('background', '', '1\\n')"
 
 
+def test_the_handles_come_back_after_a_reset(ipshell: Shell) -> None:  # B1
+    ipshell.ok("%reset -f")
+    number = ipshell.ip.execution_count
+    ipshell.ok("%%background\n'still ' + 'there'")
+    assert ipshell.ok(f"await _bg[{number}]") == "still there"
+
+
 def test_a_syntax_error_fails_the_cell_that_asked(ipshell: Shell) -> None:  # B1
     result = ipshell.run("%%background\nawait (")
     assert isinstance(result.error_in_exec, SyntaxError)

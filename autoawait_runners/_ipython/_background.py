@@ -256,6 +256,8 @@ def start(
             "(%autoawait asyncio selects one)"
         ) from None
     handles[number] = handle
+    if HANDLES not in shell.user_ns:  # gone with a %reset: back, as IPython's Out comes back
+        shell.user_ns[HANDLES] = shell.user_ns_hidden[HANDLES] = handles
 
 
 def _on_the_running_loop(runner: Any) -> Callable[..., None]:
