@@ -88,6 +88,7 @@ class Kernel:
         interrupt_after: str | Sequence[str] = (),
         input_lines: list[str] | None = None,
         when: Sequence[tuple[str, Callable[[], object]]] = (),
+        cell_id: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Run a cell; return everything it printed or displayed, and the reply.
 
@@ -96,9 +97,14 @@ class Kernel:
         ``input_lines`` answer the cell's input requests (``input()``, as Jupyter's input box
         does), in order. ``when``: (text, action) pairs, each action done once the cell's
         output contains its text, in order (what a person at the notebook does then).
+        ``cell_id``: the notebook cell's id, sent in the request's metadata as JupyterLab
+        and Notebook 7 send it.
         """
         lines = list(input_lines) if input_lines is not None else None
-        msg_id = self.client.execute(code, allow_stdin=lines is not None)
+        if cell_id is None:
+            msg_id = self.client.execute(code, allow_stdin=lines is not None)
+        else:
+            msg_id = self._execute_in_a_notebook_cell(code, cell_id, allow_stdin=lines is not None)
         texts = [interrupt_after] if isinstance(interrupt_after, str) else list(interrupt_after)
         actions = [*when, *((text, self.manager.interrupt_kernel) for text in texts)]
         [output] = self._outputs([msg_id], actions=actions, input_lines=lines)
@@ -264,9 +270,24 @@ class Kernel:
                 replies.append(reply["content"] if content_only else reply)
         return replies
 
-    def ok(self, code: str) -> str:
+    def _execute_in_a_notebook_cell(self, code: str, cell_id: str, *, allow_stdin: bool) -> str:
+        """jupyter_client's ``execute``, with the metadata a notebook frontend sends."""
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": True,
+        }
+        message = self.client.session.msg("execute_request", content)
+        message["metadata"]["cellId"] = cell_id
+        self.client.shell_channel.send(message)
+        return str(message["header"]["msg_id"])
+
+    def ok(self, code: str, *, cell_id: str | None = None) -> str:
         """Run a cell that must succeed; return its output."""
-        output, reply = self.execute(code)
+        output, reply = self.execute(code, cell_id=cell_id)
         assert reply["status"] == "ok", f"cell failed: {code!r}\n{output}"
         return output
 

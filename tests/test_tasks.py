@@ -33,10 +33,10 @@ def tasks_shell(any_shell: Shell, monkeypatch: pytest.MonkeyPatch) -> Shell:
 
 
 def rows(out: str) -> list[str]:
-    """The table's rows (after its title and header)."""
+    """The table's rows (after its title and header; not --tree's headings, a cell's)."""
     lines = out.strip().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("id "))
-    return lines[start + 1 :]
+    return [line for line in lines[start + 1 :] if not line.startswith("In [")]
 
 
 def test_no_tasks_is_one_line(tasks_shell: Shell) -> None:
@@ -132,7 +132,7 @@ def test_rows_fit_a_terminal_and_a_notebook_gets_a_table(tasks_shell: Shell) -> 
     assert all(len(line) <= WIDTH for line in out.splitlines()), out
     from autoawait_runners._ipython._tasks_magic import TaskTable
 
-    table = TaskTable([("1", "name", "waiting", "1.0s", "f()", "In[1]:2")], [0], "1 task")
+    table = TaskTable([("1", "name", "In [1]", "waiting", "1.0s", "f()", "In[1]:2")], [0], "1 task")
     data, _ = shell.ip.display_formatter.format(table)
     assert "<table>" in data["text/html"] and "In[1]:2" in data["text/html"]
     assert "In[1]:2" in data["text/plain"]
@@ -276,10 +276,10 @@ def test_trio_guest_lists_and_cancels_its_asyncio_tasks_too(ipshell: Shell) -> N
     shell.ok("%tasks")
     out = shell.output()
     assert out.startswith("3 tasks in the trio-guest session"), out
-    assert re.search(r"^id +name +library +state", out, re.MULTILINE), out
+    assert re.search(r"^id +name +cell +library +state", out, re.MULTILINE), out
     listed = {re.findall(r"(\w+)\(\)", row)[0]: row.split() for row in rows(out)}
-    assert listed["trio_ticker"][2] == "trio", out
-    assert listed["asyncio_ticker"][2] == "asyncio", out
+    assert listed["trio_ticker"][4] == "trio", out
+    assert listed["asyncio_ticker"][4] == "asyncio", out
     asyncio_ids = [row.split()[0] for row in rows(out) if " asyncio " in row]
     assert len(asyncio_ids) == 2, out
     shell.ok(f"%tasks cancel {asyncio_ids[0]}")

@@ -32,6 +32,7 @@ from . import (
     _kernel_shutdown,
     _nest_magic,
     _prompt_hook,
+    _task_cells,
     _tasks_magic,
     _timing_magics,
 )
@@ -121,6 +122,7 @@ class Extension:
             install_magic(self)
         _completion.install(self)  # of the magics' arguments, as each says
         _kernel_output.install(self)  # in a kernel: output goes to the cell that made it
+        _task_cells.install(self)  # tasks belong to cells; a cell run again (after output)
         _kernel_messages.install(self)  # ipykernel 6: comm messages while a cell runs
         _kernel_comms.install(self)  # in a kernel: comm callbacks where the cells run
         _kernel_shutdown.install(self)  # in a kernel: a shutdown ends the cells first

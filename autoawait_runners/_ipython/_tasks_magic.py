@@ -11,6 +11,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from .._runners._base import cell_of
 from ._background import is_background_cell
 
 if TYPE_CHECKING:
@@ -34,31 +35,36 @@ def install(extension: Extension) -> None:
 #: What ``%tasks?`` shows: complete in itself, for a terminal.
 TASKS_HELP = """List the session's background tasks, see where one waits, cancel one.
 
-  %tasks              one row per task the session's code started: id, name, state,
-                      age, coroutine, and where it waits (file:line, or In[n]:line)
+  %tasks              one row per task the session's code started: id, name, the cell
+                      it belongs to (In [n]: the cell that started it, or started the
+                      task that did), state, age, coroutine, and where it waits
+                      (file:line, or In[n]:line)
   %tasks --all        also the cell asking, and the runner's, the library's and a
                       kernel's own tasks, marked (cell), (runner), (trio), (kernel)...
-  %tasks --tree       each task under the one that awaits it: trio's nurseries, and
+  %tasks --tree       the tasks grouped by their cell, a heading row each; in a group,
+  %tasks tree         each task under the one that awaits it: trio's nurseries, and
                       asyncio's call graph on Python 3.14 and later
-  %tasks where ID     the task's await chain, outermost first, with each line of source
+  %tasks where ID     its cell, and its await chain, outermost first, with each line of
+                      source
   %tasks cancel ID    cancel it the library's way: its finally and except clean-up run
                       as the loop goes on (trio: the task's own cancel scope)
 
 An ID is a short number given when a listing first shows a task, kept while it lives.
 For the session runners of autoawait_runners: asyncio, thread, uvloop, trio, trio-guest
 and curio; under trio-guest, the trio tasks and the session loop's asyncio tasks, each
-row with its library. In a notebook the list is a table.
+row with its library. In a notebook the list is a table. A notebook cell run again
+while tasks of its earlier runs are alive: see c.AutoawaitRunners.rerun.
 """
 
 #: What ``%tasks`` takes (completion).
-_ARGUMENTS = ("--all", "--tree", "where", "cancel")
+_ARGUMENTS = ("--all", "--tree", "tree", "where", "cancel")
 
 
 #: The widest a terminal row of ``%tasks`` gets.
 WIDTH = 100
-_COLUMNS = ("id", "name", "state", "age", "coroutine", "where")
+_COLUMNS = ("id", "name", "cell", "state", "age", "coroutine", "where")
 #: A session with tasks of two libraries (trio-guest) says each task's.
-_COLUMNS_WITH_LIBRARY = ("id", "name", "library", "state", "age", "coroutine", "where")
+_COLUMNS_WITH_LIBRARY = ("id", "name", "cell", "library", "state", "age", "coroutine", "where")
 #: Free text: what a terminal row too wide cuts down first.
 _NARROWED = ("name", "coroutine", "where")
 
@@ -88,7 +94,7 @@ class TaskIds:
 
 class TaskTable:
     """``%tasks``' output: plain text in a terminal (at most :data:`WIDTH` columns), a
-    table in a notebook."""
+    table in a notebook. A row of one string is a heading (``%tasks --tree``: a cell's)."""
 
     def __init__(
         self,
@@ -103,9 +109,11 @@ class TaskTable:
         widths = [len(name) for name in self.columns]
         cells = [list(row) for row in self.rows]
         for row, depth in zip(cells, self.depths, strict=True):
-            row[1] = "  " * depth + row[1]
+            if len(row) > 1:
+                row[1] = "  " * depth + row[1]
         for row in cells:
-            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+            if len(row) > 1:
+                widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
         # Narrow the widest free-text columns until a row fits.
         narrowed = [i for i, name in enumerate(self.columns) if name in _NARROWED]
         while sum(widths) + 2 * (len(widths) - 1) > WIDTH:
@@ -113,6 +121,9 @@ class TaskTable:
             widths[widest] -= 1
         lines = [self.title]
         for row in [list(self.columns), *cells]:
+            if len(row) == 1:
+                lines.append(_fit(row[0], WIDTH).rstrip())
+                continue
             fitted = [_fit(cell, width) for cell, width in zip(row, widths, strict=True)]
             lines.append("  ".join(fitted).rstrip())
         return "\n".join(lines)
@@ -128,7 +139,10 @@ class TaskTable:
 
         head = "".join(f"<th>{name}</th>" for name in self.columns)
         body = "".join(
-            "<tr>"
+            f'<tr><th colspan="{len(self.columns)}" style="text-align:left">'
+            f"{escape(row[0])}</th></tr>"
+            if len(row) == 1
+            else "<tr>"
             + "".join(
                 f'<td style="padding-left:{1.5 * depth}em">{escape(cell)}</td>'
                 if i == 1
@@ -212,12 +226,46 @@ def _cell_name(shell: InteractiveShell, row: Any) -> str | None:
     other task."""
     if not hasattr(row.coro, "cell_code"):
         return None
+    return (_the_cells_number(shell, row) or "a cell") + (
+        "" if row.hidden == "cell" else " (given up on)"
+    )
+
+
+def _the_cells_number(shell: InteractiveShell, row: Any) -> str:
+    """``In [5]`` for the task of a cell, from the code it runs; "" if not known."""
     for frame in await_frames(row.coro):
         named = shell.compile.format_code_name(frame.f_code.co_filename)
         if named:
-            number = named[1].removeprefix("In[").removesuffix("]")
-            return f"In [{number}]" + ("" if row.hidden == "cell" else " (given up on)")
-    return "a cell" + ("" if row.hidden == "cell" else " (given up on)")
+            return f"In [{named[1].removeprefix('In[').removesuffix(']')}]"
+    return ""
+
+
+def _cell_of(shell: InteractiveShell, row: Any) -> str:
+    """The cell a task belongs to (B2), ``In [5]``: a cell's own task is its cell's."""
+    if hasattr(row.coro, "cell_code"):
+        return _the_cells_number(shell, row)
+    return cell_of(row)
+
+
+def _by_cell(shell: InteractiveShell, rows: list[Any]) -> list[Any]:
+    """``rows`` (in tree order) grouped by their cell, oldest cell first: each tree under
+    the cell of its root, after a heading (a str, the cell; "" for tasks of no known cell)."""
+    groups: dict[str, list[Any]] = {}
+    cell = ""
+    for row in rows:
+        if row.depth == 0:
+            cell = _cell_of(shell, row)
+        groups.setdefault(cell, []).append(row)
+
+    def number(cell: str) -> float:
+        digits = cell.removeprefix("In [").removesuffix("]")
+        return int(digits) if digits.isdigit() else float("inf")
+
+    grouped: list[Any] = []
+    for cell in sorted(groups, key=number):
+        grouped.append(cell or "(no cell known)")
+        grouped.extend(groups[cell])
+    return grouped
 
 
 def _coroutine_name(coro: Any) -> str:
@@ -229,7 +277,7 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
     from IPython.core.error import UsageError
     from IPython.display import display
 
-    words = line.split()
+    words = ["--tree" if word == "tree" else word for word in line.split()]
     options = {word for word in words if word.startswith("--")}
     action = [word for word in words if not word.startswith("--")]
     unknown = options - {"--all", "--tree"}
@@ -270,15 +318,21 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
         return None
     rows = shown
     if tree and not getattr(runner, "task_tree", False):
-        print(f"{runner}: tasks have no parent/child structure to show; the list is flat")
+        print(
+            f"{runner}: tasks have no parent/child structure to show; each cell's are listed flat"
+        )
     if not rows:
         print(f"no background tasks in the {runner} session")
         return None
     with_library = any(row.library for row in rows)
+    listed = _by_cell(shell, rows) if tree else rows
     table: list[tuple[str, ...]] = [
-        (
+        (_shown(row),)
+        if isinstance(row, str)
+        else (
             str(numbers[row.task]),
             _shown(_cell_name(shell, row) or row.name),
+            _cell_of(shell, row) or "-",
             *((row.library,) if with_library else ()),
             row.state + (f" ({row.hidden})" if row.hidden else ""),
             _age(row.started),
@@ -287,11 +341,12 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
             else _coroutine_name(row.coro),
             _place(shell, _waiting_at(frames)) if (frames := await_frames(row.coro)) else "-",
         )
-        for row in rows
+        for row in listed
     ]
     title = f"{len(rows)} task{'s' if len(rows) != 1 else ''} in the {runner} session"
     columns = _COLUMNS_WITH_LIBRARY if with_library else _COLUMNS
-    display(TaskTable(table, [row.depth for row in rows], title, columns))
+    depths = [0 if isinstance(row, str) else row.depth for row in listed]
+    display(TaskTable(table, depths, title, columns))
     return None
 
 
@@ -300,9 +355,11 @@ def _where(shell: InteractiveShell, row: Any, number: str) -> str:
 
     name = _cell_name(shell, row) or row.name
     library = f"{row.library}, " if row.library else ""
+    cell = _cell_of(shell, row)
     lines = [
         f"task {number} ({_shown(name)}, {library}{row.state}, {_age(row.started)} old), "
-        "waiting in:"
+        + (f"of the cell {cell}, " if cell and not hasattr(row.coro, "cell_code") else "")
+        + "waiting in:"
     ]
     frames = await_frames(row.coro)
     for frame in frames:

@@ -22,7 +22,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .._core import _ctrl_c, _private_api
@@ -31,7 +31,7 @@ from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
 from .._core._tracebacks import closing_quietly, cut_to_task_code, for_the_user
 from .._nesting._loops import context_entered, nested_calls
-from ._base import Runner, TaskRow, runs_cells
+from ._base import CellMark, Runner, TaskRow, cell_in, current_cell, runs_cells
 
 #: How long a failed task's exception may wait to be retrieved by the code that owns it
 #: before it is reported while the prompt is idle.
@@ -259,6 +259,10 @@ class AsyncioSession:
         self._born: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = (
             weakref.WeakKeyDictionary()
         )  # task -> when made, for %tasks
+        #: task -> the cell it belongs to (B2), read from its creator's context as it was made.
+        self._cells: weakref.WeakKeyDictionary[asyncio.Task[Any], CellMark] = (
+            weakref.WeakKeyDictionary()
+        )
         # task -> its coroutine, taken as the task was made: see coroutine_of.
         self._coroutines: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = (
             weakref.WeakKeyDictionary()
@@ -334,6 +338,10 @@ class AsyncioSession:
         _made_where_the_code_made_it(task, by_a_factory=inner)
         if self.borrowed and _session_of_context.get(None) is not self:
             return task  # the host's
+        context = kwargs.get("context")
+        cell = current_cell() if context is None else cell_in(context)
+        if cell is not None:
+            self._cells[task] = cell
         starter = asyncio.current_task(loop) if in_the_loop else None
         if starter is None or starter not in self._born or is_a_cell(self._coroutines.get(starter)):
             self._started_by_cells.add(task)  # by a cell's task, a plain cell, no task
@@ -467,6 +475,7 @@ class AsyncioSession:
                     self._born.get(task),
                     self.coroutine_of(task),
                     hidden,
+                    cell=self._cells.get(task),
                 )
             )
         return rows
@@ -565,6 +574,10 @@ class AsyncioSession:
             self.loop.close()
 
 
+#: Whether asyncio's call graphs (Python 3.14) can say which task awaits which.
+ASYNCIO_CALL_GRAPHS = hasattr(asyncio, "capture_call_graph")
+
+
 def in_tree_order(rows: list[TaskRow]) -> list[TaskRow]:
     """``rows`` (oldest first) as a tree: each task under the nearest task that awaits it
     (directly, or through a ``gather()``, a ``TaskGroup``: asyncio's call graph, Python
@@ -638,13 +651,17 @@ class AsyncioSessionRunner(Runner):
             self._session.report_failures()
 
     #: asyncio's call graphs (Python 3.14) say which task awaits which.
-    task_tree = hasattr(asyncio, "capture_call_graph")
+    task_tree = ASYNCIO_CALL_GRAPHS
 
     def session_tasks(self, *, tree: bool = False) -> list[TaskRow]:
         if self._session is None:
             return []
         rows = self._session.task_rows()
-        return in_tree_order(rows) if tree and self.task_tree else rows
+        # Not self.task_tree: trio-guest's says trio's nurseries are a tree.
+        return in_tree_order(rows) if tree and ASYNCIO_CALL_GRAPHS else rows
+
+    def _pause(self, seconds: float) -> Awaitable[None]:
+        return asyncio.sleep(seconds)
 
     def start_background(
         self,

@@ -12,22 +12,69 @@ Third-party runners only need the IPython contract (a callable, optionally ``clo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import re
+import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _private_api
 from .._core._cell import CellCoroutine
 from .._core._messages import plural, say, say_failed
-from .._core._shell_context import ContextsInStep
+from .._core._shell_context import ContextsInStep, session_only
 from .._core._tracebacks import for_the_user
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
+
+
+@dataclass(frozen=True, slots=True)
+class CellMark:
+    """The cell a task belongs to (B2): the one whose code started it, directly or through
+    tasks it started. Set in each cell's context as the cell starts (:func:`mark_cell`);
+    tasks copy their creator's context, and with it the mark."""
+
+    #: The cell's execution count, its ``In [n]``.
+    number: int
+    #: The frontend's id of the cell (Jupyter's ``cellId``), the same for each run of it;
+    #: "" where none is sent (a terminal).
+    cell_id: str = ""
+
+    def __str__(self) -> str:
+        return f"In [{self.number}]"
+
+
+#: The mark of the cell whose code runs (or, in a task's context, started it). Session
+#: only: in the shell's context it would mark a kernel's own tasks as a cell's.
+_cell_mark: contextvars.ContextVar[CellMark | None] = session_only(
+    contextvars.ContextVar("autoawait_runners_cell", default=None)
+)
+
+
+def mark_cell(mark: CellMark) -> None:
+    """Mark the running cell's context with ``mark``: first thing in each cell (the glue's
+    cell setup), and in the context of anything made to stand for a cell."""
+    _cell_mark.set(mark)
+
+
+def current_cell() -> CellMark | None:
+    """The cell the running code belongs to, or None (code the session's cells did not
+    start: the runner's own, a kernel's)."""
+    return _cell_mark.get()
+
+
+def cell_in(context: contextvars.Context) -> CellMark | None:
+    """The cell marked in ``context`` (a task's): the cell the task belongs to."""
+    return context.get(_cell_mark)
+
+
+def cell_of(row: TaskRow) -> str:
+    """``In [5]``, the cell a task of ``%tasks`` belongs to; "" when it is not known."""
+    return "" if row.cell is None else str(row.cell)
 
 
 @dataclass
@@ -52,6 +99,8 @@ class TaskRow:
     #: The library the task is of, where a session has tasks of two (trio-guest: trio's,
     #: and its host loop's asyncio tasks); "": the runner's library.
     library: str = ""
+    #: The cell the task belongs to (B2), if the session knows it.
+    cell: CellMark | None = None
 
 
 #: A prompt_toolkit input hook, as ``%gui`` sets one (a *GUI hook*): called with a context
@@ -60,16 +109,20 @@ class TaskRow:
 GuiHook = Callable[[Any], None]
 
 #: What the front end needs done in each cell's own thread and context before its code runs,
-#: prepared in the calling thread (see :func:`add_cell_setup`).
-CellSetup = Callable[[], Callable[[], None]]
+#: prepared in the calling thread (see :func:`add_cell_setup`); what the step returns, if
+#: anything, the cell awaits before its code.
+CellStep = Callable[[], Awaitable[None] | None]
+CellSetup = Callable[[], CellStep]
 _cell_setups: list[CellSetup] = []
 
 
 def add_cell_setup(setup: CellSetup) -> Callable[[], None]:
     """Have every runner built on :class:`Runner` call ``setup()`` as a cell is handed over
     (in the thread that calls the runner, where IPython's front end has its state), and what
-    it returns first thing in the cell (in the runner's thread, in the cell's context).
-    Returns what removes it.
+    it returns first thing in the cell (in the runner's thread, in the cell's context), and,
+    if that returns an awaitable (of the runner's library), awaits it before the cell's
+    code. Returns what removes it. A step that may return an awaitable says so
+    (:func:`awaits_first`): the cell then runs as one that awaits.
 
     The Jupyter glue routes output this way: ipykernel says which request a print belongs
     to by a context variable, which a cell run in another thread, or in the session's own
@@ -80,14 +133,23 @@ def add_cell_setup(setup: CellSetup) -> Callable[[], None]:
     return lambda: _cell_setups.remove(setup) if setup in _cell_setups else None
 
 
+def awaits_first(step: CellStep) -> CellStep:
+    """Mark a cell's step as one that may return something to await (see
+    :func:`add_cell_setup`)."""
+    step.awaits = True  # type: ignore[attr-defined]
+    return step
+
+
 def _not_translated(resumed: Any) -> None:
     """The library delivers the interruption itself (curio throws the runner's own class)."""
     return None
 
 
-async def _set_up_then(steps: list[Callable[[], None]], coro: Coroutine[Any, Any, Any]) -> Any:
+async def _set_up_then(steps: list[CellStep], coro: Coroutine[Any, Any, Any]) -> Any:
     for step in steps:
-        step()
+        then = step()
+        if then is not None:
+            await then
     return await coro
 
 
@@ -177,9 +239,13 @@ class Runner(ABC):
             return self._run_inner_cell(coro)
         # Read before the set-up below wraps the cell's coroutine.
         source = _private_api.cell_source(coro)
-        plain = self.plain_cells_apart and _cannot_await(source)
         cell_runs_cells = source is not None and _RUNS_CELLS.search(source) is not None
         steps = [setup() for setup in _cell_setups]
+        plain = (
+            self.plain_cells_apart
+            and _cannot_await(source)
+            and not any(getattr(step, "awaits", False) for step in steps)
+        )
         # The outermost cell only: a cell run inside a cell is in the session's context.
         in_step = (
             self.cells_in_a_session_context
@@ -417,3 +483,35 @@ class Runner(ABC):
         """Cancel one task the library's way; return what happened, in a few words.
         Raises ValueError (the reason) if it cannot be cancelled."""
         raise NotImplementedError(f"the {self.name} runner cannot cancel tasks")
+
+    # -- c.AutoawaitRunners.rerun (B2): called from a cell, before its code ----------------
+
+    async def end_tasks(self, tasks: list[Any], timeout: float) -> list[Any]:
+        """Cancel ``tasks`` the library's way and wait, at most ``timeout`` seconds, for
+        them to end, their clean-up run. Returns those still running then (those that
+        cannot be cancelled too). Awaited in a cell of the session, in its loop, before the
+        cell's code: what the tasks do as they end comes first, under every runner."""
+        for task in tasks:
+            with contextlib.suppress(ValueError):
+                await self._cancel_from_a_cell(task)
+        deadline = time.monotonic() + timeout
+        wanted = {id(task) for task in tasks}
+        pause = 0.0  # the first pause lets the cancellations be delivered
+        while True:
+            alive = [
+                row.task
+                for row in self.session_tasks()
+                if id(row.task) in wanted and row.state in ("waiting", "running")
+            ]
+            if not alive or time.monotonic() >= deadline:
+                return alive
+            await self._pause(pause)
+            pause = 0.01
+
+    async def _cancel_from_a_cell(self, task: Any) -> None:
+        """Cancel ``task`` from a cell of the session (:meth:`end_tasks`)."""
+        self.cancel_task(task)
+
+    def _pause(self, seconds: float) -> Awaitable[None]:
+        """The library's sleep, for a cell of the session to await."""
+        raise NotImplementedError(f"the {self.name} runner cannot end tasks")

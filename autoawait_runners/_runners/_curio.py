@@ -25,14 +25,14 @@ import os
 import selectors
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import cancelled_before_it_ran, interruption_type
 from .._core._messages import say_failed
 from .._core._tracebacks import cut_to_task_code
-from ._base import GuiHook, TaskRow, runs_cells
+from ._base import CellMark, GuiHook, TaskRow, cell_in, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 from ._gui_wait import GuiSelector
 
@@ -199,7 +199,11 @@ class CurioRunner(DedicatedThreadRunner):
             else:
                 hidden = ""
             state = "running" if task.state == "RUNNING" else "waiting"
-            rows.append(TaskRow(task, task.name, state, self._born.get(task), coro, hidden))
+            # A cell's task is in the session's context: the newest cell's mark is there.
+            cell = None if task in self._cell_tasks else getattr(task, "cell", None)
+            rows.append(
+                TaskRow(task, task.name, state, self._born.get(task), coro, hidden, cell=cell)
+            )
         return rows
 
     def start_background(
@@ -232,6 +236,19 @@ class CurioRunner(DedicatedThreadRunner):
         # cell lets the kernel run.
         queue.put(functools.partial(task.cancel, blocking=False))
         return "cancelled as soon as this cell ends: its clean-up runs then"
+
+    async def _cancel_from_a_cell(self, task: Any) -> None:
+        # A cell is a curio task: it cancels at once (without waiting: end_tasks does).
+        if task.terminated:
+            return
+        if task in self._cell_tasks:
+            raise ValueError("it is a cell")
+        await task.cancel(blocking=False)
+
+    def _pause(self, seconds: float) -> Awaitable[None]:
+        import curio
+
+        return curio.sleep(seconds)  # type: ignore[no-any-return]
 
 
 def _births(born: dict[curio.Task, float]) -> Any:
@@ -331,5 +348,7 @@ def _session_task_class(session: contextvars.Context) -> type[Any]:
                 self._context = session
             elif (given := _contexts_given.pop(coro, None)) is not None:
                 self._context = given
+            #: The cell the task belongs to (B2): the one marked in its creator's context.
+            self.cell: CellMark | None = cell_in(self._context)
 
     return SessionTask

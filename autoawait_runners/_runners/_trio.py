@@ -25,7 +25,7 @@ import functools
 import math
 import select
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _ctrl_c, _private_api
@@ -33,7 +33,7 @@ from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_r
 from .._core._messages import say_failed
 from .._core._tracebacks import cut_to_task_code, for_the_user
 from .._nesting._shim import trio_cells_nest
-from ._base import GuiHook, TaskRow, runs_cells
+from ._base import GuiHook, TaskRow, cell_in, runs_cells
 from ._dedicated_thread import DedicatedThreadRunner, SubmittedCell
 
 if TYPE_CHECKING:
@@ -262,7 +262,13 @@ class TrioSession:
             if task in nursery.scopes and coro.cr_await is not None:
                 coro = coro.cr_await  # the user's coroutine, not _guarded
             state = "running" if task is current else "waiting"
-            rows.append(TaskRow(task, task.name, state, self._born.get(task), coro, hidden, depth))
+            # A cell's task is in the session's context: the newest cell's mark is there.
+            cell = None if task.name == CELL_TASK_NAME else cell_in(task.context)
+            rows.append(
+                TaskRow(
+                    task, task.name, state, self._born.get(task), coro, hidden, depth, cell=cell
+                )
+            )
             if tree:
                 for child_nursery in task.child_nurseries:
                     if child_nursery is nursery.trio_nursery:
@@ -304,6 +310,11 @@ class TrioSession:
             )
         scope.cancel()
         return "cancelled: its clean-up runs as the loop goes on"
+
+    def _pause(self, seconds: float) -> Awaitable[None]:
+        import trio
+
+        return trio.sleep(seconds)
 
     def _lost_tasks(self) -> list[str]:
         return list(self._nursery.lost) if self._nursery is not None else []
