@@ -195,6 +195,21 @@ def test_a_notebook_cell_run_again_warns_cancels_or_keeps(kernel: Kernel, runner
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_a_plain_cell_run_again_ends_the_earlier_runs_tasks_first(
+    kernel: Kernel, runner: str
+) -> None:
+    # B2: a cell without await run again, with rerun = 'cancel'.
+    kernel.ok(f"%load_ext autoawait_runners\n%autoawait {runner}")
+    kernel.ok("import asyncio as lib\n" + TICKER)
+    kernel.ok("%config AutoawaitRunners.rerun = 'cancel'")
+    cell = "print('cleaned:', cleaned)\nt = lib.get_running_loop().create_task(ticker(10))"
+    kernel.ok(cell, cell_id="plain-cell")
+    out = kernel.ok(cell, cell_id="plain-cell")
+    assert "cleaned: [10]" in out, out
+
+
+@pytest.mark.kernel
 def test_a_rerun_waits_a_bounded_time_for_a_task_that_does_not_end(kernel: Kernel) -> None:
     # B2: 'cancel' waits for the cancelled tasks at most the shutdown timeout, then says so.
     kernel.ok("%load_ext autoawait_runners\n%autoawait thread")
