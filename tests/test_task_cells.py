@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import LIBRARY, PERSISTENT, SUPPORT, Shell
+from conftest import LIBRARY, SUPPORT, Shell
 from kernel import Kernel
 
 #: A parent task that starts its child later, while another cell runs: the child is the
@@ -42,12 +42,21 @@ def cell_column(out: str) -> dict[str, str]:
     return found
 
 
-@pytest.fixture
-def family_shell(any_shell: Shell, monkeypatch: pytest.MonkeyPatch) -> Shell:
+#: Every persistent runner, uvloop's too (a thread runner on another loop class).
+RUNNERS = {**LIBRARY, "uvloop": "asyncio"}
+
+
+@pytest.fixture(params=list(RUNNERS))
+def family_shell(
+    request: pytest.FixtureRequest, ipshell: Shell, monkeypatch: pytest.MonkeyPatch
+) -> Shell:
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
     monkeypatch.syspath_prepend(str(SUPPORT))
-    any_shell.ok(FAMILY)
-    any_shell.output()
-    return any_shell
+    ipshell.ok(f"%autoawait {request.param}")
+    ipshell.ok(f"import {RUNNERS[request.param]} as lib\n" + FAMILY)
+    ipshell.output()
+    return ipshell
 
 
 def test_a_task_belongs_to_the_cell_that_started_it_or_its_starter(family_shell: Shell) -> None:
@@ -157,12 +166,14 @@ WARNING = re.compile(r"autoawait_runners: this cell's earlier runs left (\d) tas
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("runner", PERSISTENT)
+@pytest.mark.parametrize("runner", list(RUNNERS))
 def test_a_notebook_cell_run_again_warns_cancels_or_keeps(kernel: Kernel, runner: str) -> None:
     # B2: rerun = 'warn' (the default), 'cancel', 'keep', told by the cell's cellId.
+    if runner == "uvloop":
+        pytest.importorskip("uvloop")
     kernel.ok("%load_ext autoawait_runners")
     kernel.ok(f"%autoawait {runner}")
-    kernel.ok(f"import {LIBRARY[runner]} as lib\n" + TICKER)
+    kernel.ok(f"import {RUNNERS[runner]} as lib\n" + TICKER)
     poller = POLLER + (ASYNCIO_POLLER if runner == "trio-guest" else "")
     per_run = 2 if runner == "trio-guest" else 1
 
