@@ -162,7 +162,11 @@ ASYNCIO_POLLER = (
     "asyncio.get_running_loop().create_task(aticker())"
 )
 
-WARNING = re.compile(r"autoawait_runners: this cell's earlier runs left (\d) tasks? running: (.*)")
+WARNING = re.compile(
+    r"^autoawait_runners: this cell's earlier runs left (\d) tasks? running: (.*); "
+    r"see c\.AutoawaitRunners\.rerun$",
+    re.MULTILINE,
+)
 
 
 @pytest.mark.kernel

@@ -73,8 +73,8 @@ def _after_earlier_runs(runner: Any, mark: CellMark, mode: str) -> Awaitable[Non
     names = ", ".join(f"{_name(row)} ({row.cell})" for row in left)
     if mode == "warn":
         say(
-            f"this cell's earlier runs left {plural(len(left), 'task')} running: {names} "
-            "(c.AutoawaitRunners.rerun = 'cancel' ends them)"
+            f"this cell's earlier runs left {plural(len(left), 'task')} running: {names}; "
+            "see c.AutoawaitRunners.rerun"
         )
         return None
     return _ended(runner, left)
