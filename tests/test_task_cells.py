@@ -260,3 +260,41 @@ def test_without_the_extension_a_cell_run_again_leaves_two_pollers(kernel: Kerne
     assert first == second == ""
     out = kernel.ok("sum(t.get_coro().__qualname__ == 'ticker' for t in asyncio.all_tasks())")
     assert out.strip().endswith("2"), out
+
+
+# -- %%background cells (B1) are cells like any other ------------------------------------------
+
+
+def test_a_background_cell_and_its_tasks_belong_to_its_cell(family_shell: Shell) -> None:
+    # B2 with B1: the cell's task, and the tasks it starts, are the cell's.
+    shell = family_shell
+    number = shell.ip.execution_count
+    shell.ok("%%background\nawait h.background(child)\nawait lib.sleep(3600)")
+    shell.ok("await lib.sleep(0.05)")
+    shell.output()
+    shell.ok("%tasks")
+    out = shell.output()
+    listed = rows(out)
+    assert len(listed) == 2, out
+    assert all(re.search(rf"\s+In \[{number}\]\s", row) for row in listed), out
+    shell.ok("%tasks tree")
+    assert f"\nIn [{number}]\n" in shell.output()
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("runner", list(RUNNERS))
+def test_a_background_cell_run_again_cancels_its_earlier_run_first(
+    kernel: Kernel, runner: str
+) -> None:
+    # B2 with B1: rerun = 'cancel' ends the earlier run's task before the new run starts.
+    if runner == "uvloop":
+        pytest.importorskip("uvloop")
+    kernel.ok(f"%load_ext autoawait_runners\n%autoawait {runner}")
+    kernel.ok(f"import {RUNNERS[runner]} as lib\ncleaned = []")
+    kernel.ok("%config AutoawaitRunners.rerun = 'cancel'")
+    cell = "%%background\ntry:\n    await lib.sleep(3600)\nfinally:\n    cleaned.append(1)"
+    kernel.ok(cell, cell_id="background-cell")
+    kernel.ok(cell, cell_id="background-cell")
+    assert kernel.ok("print(cleaned)").strip() == "[1]"
+    listed = kernel.ok("await lib.sleep(0.05)\n%tasks")
+    assert "1 task in" in listed and "(background)" in listed, listed
