@@ -286,6 +286,12 @@ def waits_in_another_loop() -> Iterator[None]:
         _waiting_elsewhere.discard(here)
 
 
+def loop_waits_for_events(thread_id: int) -> bool:
+    """Whether the event loop of ``thread_id`` waits for events now (see below); the loop
+    watch asks it of a loop whose waits it cannot mark (``_loop_watch``)."""
+    return _waiting_for_events(thread_id)
+
+
 def _waiting_for_events(thread_id: int) -> bool:
     """Whether the event loop of ``thread_id`` waits for I/O or timers, running nothing: its
     innermost frame (under this package's own, the signal handler's) is a selector's wait,

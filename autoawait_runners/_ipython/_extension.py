@@ -25,6 +25,7 @@ from .._runners._base import Runner, RunnerUnavailable, in_a_kernel
 from . import (
     _autoawait_magic,
     _background,
+    _blocked_warning,
     _completion,
     _kernel_comms,
     _kernel_messages,
@@ -59,6 +60,7 @@ MAGICS = (
     _timing_magics.install,
     _tasks_magic.install,
     _background.install,
+    _blocked_warning.install,
 )
 
 

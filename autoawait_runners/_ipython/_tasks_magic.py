@@ -48,6 +48,9 @@ TASKS_HELP = """List the session's background tasks, see where one waits, cancel
                       source
   %tasks cancel ID    cancel it the library's way: its finally and except clean-up run
                       as the loop goes on (trio: the task's own cancel scope)
+  %tasks blocked      the last times the session loop was blocked while no cell ran
+                      (c.AutoawaitRunners.blocked_warning seconds or more): when, for
+                      how long, by which task or callback, and its stack
 
 An ID is a short number given when a listing first shows a task, kept while it lives.
 For the session runners of autoawait_runners: asyncio, thread, uvloop, trio, trio-guest
@@ -57,7 +60,7 @@ while tasks of its earlier runs are alive: see c.AutoawaitRunners.rerun.
 """
 
 #: What ``%tasks`` takes (completion).
-_ARGUMENTS = ("--all", "--tree", "tree", "where", "cancel")
+_ARGUMENTS = ("--all", "--tree", "tree", "where", "cancel", "blocked")
 
 
 #: The widest a terminal row of ``%tasks`` gets.
@@ -212,12 +215,16 @@ def _waiting_at(frames: list[Any]) -> Any:
 
 def _place(shell: InteractiveShell, frame: Any) -> str:
     """``In[3]:4`` for a line of a cell, ``file.py:12`` otherwise."""
+    return place_of(shell, frame.f_code.co_filename, frame.f_lineno)
+
+
+def place_of(shell: InteractiveShell, filename: str, lineno: int) -> str:
+    """``In[3]:4`` for line 4 of cell 3's code, ``file.py:12`` otherwise."""
     import os
 
-    filename = frame.f_code.co_filename
     named = shell.compile.format_code_name(filename)
     where = named[1] if named else os.path.basename(filename)
-    return f"{where}:{frame.f_lineno}"
+    return f"{where}:{lineno}"
 
 
 def _cell_name(shell: InteractiveShell, row: Any) -> str | None:
@@ -278,12 +285,16 @@ def tasks(shell: InteractiveShell, runner: Any, ids: TaskIds, line: str) -> Any:
     from IPython.display import display
 
     words = ["--tree" if word == "tree" else word for word in line.split()]
+    if words == ["blocked"]:
+        print(blocked_episodes(shell))
+        return None
     options = {word for word in words if word.startswith("--")}
     action = [word for word in words if not word.startswith("--")]
     unknown = options - {"--all", "--tree"}
     if unknown or (action and (len(action) != 2 or action[0] not in ("where", "cancel"))):
         raise UsageError(
-            f"%tasks takes --all, --tree, 'where ID' or 'cancel ID' (got {line.strip()!r})"
+            f"%tasks takes --all, --tree, 'where ID', 'cancel ID' or 'blocked' (got "
+            f"{line.strip()!r})"
         )
     list_tasks = getattr(runner, "session_tasks", None)
     if list_tasks is None or not getattr(runner, "started", False):
@@ -369,4 +380,32 @@ def _where(shell: InteractiveShell, row: Any, number: str) -> str:
             lines.append(f"    {source}")
     if not frames:
         lines.append("  (no frames: it has not started, or has ended)")
+    return "\n".join(lines)
+
+
+def blocked_episodes(shell: InteractiveShell) -> str:
+    """``%tasks blocked``: the recent times a session loop was blocked (B3), oldest first,
+    each with its stack as ``%tasks where`` prints one."""
+    import linecache
+
+    from .._core._loop_watch import settings
+
+    episodes = list(settings.recent)
+    if not episodes:
+        off = " (the watch is off: c.AutoawaitRunners.blocked_warning = 0)"
+        return "no blocked session loop seen" + ("" if settings.threshold > 0 else off)
+    lines = [f"the session loop was blocked {len(episodes)} time(s) lately, oldest first:"]
+    for episode in episodes:
+        when = time.strftime("%H:%M:%S", time.localtime(episode.began_at))
+        how_long = "still blocked" if episode.duration is None else f"for {episode.duration:.1f} s"
+        holder = episode.holder or "its own code"
+        lines.append(
+            f"{when}  {episode.runner}: {how_long}, by {_shown(holder)} running "
+            f"{episode.function}(), in:"
+        )
+        for place in episode.stack:
+            lines.append(f"  {place_of(shell, place.filename, place.lineno)} in {place.function}")
+            source = linecache.getline(place.filename, place.lineno).strip()
+            if source:
+                lines.append(f"    {source}")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import _ctrl_c, _private_api
@@ -63,6 +63,8 @@ class AsyncioRunner(AsyncioSessionRunner):
         self._said_no_idle_progress = False
         #: What a plain cell sees as its current task (see _run_plain_cell).
         self._plain_cells_task: asyncio.Task[None] | None = None
+        #: Puts the session loop's own selector back (the loop watch's, B3).
+        self._unwatch: Callable[[], None] | None = None
 
     def _startup(self) -> None:
         # The loop is chosen by the first cell, where it runs (see _session_here); a loop
@@ -95,6 +97,7 @@ class AsyncioRunner(AsyncioSessionRunner):
         host = _private_api.running_loop()
         if host is not None:
             self._session = AsyncioSession(self.name, host=host)
+            self._unwatch = self._watch_the_loop(host)
             return self._session
         session = AsyncioSession(self.name, loop_factory=self.loop_factory)
         # A SIGINT that lands on another thread writes to the waker: the loop wakes up and
@@ -103,6 +106,7 @@ class AsyncioRunner(AsyncioSessionRunner):
             _ctrl_c.waker_in(session.loop, only_way_to_wake=True)
         )
         self._session = session
+        self._unwatch = self._watch_the_loop(session.loop)
         return session
 
     def _inside_cell(self) -> bool:
@@ -243,6 +247,9 @@ class AsyncioRunner(AsyncioSessionRunner):
                     self._left_running.append("its loop (a task stuck in a nested asyncio.run())")
             return cancelled
         finally:
+            if self._unwatch is not None:
+                self._unwatch()
+                self._unwatch = None
             self._session = None
             self._plain_cells_task = None
             self._waker_in_loop.close()
@@ -262,6 +269,9 @@ class AsyncioRunner(AsyncioSessionRunner):
     def _after_cell(self) -> None:
         super()._after_cell()
         self._say_if_no_idle_progress()
+        session, watch = self._session, self._watch
+        if watch is not None and session is not None and not session.borrowed:
+            watch.waiting()  # the loop stands still until the prompt, or the next cell, runs it
 
     def _say_if_no_idle_progress(self) -> None:
         """A terminal without prompt_toolkit (--simple-prompt, or input that is not a tty)
@@ -297,12 +307,19 @@ class AsyncioRunner(AsyncioSessionRunner):
         from ._gui_wait import readable_future, waiting_in_gui
 
         loop = session.loop
+        watch = self._watch
         with (
             readable_future(loop, [fd]) as input_ready,
             _ctrl_c.reaches_a_busy_prompt_loop(self._terminal_fd()),
             waiting_in_gui(loop, gui),
         ):
-            self._run_until_complete(input_ready)
+            if watch is not None:
+                watch.woke()  # the loop goes on from where it stood: a turn of it runs
+            try:
+                self._run_until_complete(input_ready)
+            finally:
+                if watch is not None:
+                    watch.waiting()  # it stands still while the prompt has input
         return True
 
     def _terminal_fd(self) -> int | None:

@@ -19,6 +19,7 @@ import contextvars
 import dataclasses
 import os
 import re
+import selectors
 import threading
 import time
 import weakref
@@ -27,6 +28,7 @@ from typing import Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import CellCoroutine, CellInterrupted
+from .._core._loop_watch import WatchedSelector
 from .._core._messages import SHUTDOWN_TIMEOUT, plural, say, say_failed
 from .._core._shell_context import session_only
 from .._core._tracebacks import closing_quietly, cut_to_task_code, for_the_user
@@ -574,6 +576,10 @@ class AsyncioSession:
             self.loop.close()
 
 
+def _nothing() -> None:
+    pass
+
+
 #: Whether asyncio's call graphs (Python 3.14) can say which task awaits which.
 ASYNCIO_CALL_GRAPHS = hasattr(asyncio, "capture_call_graph")
 
@@ -649,6 +655,29 @@ class AsyncioSessionRunner(Runner):
     def _after_cell(self) -> None:
         if self._session is not None:
             self._session.report_failures()
+
+    def _watch_the_loop(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        """Start the loop watch (B3) on ``loop``, which runs in this thread: its waits are
+        marked by its selector, wrapped; a loop without one (uvloop's, in C) gets a
+        heartbeat instead. Returns what puts the loop's own selector back."""
+        own = _private_api.loop_selector(loop)
+        if not isinstance(own, selectors.BaseSelector):
+            self._start_watching(threading.get_ident(), heartbeat=loop.call_soon_threadsafe)
+            return _nothing
+        watched = WatchedSelector(own, self._start_watching(threading.get_ident()))
+        _private_api.set_loop_selector(loop, watched)
+
+        def unwatch() -> None:
+            if _private_api.loop_selector(loop) is watched:
+                _private_api.set_loop_selector(loop, own)
+
+        return unwatch
+
+    def _tasks_for_the_watch(self) -> list[tuple[str, Any]]:
+        session = self._session
+        if session is None:
+            return []
+        return [(task.get_name(), task.get_coro()) for task in asyncio.all_tasks(session.loop)]
 
     #: asyncio's call graphs (Python 3.14) say which task awaits which.
     task_tree = ASYNCIO_CALL_GRAPHS

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _private_api
 from .._core._cell import CellCoroutine
+from .._core._loop_watch import LoopWatch
 from .._core._messages import plural, say, say_failed
 from .._core._shell_context import ContextsInStep, session_only
 from .._core._tracebacks import for_the_user
@@ -221,6 +222,8 @@ class Runner(ABC):
         self._contexts = ContextsInStep()
         #: What the ending session could not end, in a few words each; said by close().
         self._left_running: list[str] = []
+        #: The watch on the session loop (B3): made where the loop starts, closed with it.
+        self._watch: LoopWatch | None = None
 
     @property
     def cells_running(self) -> int:
@@ -261,6 +264,9 @@ class Runner(ABC):
         if cell_runs_cells:
             _cells_that_run_cells.add(coro)
         self._depth += 1
+        watch = self._watch
+        if watch is not None and self._depth == 1:
+            watch.cells_begin()
         try:
             return self._run_plain_cell(coro) if plain else self._run_cell(coro)
         finally:
@@ -269,6 +275,9 @@ class Runner(ABC):
                 self._contexts.to_the_shell(self._session_context())
             if self._depth == 0:
                 self._after_cell()
+                watch = self._watch  # the cell may have started the session (and its watch)
+                if watch is not None:
+                    watch.cells_end()
                 if self._close_requested:
                     self.close()
 
@@ -306,7 +315,10 @@ class Runner(ABC):
             return
         self._close_requested = False
         self._started = False
-        cancelled = self._shutdown()
+        try:
+            cancelled = self._shutdown()
+        finally:
+            self._stop_watching()
         self._contexts = ContextsInStep()  # nothing of the ended session is kept (F8)
         left, self._left_running = self._left_running, []
         if cancelled or left:
@@ -315,6 +327,33 @@ class Runner(ABC):
                 f"{self.name} runner closed: cancelled {plural(cancelled, 'background task')}"
                 + (f"; left running: {', '.join(left)}" if left else "")
             )
+
+    # -- the loop watch (B3) ---------------------------------------------------------------
+
+    def _start_watching(
+        self,
+        thread_id: int,
+        heartbeat: Callable[[Callable[[], None]], Any] | None = None,
+    ) -> LoopWatch:
+        """Start the watch on the session loop, which runs in ``thread_id``; the runner then
+        marks the loop's waits (``LoopWatch.waiting``/``woke``), or gives a ``heartbeat``
+        where it cannot. A watch of an earlier session (one that died) is ended first."""
+        self._stop_watching()
+        watch = LoopWatch(self.name, thread_id, self._tasks_for_the_watch, heartbeat)
+        self._watch = watch
+        if self._depth > 0:
+            watch.cells_begin()
+        return watch.start()
+
+    def _stop_watching(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
+
+    def _tasks_for_the_watch(self) -> list[tuple[str, Any]]:
+        """The session's tasks as (name, coroutine the task runs) pairs, read from the
+        watch's thread while the loop is held (what cannot be read safely is left out)."""
+        return []
 
     # -- prompt integration ----------------------------------------------------------------
 

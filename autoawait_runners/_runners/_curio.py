@@ -23,6 +23,7 @@ import functools
 import logging
 import os
 import selectors
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import cancelled_before_it_ran, interruption_type
+from .._core._loop_watch import WatchedSelector
 from .._core._messages import say_failed
 from .._core._tracebacks import cut_to_task_code
 from ._base import CellMark, GuiHook, TaskRow, cell_in, runs_cells
@@ -84,8 +86,10 @@ class CurioRunner(DedicatedThreadRunner):
         self._context = contextvars.copy_context()
         # The kernel waits for events in it, where a GUI can wait in its place (_gui_wait).
         self._kernel_selector = GuiSelector(selectors.DefaultSelector())
+        # The loop watch (B3) is told of the kernel's waits by the selector they go through.
+        watch = self._start_watching(threading.get_ident())
         kernel = self._kernel = curio.Kernel(
-            selector=self._kernel_selector,
+            selector=WatchedSelector(self._kernel_selector, watch),
             activations=[_births(self._born)],
             taskcls=_session_task_class(self._context),
         )
@@ -225,6 +229,12 @@ class CurioRunner(DedicatedThreadRunner):
             task.name = name
 
         queue.put(spawn)
+
+    def _tasks_for_the_watch(self) -> list[tuple[str, Any]]:
+        kernel = self._kernel
+        if kernel is None:
+            return []
+        return [(task.name, task.coro) for task in list(_private_api.curio_tasks(kernel).values())]
 
     def cancel_task(self, task: Any) -> str:
         queue = self._queue

@@ -37,6 +37,7 @@ class AsyncioThreadRunner(DedicatedThreadRunner, AsyncioSessionRunner):
 
     def _serve(self, ready: Callable[[], None]) -> None:
         session = self._session = AsyncioSession(self.name, loop_factory=self.loop_factory)
+        self._watch_the_loop(session.loop)  # closed with the session (Runner.close)
         asyncio.set_event_loop(session.loop)
         session.loop.call_soon(ready)
         stopped = self._stopped = threading.Event()

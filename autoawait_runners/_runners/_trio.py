@@ -24,12 +24,14 @@ import contextvars
 import functools
 import math
 import select
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._core import _ctrl_c, _private_api
 from .._core._cell import AwaitInterrupted, CellCoroutine, cancelled_before_it_ran
+from .._core._loop_watch import LoopWatch
 from .._core._messages import say_failed
 from .._core._tracebacks import cut_to_task_code, for_the_user
 from .._nesting._shim import trio_cells_nest
@@ -188,6 +190,8 @@ class TrioSession:
         self._stop_requested: trio.Event | None = None
         self._trios_own: set[trio.lowlevel.Task] = set()
         self._born: dict[trio.lowlevel.Task, float] = {}  # task -> when spawned, for %tasks
+        #: The run's root task, whose tree the loop watch reads from its thread (B3).
+        self._root_task: trio.lowlevel.Task | None = None
 
     def _session_context(self) -> contextvars.Context | None:
         return self._context
@@ -201,6 +205,7 @@ class TrioSession:
         import trio
 
         self._token = trio.lowlevel.current_trio_token()
+        self._root_task = trio.lowlevel.current_root_task()
         # Every cell runs in this one context, so context variables set in one cell are
         # seen by the next (R4); tasks a cell starts copy it, as usual.
         self._context = contextvars.copy_context()
@@ -319,8 +324,21 @@ class TrioSession:
     def _lost_tasks(self) -> list[str]:
         return list(self._nursery.lost) if self._nursery is not None else []
 
+    def _tasks_for_the_watch(self) -> list[tuple[str, Any]]:
+        """Every task of the run, down its nurseries (from the watch's thread: trio's own
+        ``current_root_task`` works only in the run's)."""
+        found: list[tuple[str, Any]] = []
+        waiting = [self._root_task] if self._root_task is not None else []
+        while waiting:
+            task = waiting.pop()
+            found.append((task.name, task.coro))
+            for nursery in list(task.child_nurseries):
+                waiting.extend(list(nursery.child_tasks))
+        return found
+
     def _reset(self) -> None:
         self._token = self._context = self._nursery = self._stop_requested = None
+        self._root_task = None
         # Nothing of the ended run is kept (F8): the runner object lives on, for the next.
         self._trios_own = set()
         self._born = {}
@@ -335,7 +353,9 @@ class TrioRunner(TrioSession, DedicatedThreadRunner):
     def _serve(self, ready: Callable[[], None]) -> None:
         import trio
 
-        trio.run(self._main, ready)
+        # The loop watch (B3): trio says when its run waits for I/O and timers.
+        watch = self._start_watching(threading.get_ident())
+        trio.run(self._main, ready, instruments=[_watch_marks(watch)])
 
     def call_soon_where_cells_run(self, callback: Callable[[], None]) -> bool:
         import trio
@@ -405,6 +425,21 @@ def _births(born: dict[trio.lowlevel.Task, float]) -> trio.abc.Instrument:
             born.pop(task, None)
 
     return Births()
+
+
+def _watch_marks(watch: LoopWatch) -> trio.abc.Instrument:
+    """A trio instrument that marks the loop watch around the run's wait for I/O and
+    timers (B3)."""
+    import trio
+
+    class WatchMarks(trio.abc.Instrument):
+        def before_io_wait(self, timeout: float) -> None:
+            watch.waiting()
+
+        def after_io_wait(self, timeout: float) -> None:
+            watch.woke()
+
+    return WatchMarks()
 
 
 def _system_tasks() -> list[trio.lowlevel.Task]:

@@ -270,6 +270,10 @@ class TrioGuestRunner(TrioSession, AsyncioRunner):
             dataclasses.replace(row, library="asyncio") for row in asyncios
         ]
 
+    def _tasks_for_the_watch(self) -> list[tuple[str, Any]]:
+        # trio's tasks run as callbacks of the session loop, which the asyncio runner watches.
+        return TrioSession._tasks_for_the_watch(self) + AsyncioRunner._tasks_for_the_watch(self)
+
     def cancel_task(self, task: Any) -> str:
         if isinstance(task, asyncio.Task):
             return AsyncioRunner.cancel_task(self, task)
