@@ -90,7 +90,7 @@ def test_bad_input_is_a_one_line_error(tasks_shell: Shell) -> None:
     shell = tasks_shell
     for line, message in [
         ("%tasks cancel 99", "no task 99 in the "),
-        ("%tasks where", "%tasks takes --all, --tree, 'where ID' or 'cancel ID'"),
+        ("%tasks where", "%tasks takes --all, --tree, 'where ID', 'cancel ID' or 'blocked'"),
         ("%tasks --everything", "%tasks takes --all"),
     ]:
         result = shell.run(line)

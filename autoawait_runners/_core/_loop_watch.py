@@ -3,8 +3,8 @@
 A loop is blocked when it does not come back to wait for events for longer than
 :attr:`WatchSettings.threshold` seconds while no cell runs: one task step or callback holds
 it (a ``time.sleep``, a CPU-bound loop, a blocking call). A thread of the watch's own finds
-that out, and samples the loop thread's stack (``sys._current_frames``) to name the task or
-callback and its line of code. Not asyncio's debug mode: that slows every step down, and
+that out, and samples the loop thread's stack (``_private_api.current_frames``) to name
+the task or callback and its line of code. Not asyncio's debug mode: that slows every step down, and
 says only after the step ends.
 
 How the watch knows the loop waits for events: the loop's own code marks it, at no more

@@ -11,6 +11,7 @@ CPython:
 
 - ``sys._current_frames``: another thread's innermost frame, to tell whether a runner's
   loop is busy or waiting for events, and whether a thread sent Ctrl-C has moved (Ctrl-C);
+  the stack of a blocked session loop's thread, sampled by the loop watch (B3);
   and the asyncio loop the main thread runs, found by its ``run_forever`` frame's ``self``,
   for a shell embedded in a worker thread (Ctrl-C handlers are set in the main thread).
 - ``sys._getframe``: the caller's frame: its namespace for ``embed()``, the frame of
@@ -58,7 +59,7 @@ asyncio:
   for a handler set from another thread (``_loop_signals``).
 - ``BaseSelectorEventLoop._selector``, read by ``_run_once`` at each iteration: the
   selector a loop waits in, swapped for one that runs a GUI's event loop while it waits
-  (the idle prompt with ``%gui``).
+  (the idle prompt with ``%gui``), and wrapped in one that marks the loop watch's (B3).
 
 IPython:
 
