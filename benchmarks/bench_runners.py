@@ -15,6 +15,10 @@ Prints a table and writes ``benchmarks/results/runners.json``.
   libraries it imported.
 - P4 idle CPU: a real ``ipython`` in a pseudo-terminal, idle at its prompt with each runner
   selected and no tasks, CPU seconds per wall second.
+
+``--blocked-warning SECONDS`` sets ``c.AutoawaitRunners.blocked_warning`` for the runners
+measured (the loop watch, B3; 0 turns it off): run with its default and with 0 to see what
+the watch costs.
 """
 
 from __future__ import annotations
@@ -68,13 +72,17 @@ TARGETS = [
 ]
 
 
-def per_cell(rounds: int, cells: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+def per_cell(
+    rounds: int, cells: int, blocked_warning: float | None = None
+) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Per mode, the median seconds per cell over all rounds; and each round's medians."""
     from IPython.core.interactiveshell import InteractiveShell
 
     ip = InteractiveShell.instance(history_length=0)
     ip.history_manager.enabled = False
     ip.run_line_magic("load_ext", "autoawait_runners")
+    if blocked_warning is not None:
+        ip.run_line_magic("config", f"AutoawaitRunners.blocked_warning = {blocked_warning}")
     ip.run_cell("import asyncio, trio, curio")
     modes = {name: mode for name, mode in CELL_MODES.items() if _available(mode[0])}
     samples: dict[str, list[float]] = {name: [] for name in modes}
@@ -157,11 +165,11 @@ def load_ext(repeats: int) -> dict[str, Any]:
     }
 
 
-def idle_cpu(seconds: float) -> dict[str, float]:
+def idle_cpu(seconds: float, blocked_warning: float | None = None) -> dict[str, float]:
     """P4: CPU used by an idle `ipython` at its prompt, per runner, interleaved."""
     import pexpect
 
-    setups = {
+    setups: dict[str, list[str]] = {
         "IPython (no extension)": [],
         "asyncio": ["%load_ext autoawait_runners", "%autoawait asyncio"],
         "thread": ["%load_ext autoawait_runners", "%autoawait thread"],
@@ -175,6 +183,14 @@ def idle_cpu(seconds: float) -> dict[str, float]:
         ],
         "curio": ["%load_ext autoawait_runners", "%autoawait curio"],
     }
+    if _available("uvloop"):
+        setups["uvloop"] = ["%load_ext autoawait_runners", "%autoawait uvloop"]
+    if blocked_warning is not None:
+        watch = f"%config AutoawaitRunners.blocked_warning = {blocked_warning}"
+        setups = {
+            name: [*lines[:1], watch, *lines[1:]] if lines else lines
+            for name, lines in setups.items()
+        }
     env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
     children = {}
     for name, lines in setups.items():
@@ -218,13 +234,20 @@ def _cpu(pid: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--blocked-warning",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="c.AutoawaitRunners.blocked_warning for the runners (0: the loop watch off)",
+    )
     args = parser.parse_args()
     rounds, cells, repeats, idle = (3, 50, 3, 2.0) if args.quick else (40, 50, 9, 10.0)
 
-    cell, per_round = per_cell(rounds, cells)
+    cell, per_round = per_cell(rounds, cells, args.blocked_warning)
     ratio = {name: pair_ratio(per_round, name, REFERENCE) for name in cell}
     load = load_ext(repeats)
-    cpu = idle_cpu(idle)
+    cpu = idle_cpu(idle, args.blocked_warning)
 
     plain = {
         name: pair_ratio(per_round, name, PLAIN_REFERENCE)
@@ -268,6 +291,7 @@ def main() -> int:
         "runners",
         {
             "quick": args.quick,
+            "blocked_warning": args.blocked_warning,
             "per_cell_seconds": cell,
             "per_cell_ratio_to_ipython_asyncio": ratio,
             "plain_cell_ratio_to_ipython_plain": plain,

@@ -103,6 +103,26 @@ def test_a_blocked_loop_is_named_with_its_task_and_line(ipshell: Shell, runner: 
     assert f"In[{cell}]:5 in hog\n    time.sleep({HOLD})" in listed, listed
 
 
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_a_callback_that_blocks_the_loop_is_named(ipshell: Shell, runner: str) -> None:  # B3
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok("%config AutoawaitRunners.blocked_warning = 0.3")
+    ipshell.ok(
+        "import asyncio, time, threading\nheld = threading.Event()\n"
+        "def stall():\n    time.sleep(1.5)\n    held.set()\n"
+        "asyncio.get_running_loop().call_later(0.05, stall)"
+    )
+    cell = ipshell.ip.execution_count - 1
+    idle(ipshell, ipshell.ns["held"])
+    until(
+        lambda: _loop_watch.settings.recent and _loop_watch.settings.recent[-1].duration,
+        "the episode's end",
+    )
+    output = ipshell.output()
+    assert f"the {runner} loop is blocked" in output, output
+    assert f"by callback in stall() at In[{cell}]:4" in output, output
+
+
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_a_cell_that_blocks_is_not_a_blocked_loop(ipshell: Shell, runner: str) -> None:
     # B3: what a cell does is the cell's (and Ctrl-C's), not a blocked loop

@@ -243,6 +243,7 @@ class DedicatedThreadRunner(Runner):
         if self._thread is threading.current_thread():
             self._thread = None
             self._started = False
+            self._stop_watching()  # the loop it watched is gone; close() will not come
             self._reset()
 
     def _inside_cell(self) -> bool:
