@@ -201,3 +201,28 @@ def test_a_kernels_blocked_loop_goes_to_its_log_not_to_a_cell(tmp_path: Path) ->
         assert not any("blocked" in output for output in outputs), outputs
     finally:
         kernel.shutdown()
+
+
+def _switches(native_id: int) -> int:
+    """How many times a thread of this process was scheduled out so far."""
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    return sum(
+        int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+@pytest.mark.parametrize("runner", PERSISTENT)
+def test_the_watch_sleeps_while_the_loop_waits(ipshell: Shell, runner: str) -> None:
+    # B3, P4: an idle session wakes nothing (uvloop's watch looks once per threshold)
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok("%config AutoawaitRunners.blocked_warning = 0.3")
+    ipshell.ok("x = 1")
+    watch = ipshell.ip.loop_runner._watch
+    assert watch is not None and watch._thread is not None
+    until(lambda: watch._listening and watch._waiting, "the watch asleep, the loop waiting")
+    before = _switches(watch._thread.native_id)
+    time.sleep(1.5)  # the span measured: five thresholds
+    assert _switches(watch._thread.native_id) == before
