@@ -389,12 +389,13 @@ def blocked_episodes(shell: InteractiveShell) -> str:
     import linecache
 
     from .._core._loop_watch import settings
+    from .._core._messages import plural
 
     episodes = list(settings.recent)
     if not episodes:
         off = " (the watch is off: c.AutoawaitRunners.blocked_warning = 0)"
         return "no blocked session loop seen" + ("" if settings.threshold > 0 else off)
-    lines = [f"the session loop was blocked {len(episodes)} time(s) lately, oldest first:"]
+    lines = [f"the session loop was blocked {plural(len(episodes), 'time')} lately, oldest first:"]
     for episode in episodes:
         when = time.strftime("%H:%M:%S", time.localtime(episode.began_at))
         how_long = "still blocked" if episode.duration is None else f"for {episode.duration:.1f} s"
