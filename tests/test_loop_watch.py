@@ -226,3 +226,21 @@ def test_the_watch_sleeps_while_the_loop_waits(ipshell: Shell, runner: str) -> N
     before = _switches(watch._thread.native_id)
     time.sleep(1.5)  # the span measured: five thresholds
     assert _switches(watch._thread.native_id) == before
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "thread"])
+def test_a_background_cell_that_blocks_the_loop_is_named_by_its_cell(
+    ipshell: Shell, runner: str
+) -> None:  # B3, B1: a %%background cell runs as a task, while no cell runs
+    ipshell.ok(f"%autoawait {runner}")
+    ipshell.ok("%config AutoawaitRunners.blocked_warning = 0.3")
+    ipshell.ok("import asyncio, time, threading\nheld = threading.Event()")
+    ipshell.ok("%%background\nawait asyncio.sleep(0.05)\ntime.sleep(1.5)\nheld.set()")
+    cell = ipshell.ip.execution_count - 1
+    idle(ipshell, ipshell.ns["held"])
+    until(
+        lambda: _loop_watch.settings.recent and _loop_watch.settings.recent[-1].duration,
+        "the episode's end",
+    )
+    output = ipshell.output()
+    assert f"by task 'In [{cell}] (background)' at In[{cell}]:3 (" in output, output

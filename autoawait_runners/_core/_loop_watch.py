@@ -139,7 +139,9 @@ def describe(episode: Episode, place_of: Callable[[Place], str]) -> str:
     where = episode.innermost_user_frame
     at = f" at {place_of(where)}" if where is not None else ""
     if episode.holder:
-        what = f"{episode.holder} in {episode.function}(){at}"
+        # A cell's own code (a background cell's task) is a <module>: its place says it.
+        inside = "" if episode.function == "<module>" else f" in {episode.function}()"
+        what = f"{episode.holder}{inside}{at}"
     else:
         what = f"its own code{at}"
     elapsed = time.monotonic() - episode.began

@@ -400,10 +400,8 @@ def blocked_episodes(shell: InteractiveShell) -> str:
         when = time.strftime("%H:%M:%S", time.localtime(episode.began_at))
         how_long = "still blocked" if episode.duration is None else f"for {episode.duration:.1f} s"
         holder = episode.holder or "its own code"
-        lines.append(
-            f"{when}  {episode.runner}: {how_long}, by {_shown(holder)} running "
-            f"{episode.function}(), in:"
-        )
+        running = "" if episode.function == "<module>" else f" running {episode.function}()"
+        lines.append(f"{when}  {episode.runner}: {how_long}, by {_shown(holder)}{running}, in:")
         for place in episode.stack:
             lines.append(f"  {place_of(shell, place.filename, place.lineno)} in {place.function}")
             source = linecache.getline(place.filename, place.lineno).strip()
