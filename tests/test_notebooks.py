@@ -136,3 +136,6 @@ def test_background_notebook(tmp_path: Path) -> None:  # B1, K2
     cell_with(outputs, "the background cell failed: the sensor went away")
     cell_with(outputs, "cancelled")
     cell_with(outputs, "BackgroundCellCancelled")
+    grouped = cell_with(outputs, "ticker")  # B2: under its cell's heading
+    assert re.search(r"In \[\d+\]", grouped), grouped
+    cell_with(outputs, "no blocked session loop seen")  # B3: nothing held it here

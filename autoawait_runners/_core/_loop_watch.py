@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import selectors
 import threading
 import time
@@ -224,11 +225,15 @@ class LoopWatch:
 
     def start(self) -> LoopWatch:
         _watches.add(self)
+        self._start_thread()
+        return self
+
+    def _start_thread(self) -> None:
+        self._closing = False
         self._thread = threading.Thread(
             target=self._main, name=f"autoawait_runners-{self.runner} watch", daemon=True
         )
         self._thread.start()
-        return self
 
     def poke(self) -> None:
         """Look at the settings again (thread-safe)."""
@@ -236,12 +241,15 @@ class LoopWatch:
 
     def close(self) -> None:
         """End the watch's thread and join it."""
+        self._stop_thread()
+        _watches.discard(self)
+
+    def _stop_thread(self) -> None:
         self._closing = True
         self._awake.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-        _watches.discard(self)
 
     def _main(self) -> None:
         main = self._watch_beats if self._heartbeat is not None else self._watch_marks
@@ -377,6 +385,27 @@ class LoopWatch:
             function,
             stack,
         )
+
+
+# A fork sees the process as it would be without the watch: its threads are ended before,
+# and started again after, in the parent (the child has none). Without the extension the
+# asyncio runner's process has one thread, and Python 3.12+ warns at a fork in a process
+# with more ("use of fork() may lead to deadlocks in the child"), before the parent's hooks.
+
+
+def _end_the_threads_before_a_fork() -> None:
+    for watch in list(_watches):
+        watch._stop_thread()
+
+
+def _start_them_again_in_the_parent() -> None:
+    for watch in list(_watches):
+        watch._start_thread()
+
+
+os.register_at_fork(
+    before=_end_the_threads_before_a_fork, after_in_parent=_start_them_again_in_the_parent
+)
 
 
 def _file(frame: FrameType) -> str:
