@@ -189,6 +189,9 @@ class LoopWatch:
         self._awake = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
+        #: Set after a fork in the parent: the thread starts again at the next mark.
+        self._restart = False
+        self._restarting = threading.Lock()
 
     # -- the loop thread's marks -----------------------------------------------------------
 
@@ -200,6 +203,8 @@ class LoopWatch:
 
     def woke(self) -> None:
         """The loop is back from its wait: a turn of it begins."""
+        if self._restart:
+            self._start_again()
         self._waiting = False
         self._turns += 1
         self._busy_since = time.monotonic()
@@ -216,6 +221,8 @@ class LoopWatch:
     def cells_end(self) -> None:
         """No cell runs any more: a loop busy now is watched from now on."""
         self._cell = False
+        if self._restart:
+            self._start_again()
         self._busy_since = max(self._busy_since, time.monotonic())
         if not self._waiting and self._listening:
             self._listening = False
@@ -234,6 +241,12 @@ class LoopWatch:
             target=self._main, name=f"autoawait_runners-{self.runner} watch", daemon=True
         )
         self._thread.start()
+
+    def _start_again(self) -> None:
+        with self._restarting:
+            if self._restart:
+                self._restart = False
+                self._start_thread()
 
     def poke(self) -> None:
         """Look at the settings again (thread-safe)."""
@@ -388,24 +401,25 @@ class LoopWatch:
 
 
 # A fork sees the process as it would be without the watch: its threads are ended before,
-# and started again after, in the parent (the child has none). Without the extension the
-# asyncio runner's process has one thread, and Python 3.12+ warns at a fork in a process
-# with more ("use of fork() may lead to deadlocks in the child"), before the parent's hooks.
+# and started again in the parent at the loop's or the cells' next mark (the child has
+# none). Without the extension the asyncio runner's process has one thread, and Python
+# 3.12+ warns at a fork in a process with more ("use of fork() may lead to deadlocks in the
+# child"), counting them after the parent's fork hooks: a thread started there counts.
 
 
 def _end_the_threads_before_a_fork() -> None:
     for watch in list(_watches):
-        watch._stop_thread()
+        if watch._thread is not None:
+            watch._stop_thread()
+            watch._restart = True
 
 
-def _start_them_again_in_the_parent() -> None:
+def _none_in_the_child() -> None:
     for watch in list(_watches):
-        watch._start_thread()
+        watch._restart = False  # a child that goes on has no watch: it runs no session
 
 
-os.register_at_fork(
-    before=_end_the_threads_before_a_fork, after_in_parent=_start_them_again_in_the_parent
-)
+os.register_at_fork(before=_end_the_threads_before_a_fork, after_in_child=_none_in_the_child)
 
 
 def _file(frame: FrameType) -> str:
