@@ -244,3 +244,23 @@ def test_a_background_cell_that_blocks_the_loop_is_named_by_its_cell(
     )
     output = ipshell.output()
     assert f"by task 'In [{cell}] (background)' at In[{cell}]:3 (" in output, output
+
+
+def test_a_fork_in_a_cell_sees_no_watch_and_the_watch_comes_back(ipshell: Shell) -> None:
+    # B3, F8: without the extension the asyncio runner's process has no other thread, and
+    # Python 3.12+ warns at a fork in one that has (tests/differential's os-fork session).
+    def watches() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.endswith(" watch")]
+
+    ipshell.ok("import asyncio, os, threading\nawait asyncio.sleep(0)")
+    assert watches() == ["autoawait_runners-asyncio watch"]
+    ipshell.ok(
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "during = [t.name for t in threading.enumerate()]"
+    )
+    assert "autoawait_runners-asyncio watch" not in ipshell.ns["during"]
+    ipshell.ok("await asyncio.sleep(0)")
+    assert watches() == ["autoawait_runners-asyncio watch"]
