@@ -169,6 +169,21 @@ def test_ending_the_session_cancels_a_background_cell_and_says_so_once(ipshell: 
 # -- a real terminal --------------------------------------------------------------------------
 
 
+def _until(path: Path) -> str:
+    """A line that awaits, under any library, until ``path`` exists."""
+    return f"await h.until(lambda: __import__('os').path.exists({str(path)!r}))"
+
+
+def _type_a_background_cell(ipy: IPythonPty, line: str) -> int:
+    """Type ``%%background`` and one line of body at the prompt; return the cell's number."""
+    number = ipy.count - 1  # the prompt waiting now
+    ipy.child.sendline("%%background")
+    ipy.child.sendline(line)
+    ipy.child.sendline("")
+    ipy.child.sendline("")  # a cell magic's body ends at the second empty line
+    return number
+
+
 @pytest.mark.pty
 @pytest.mark.parametrize("runner", ["asyncio", "thread", "trio", "curio"])
 def test_background_output_goes_above_the_idle_prompt_and_keeps_the_line_typed(
@@ -176,15 +191,9 @@ def test_background_output_goes_above_the_idle_prompt_and_keeps_the_line_typed(
 ) -> None:  # B1
     go = tmp_path / "go"
     ipy = start_with_runner(ipython_pty, runner)
-    ipy.cell("import os")
-    number = ipy.count - 1  # the prompt waiting now
-    ipy.child.sendline("%%background")
-    ipy.child.sendline(
-        f"print('tick one'); await h.until(lambda: os.path.exists({str(go)!r})); "
-        "print('tick two'); 'do' + 'ne'"
+    number = _type_a_background_cell(
+        ipy, f"print('tick one'); {_until(go)}; print('tick two'); 'do' + 'ne'"
     )
-    ipy.child.sendline("")
-    ipy.child.sendline("")  # a cell magic's body ends at the second empty line
     ipy.expect("tick one")
     ipy.prompt()  # back at once: the cell waits in the background
     ipy.child.send("half")  # typed, not entered
@@ -208,14 +217,7 @@ def test_ctrl_c_at_the_prompt_leaves_a_background_cell_running(
 ) -> None:  # B1, R5
     go = tmp_path / "go"
     ipy = start_with_runner(ipython_pty, runner)
-    ipy.cell("import os")
-    number = ipy.count - 1  # the prompt waiting now
-    ipy.child.sendline("%%background")
-    ipy.child.sendline(
-        f"await h.until(lambda: os.path.exists({str(go)!r})); print('still ' + 'here')"
-    )
-    ipy.child.sendline("")
-    ipy.child.sendline("")  # a cell magic's body ends at the second empty line
+    number = _type_a_background_cell(ipy, f"{_until(go)}; print('still ' + 'here')")
     ipy.prompt()
     ipy.child.send("junk")
     ipy.expect_drawn("junk")

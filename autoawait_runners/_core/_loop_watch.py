@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 from . import _private_api
+from ._selector_around import SelectorAround
 from ._tracebacks import PACKAGE_DIR, is_plumbing_or_library
 
 #: How many episodes :data:`settings` keeps for ``%tasks blocked``.
@@ -426,28 +427,13 @@ def _file(frame: FrameType) -> str:
     return frame.f_code.co_filename
 
 
-class WatchedSelector(selectors.BaseSelector):
+class WatchedSelector(SelectorAround):
     """A loop's selector whose waits mark the watch (:meth:`LoopWatch.waiting` before,
     :meth:`LoopWatch.woke` after): what an asyncio loop and curio's kernel wait in."""
 
     def __init__(self, selector: selectors.BaseSelector, watch: LoopWatch) -> None:
-        self.selector = selector
+        super().__init__(selector)
         self.watch = watch
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self.selector.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self.selector.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self.selector.modify(fileobj, events, data)
-
-    def get_map(self) -> Any:
-        return self.selector.get_map()
-
-    def close(self) -> None:
-        self.selector.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         watch = self.watch

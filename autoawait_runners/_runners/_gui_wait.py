@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .._core import _ctrl_c, _private_api
+from .._core._selector_around import SelectorAround
 from ._base import GuiHook
 
 T = TypeVar("T")
@@ -88,28 +89,13 @@ def gui_while(gui: GuiHook, wait: Callable[[], T]) -> T:
     return outcome[0]  # type: ignore[no-any-return]
 
 
-class GuiSelector(selectors.BaseSelector):
+class GuiSelector(SelectorAround):
     """A selector whose waits run :attr:`gui` meanwhile, when it is set."""
 
     def __init__(self, selector: selectors.BaseSelector) -> None:
-        self.selector = selector
+        super().__init__(selector)
         #: The GUI hook to run while a wait lasts; None: waits are the selector's own.
         self.gui: GuiHook | None = None
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self.selector.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self.selector.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self.selector.modify(fileobj, events, data)
-
-    def get_map(self) -> Any:
-        return self.selector.get_map()
-
-    def close(self) -> None:
-        self.selector.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         gui = self.gui
